@@ -1,0 +1,72 @@
+"""The composition root: builds every component from settings, in one place."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.classify import Classifier, load_classifier
+from bot.pipeline.cluster import ClusterIndex
+from bot.pipeline.ingest import Ingestor
+from bot.pipeline.poller import Poller, StorySink
+from bot.settings import Settings
+from bot.sources.config import load_sources
+from bot.sources.fetcher import FeedFetcher
+from bot.sources.parsepool import ParserPool
+from bot.store.db import create_engine, migrate
+from bot.store.repo import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class App:
+    settings: Settings
+    engine: AsyncEngine
+    store: Store
+    classifier: Classifier
+    fetcher: FeedFetcher
+    parser: ParserPool
+    poller: Poller
+    sinks: list[StorySink] = field(default_factory=list)
+
+    @classmethod
+    async def build(
+        cls,
+        settings: Settings,
+        *,
+        sinks: Sequence[StorySink] = (),
+        sync_sources: bool = True,
+        parse_workers: int | None = None,
+    ) -> App:
+        """Migrate the database, load the taxonomy and sources, and wire the pipeline."""
+        classifier = load_classifier(settings.topics_file)
+        specs = load_sources(settings.sources_file, default_interval=settings.default_interval_minutes)
+        engine = create_engine(settings.database_url)
+        try:
+            await migrate(engine)
+            store = Store(engine)
+            if sync_sources:
+                counts = await store.sync_sources(specs)
+                log.info("sources: %d in %s (%s)", len(specs), settings.sources_file, counts)
+        except BaseException:
+            await engine.dispose()
+            raise
+        fetcher = FeedFetcher(settings)
+        parser = ParserPool(settings.parse_workers if parse_workers is None else parse_workers)
+        index = ClusterIndex(
+            window=timedelta(hours=settings.cluster_window_hours), threshold=settings.cluster_similarity
+        )
+        ingestor = Ingestor(store, classifier, index)
+        sink_list = list(sinks)
+        poller = Poller(settings, store, fetcher, parser, ingestor, sinks=sink_list)
+        return cls(settings, engine, store, classifier, fetcher, parser, poller, sink_list)
+
+    async def close(self) -> None:
+        await self.fetcher.close()
+        self.parser.close()
+        await self.engine.dispose()

@@ -1,0 +1,443 @@
+"""The ``frontierwatch`` command line (same as ``python -m bot``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import signal
+import sys
+from collections.abc import Awaitable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from bot import __version__
+from bot.settings import Settings, SettingsError, load_settings
+
+T = TypeVar("T")
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+_DURATION = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
+
+
+def parse_duration(text: str) -> timedelta:
+    """'30m', '48h', '7d', '2w' → timedelta."""
+    match = _DURATION.match(text)
+    if not match:
+        raise click.BadParameter(f"{text!r} is not a duration; use a number and m, h, d or w, e.g. 48h")
+    value, unit = int(match.group(1)), match.group(2)
+    return timedelta(**{{"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[unit]: value})
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        err.print(f"error: {exc}", markup=False)
+        sys.exit(2)
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("apscheduler.executors.default", "apscheduler.scheduler"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _run(coro: Awaitable[T]) -> T:
+    async def main() -> T:
+        return await coro
+
+    try:
+        return asyncio.run(main())
+    except _ConfigProblem as exc:
+        err.print(f"error: {exc}", markup=False)
+        sys.exit(2)
+
+
+class _ConfigProblem(Exception):
+    pass
+
+
+async def _build_app(settings: Settings, **kwargs: Any) -> Any:
+    from bot.app import App
+    from bot.classify import TopicsConfigError
+    from bot.sources.config import SourcesConfigError
+
+    try:
+        return await App.build(settings, **kwargs)
+    except (SourcesConfigError, TopicsConfigError) as exc:
+        raise _ConfigProblem(str(exc)) from None
+    except OSError as exc:
+        raise _ConfigProblem(f"database {_safe_url(settings.database_url)}: {exc}") from None
+
+
+def _safe_url(url: str) -> str:
+    """A database URL without its password, for messages."""
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="frontierwatch")
+def main() -> None:
+    """Frontier Watch: watches AI news feeds and model-release trackers for distillation, AI IP fights,
+    the national-security side of AI and new model releases, and posts alerts and digests.
+
+    Settings come from FW_* environment variables (see README); chat tokens from DISCORD_TOKEN and
+    SLACK_* variables.
+    """
+
+
+# ---------------------------------------------------------------------------------------- run
+@main.command()
+def run() -> None:
+    """Poll all sources on schedule and announce new relevant stories until Ctrl-C.
+
+    With no chat platform configured, new stories are printed to the console. The first poll of a
+    new source stores its backlog silently; only later stories are announced.
+    """
+    settings = _settings()
+    _logging(settings.log_level)
+    _run(_run_forever(settings))
+
+
+async def _run_forever(settings: Settings) -> None:
+    from bot.scheduler import build_scheduler, run_forever
+
+    app = await _build_app(settings, sinks=[console_sink])
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    counts = await app.store.counts()
+    err.print(
+        f"Frontier Watch {__version__}: {counts['sources']} sources, {counts['stories']} stories stored "
+        f"({_safe_url(settings.database_url)}). No chat platform configured: new stories print here. Ctrl-C stops.",
+        markup=False,
+    )
+    scheduler = build_scheduler(app.poller, settings.poll_tick_seconds)
+    try:
+        await run_forever(scheduler, stop)
+    finally:
+        err.print("stopping…", markup=False)
+        await app.close()
+
+
+async def console_sink(stories: Sequence[Any]) -> None:
+    from bot.digest.text import alert_text
+
+    for story in stories:
+        if story.classification.topics:
+            out.print(
+                alert_text(
+                    story.title,
+                    story.url,
+                    story.outlet,
+                    story.classification,
+                    story.summary,
+                    joined=story.joined_cluster,
+                ),
+                markup=False,
+            )
+            out.print()
+
+
+# ---------------------------------------------------------------------------------------- poll
+@main.command()
+@click.option("--once", is_flag=True, help="Run one cycle over all due sources, print a table, exit.")
+def poll(once: bool) -> None:
+    """Poll due sources: once with --once (progress bar, then a table), else like `run`."""
+    settings = _settings()
+    if not once:
+        _logging(settings.log_level)
+        _run(_run_forever(settings))
+        return
+    _logging("WARNING")
+    report = _run(_poll_once(settings))
+    sys.exit(0 if report is not None else 1)
+
+
+async def _poll_once(settings: Settings) -> Any:
+    app = await _build_app(settings)
+    try:
+        with Progress(
+            TextColumn("polling"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.description}"),
+            console=err,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("", total=None)
+
+            def claimed(n: int) -> None:
+                progress.update(task, total=n)
+
+            def step(outcome: Any) -> None:
+                progress.update(task, advance=1, description=outcome.name[:40])
+
+            report = await app.poller.poll_due(on_claimed=claimed, on_progress=step)
+    finally:
+        await app.close()
+    _print_poll_table(report)
+    return report
+
+
+def _print_poll_table(report: Any) -> None:
+    if not report.outcomes:
+        out.print(
+            "No source is due. (Sources are polled at their interval; see `frontierwatch sources list`.)"
+        )
+        return
+    table = Table(title="poll results", title_justify="left")
+    for column in ("source", "result", "new", "entries", "HTTP", "why"):
+        table.add_column(column, overflow="fold")
+    for o in report.outcomes:
+        result = o.status + (
+            " (first poll: backlog stored quietly)" if o.backlog and o.status == "new" else ""
+        )
+        table.add_row(o.name, result, str(o.new), str(o.entries), str(o.http_status or "-"), o.error or "")
+    out.print(table)
+    seconds = ((report.finished or report.started) - report.started).total_seconds()
+    out.print(
+        f"{len(report.outcomes)} sources: {report.count('new')} new, {report.count('unchanged')} unchanged, "
+        f"{report.count('failed')} failed; {len(report.new_stories)} new stories in {seconds:.1f}s",
+        markup=False,
+    )
+
+
+# ---------------------------------------------------------------------------------------- stories
+@main.command()
+@click.option("--topic", "topic", metavar="T", help="Only stories labelled with this topic.")
+@click.option(
+    "--since", "since", default="48h", show_default=True, metavar="DURATION", help="e.g. 30m, 48h, 7d."
+)
+@click.option("--all", "show_all", is_flag=True, help="Include stories no topic matched.")
+@click.option("--limit", default=200, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
+def stories(topic: str | None, since: str, show_all: bool, limit: int, as_json: bool) -> None:
+    """List stored stories, newest first."""
+    settings = _settings()
+    window = parse_duration(since)
+    _logging("WARNING")
+    rows = _run(_stories(settings, topic, window, show_all, limit))
+    if as_json:
+        out.print_json(json.dumps([_story_json(r) for r in rows]), indent=2)
+        return
+    if not rows:
+        out.print("No stories match.")
+        return
+    table = Table()
+    for column in ("published (UTC)", "topics", "title", "outlets"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        table.add_row(
+            r.published_at.strftime("%Y-%m-%d %H:%M"),
+            ", ".join(f"{t} {s:.2f}" for t, s in r.topics.items()),
+            f"{r.title}\n{r.url}",
+            ", ".join(r.outlets),
+        )
+    out.print(table)
+
+
+async def _stories(
+    settings: Settings, topic: str | None, window: timedelta, show_all: bool, limit: int
+) -> Any:
+    from bot.classify import load_classifier
+    from bot.store.db import create_engine, migrate
+    from bot.store.repo import Store
+
+    try:
+        known = load_classifier(settings.topics_file).topics
+    except Exception as exc:
+        raise _ConfigProblem(str(exc)) from None
+    if topic is not None and topic not in known:
+        raise _ConfigProblem(f"unknown topic {topic!r}; known topics: {', '.join(known)}")
+    engine = create_engine(settings.database_url)
+    try:
+        await migrate(engine)
+        store = Store(engine)
+        return await store.list_stories(
+            topic=topic, since=datetime.now(UTC) - window, limit=limit, relevant_only=not show_all
+        )
+    finally:
+        await engine.dispose()
+
+
+def _story_json(r: Any) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "cluster_id": r.cluster_id,
+        "title": r.title,
+        "url": r.url,
+        "summary": r.summary,
+        "outlet": r.outlet,
+        "outlets": r.outlets,
+        "published": r.published_at.isoformat(),
+        "first_seen": r.first_seen_at.isoformat(),
+        "topics": r.topics,
+        "evidence": r.evidence,
+    }
+
+
+# ---------------------------------------------------------------------------------------- classify / eval
+@main.command()
+@click.option("--explain", is_flag=True, help="Add the evidence (terms that drove each topic).")
+def classify(explain: bool) -> None:
+    """Classify JSON Lines from stdin ({"title": ..., "summary": ...}); one JSON line out per input."""
+    from bot.classify import TopicsConfigError, load_classifier
+    from bot.classify.jsonl import classify_lines
+
+    settings = _settings()
+    try:
+        classifier = load_classifier(settings.topics_file)
+    except TopicsConfigError as exc:
+        err.print(f"error: {exc}", markup=False)
+        sys.exit(2)
+    for line in classify_lines(classifier, sys.stdin, explain=explain):
+        sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+@main.command(name="eval")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def eval_command(file: Path) -> None:
+    """Per-topic precision, recall and F1, macro-F1 and the misclassified items of a labeled JSONL file."""
+    from bot.classify import TopicsConfigError, load_classifier
+    from bot.classify.evaluate import LabeledSetError, evaluate, format_report, load_labeled
+
+    settings = _settings()
+    try:
+        classifier = load_classifier(settings.topics_file)
+        items = load_labeled(file)
+    except (TopicsConfigError, LabeledSetError) as exc:
+        err.print(f"error: {exc}", markup=False)
+        sys.exit(2)
+    out.print(format_report(evaluate(classifier, items)), markup=False)
+
+
+# ---------------------------------------------------------------------------------------- sources
+@main.group()
+def sources() -> None:
+    """Inspect configured sources and check a feed URL."""
+
+
+@sources.command(name="list")
+def sources_list() -> None:
+    """Every source with its fetch state (last result, failures, next poll)."""
+    settings = _settings()
+    _logging("WARNING")
+    rows = _run(_sources_list(settings))
+    table = Table()
+    for column in ("id", "name", "kind", "where", "state", "last error", "next poll (UTC)"):
+        table.add_column(column, overflow="fold")
+    for s in rows:
+        where = s.url or s.org or s.repo or ""
+        if not s.enabled:
+            state = "disabled"
+        elif s.last_polled_at is None:
+            state = "never polled"
+        elif s.failure_count:
+            state = f"failing ×{s.failure_count}"
+        else:
+            state = f"ok ({s.last_status})"
+        table.add_row(
+            str(s.id),
+            s.name,
+            s.kind,
+            where,
+            state,
+            s.last_error or "",
+            s.next_poll_at.strftime("%Y-%m-%d %H:%M"),
+        )
+    out.print(table)
+
+
+async def _sources_list(settings: Settings) -> Any:
+    app = await _build_app(settings, parse_workers=-1)
+    try:
+        return await app.store.list_sources()
+    finally:
+        await app.close()
+
+
+@sources.command(name="check")
+@click.argument("url")
+def sources_check(url: str) -> None:
+    """Fetch and parse URL once (with the SSRF guard) and show what would be ingested; stores nothing."""
+    settings = _settings()
+    _logging("WARNING")
+    ok = _run(_sources_check(settings, url))
+    sys.exit(0 if ok else 1)
+
+
+async def _sources_check(settings: Settings, url: str) -> bool:
+    from bot.classify import load_classifier
+    from bot.sources.fetcher import FeedFetcher
+    from bot.sources.parser import parse_feed
+
+    classifier = load_classifier(settings.topics_file)
+    async with FeedFetcher(settings) as fetcher:
+        result = await fetcher.fetch(url)
+    if result.error is not None or result.body is None:
+        out.print(f"✗ {url}: {result.error or 'no body'}", markup=False)
+        return False
+    parsed = await asyncio.to_thread(parse_feed, result.body, result.headers, result.final_url)
+    if parsed.error is not None:
+        out.print(f"✗ {url}: {parsed.error}", markup=False)
+        return False
+    note = f" (feed is malformed but readable: {parsed.bozo_reason})" if parsed.bozo else ""
+    out.print(
+        f"✓ {parsed.title or url}: {len(parsed.entries)} entries, HTTP {result.status}{note}", markup=False
+    )
+    if result.final_url != url:
+        out.print(f"  redirected to {result.final_url}", markup=False)
+    for entry in parsed.entries[:10]:
+        c = classifier.classify(entry.title, entry.summary)
+        label = ", ".join(c.topics) or "-"
+        when = entry.published.strftime("%Y-%m-%d") if entry.published else "no date"
+        out.print(f"  [{label}] {when} {entry.title}", markup=False)
+    return True
+
+
+# ---------------------------------------------------------------------------------------- migrate / demo
+@main.command()
+def migrate() -> None:
+    """Create or upgrade the database schema (also done at every start)."""
+    from bot.store.db import create_engine, current_revision
+    from bot.store.db import migrate as do_migrate
+
+    settings = _settings()
+
+    async def go() -> str | None:
+        engine = create_engine(settings.database_url)
+        try:
+            await do_migrate(engine)
+            return await current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    revision = _run(go())
+    out.print(f"database {_safe_url(settings.database_url)} is at revision {revision}", markup=False)
+
+
+@main.command()
+@click.option("--keep", is_flag=True, help="Keep the demo database (./data/demo.sqlite3) afterwards.")
+def demo(keep: bool) -> None:
+    """Serve the sample feeds shipped in the repo from a local server and run one full cycle:
+    stories are fetched, classified, clustered and shown as a console digest. No network, no tokens."""
+    from bot.demo import run_demo
+
+    _logging("WARNING")
+    _run(run_demo(out, keep=keep))

@@ -1,0 +1,1 @@
+"""Selecting, ranking and rendering digests."""

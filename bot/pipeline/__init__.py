@@ -1,0 +1,1 @@
+"""Processing stages after parsing: clustering, and the poll cycle that ties the stages together."""

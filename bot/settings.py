@@ -1,0 +1,136 @@
+"""Settings from the environment (prefix ``FW_``) and an optional TOML file.
+
+Priority: environment > ``FW_CONFIG_FILE`` (default ``config/frontierwatch.toml``, optional) > defaults.
+Chat tokens use the platforms' conventional names (``DISCORD_TOKEN``, ``SLACK_BOT_TOKEN``...) and are
+never printed: they are ``SecretStr``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/frontierwatch.sqlite3"
+ENV_PREFIX = "FW_"
+
+
+class SettingsError(Exception):
+    """A setting is invalid. The message is one line that names the setting."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="forbid",
+        validate_default=True,
+    )
+
+    # --- storage
+    database_url: str = Field(DEFAULT_DATABASE_URL, description="SQLAlchemy async URL")
+    # --- configuration files
+    sources_file: Path = Path("config/sources.toml")
+    topics_file: Path = Path("config/topics.toml")
+    # --- fetching
+    allow_private_sources: bool = False
+    user_agent: str = "FrontierWatch/0.1 (+https://github.com/frontierwatch/frontierwatch; feed monitor)"
+    fetch_concurrency: int = Field(128, ge=1, le=2048)
+    fetch_per_host: int = Field(4, ge=1, le=256)
+    connect_timeout: float = Field(10.0, gt=0)
+    read_timeout: float = Field(30.0, gt=0)
+    total_timeout: float = Field(60.0, gt=0)
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    max_redirects: int = Field(5, ge=0, le=5)
+    default_interval_minutes: int = Field(30, ge=1, le=24 * 60)
+    interval_jitter: float = Field(0.1, ge=0, le=0.5, description="share of the interval added at random")
+    max_backoff_minutes: int = Field(24 * 60, ge=1)
+    disable_after_failures: int = Field(0, ge=0, description="0 = never disable a failing source")
+    summary_chars: int = Field(400, ge=40, le=4000)
+    # --- processing
+    parse_workers: int = Field(0, ge=0, le=64, description="0 = one per CPU core")
+    cluster_window_hours: int = Field(72, ge=1, le=24 * 14)
+    cluster_similarity: float = Field(0.6, gt=0, le=1, description="headline similarity to join a cluster")
+    # --- scheduling
+    poll_tick_seconds: float = Field(30.0, gt=0)
+    # --- trackers
+    hf_api_base: str = "https://huggingface.co"
+    github_base: str = "https://github.com"
+    hf_token: SecretStr | None = Field(None, validation_alias=AliasChoices("HF_TOKEN", "FW_HF_TOKEN"))
+    # --- chat platforms (issue 4 wires these)
+    discord_api_base: str = "https://discord.com/api/v10"
+    slack_api_base: str = "https://slack.com/api/"
+    # --- misc
+    log_level: str = "INFO"
+    port: int = Field(8080, ge=0, le=65535, validation_alias=AliasChoices("PORT", "FW_PORT"))
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        upper = value.upper()
+        if upper not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
+        return upper
+
+    @field_validator("hf_api_base", "github_base", "discord_api_base", "slack_api_base")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = Path(os.environ.get("FW_CONFIG_FILE", "config/frontierwatch.toml"))
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_path.is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        return tuple(sources)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _setting_name(loc: tuple[Any, ...]) -> str:
+    field = str(loc[0]) if loc else "?"
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info else None
+    if isinstance(alias, AliasChoices):
+        return " / ".join(str(choice) for choice in alias.choices)
+    return ENV_PREFIX + field.upper()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, turning a validation failure into one clear line naming the setting."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = _setting_name(tuple(first.get("loc", ())))
+        given = first.get("input")
+        shown = "" if isinstance(given, dict) or given is None else f" (got {given!r})"
+        if first.get("type") == "extra_forbidden":
+            raise SettingsError(f"unknown setting {name} in the config file") from None
+        raise SettingsError(f"invalid setting {name}: {first.get('msg')}{shown}") from None

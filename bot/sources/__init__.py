@@ -1,0 +1,1 @@
+"""Fetching sources: feeds and model-release trackers, and the URL safety checks around them."""

@@ -1,0 +1,347 @@
+"""Queries the pipeline and the CLI need, in one place, portable across SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.domain import SourceSpec
+from bot.sources.config import source_key
+from bot.store import models as m
+from bot.store.db import session_factory
+
+
+def sha1(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedSource:
+    """A source row claimed for one poll (plain data: it leaves the session)."""
+
+    id: int
+    name: str
+    kind: str
+    url: str | None
+    org: str | None
+    repo: str | None
+    interval_minutes: int
+    weight: float
+    etag: str | None
+    last_modified: str | None
+    failure_count: int
+    backlog_done: bool
+
+    @property
+    def spec(self) -> SourceSpec:
+        return SourceSpec(
+            name=self.name,
+            url=self.url or "",
+            kind=self.kind,  # type: ignore[arg-type]
+            interval_minutes=self.interval_minutes,
+            weight=self.weight,
+            org=self.org,
+            repo=self.repo,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StoryRow:
+    """A stored story with its cluster's outlets and passing topics, for listings and digests."""
+
+    id: int
+    cluster_id: int
+    title: str
+    url: str
+    summary: str
+    outlet: str
+    published_at: datetime
+    first_seen_at: datetime
+    topics: dict[str, float]
+    evidence: dict[str, list[str]]
+    outlets: list[str]
+
+
+class Store:
+    """Async data access. One instance per process, shared by all stages."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.sessions: async_sessionmaker[AsyncSession] = session_factory(engine)
+
+    # ------------------------------------------------------------------ sources
+    async def sync_sources(self, specs: Sequence[SourceSpec], now: datetime | None = None) -> dict[str, int]:
+        """Make the config-file sources match ``specs``: add new ones, update changed ones, and
+        disable the ones that left the file (their stories stay)."""
+        now = now or utcnow()
+        wanted = {source_key(s): s for s in specs}
+        counts = {"added": 0, "updated": 0, "disabled": 0}
+        async with self.sessions.begin() as session:
+            rows = (await session.scalars(select(m.Source).where(m.Source.origin == "config"))).all()
+            existing = {row.key: row for row in rows}
+            for key, spec in wanted.items():
+                row = existing.get(key)
+                if row is None:
+                    session.add(_new_source(key, spec, now, origin="config"))
+                    counts["added"] += 1
+                    continue
+                changed = _apply_spec(row, spec)
+                if changed:
+                    counts["updated"] += 1
+            for key, row in existing.items():
+                if key not in wanted and row.enabled:
+                    row.enabled = False
+                    counts["disabled"] += 1
+        return counts
+
+    async def add_source(self, spec: SourceSpec, *, origin: str, owner_scope: str | None) -> int:
+        async with self.sessions.begin() as session:
+            row = _new_source(source_key(spec), spec, utcnow(), origin=origin)
+            row.owner_scope = owner_scope
+            session.add(row)
+            await session.flush()
+            return row.id
+
+    async def list_sources(self) -> list[m.Source]:
+        async with self.sessions() as session:
+            return list((await session.scalars(select(m.Source).order_by(m.Source.id))).all())
+
+    async def claim_due_sources(
+        self, owner_lease: timedelta, now: datetime | None = None, limit: int = 100_000
+    ) -> list[ClaimedSource]:
+        """Claim the sources due for a poll, with a lease, so that no two replicas poll the same
+        source. ``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite serializes writers anyway."""
+        now = now or utcnow()
+        due = (
+            select(m.Source.id)
+            .where(
+                m.Source.enabled.is_(True),
+                m.Source.next_poll_at <= now,
+                (m.Source.lease_until.is_(None)) | (m.Source.lease_until < now),
+            )
+            .order_by(m.Source.next_poll_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        stmt = (
+            update(m.Source)
+            .where(m.Source.id.in_(due.scalar_subquery()))
+            .values(lease_until=now + owner_lease)
+            .returning(
+                m.Source.id,
+                m.Source.name,
+                m.Source.kind,
+                m.Source.url,
+                m.Source.org,
+                m.Source.repo,
+                m.Source.interval_minutes,
+                m.Source.weight,
+                m.Source.etag,
+                m.Source.last_modified,
+                m.Source.failure_count,
+                m.Source.backlog_done,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        async with self.sessions.begin() as session:
+            rows = (await session.execute(stmt)).all()
+        return sorted((ClaimedSource(*row) for row in rows), key=lambda s: s.id)
+
+    async def save_fetch_states(self, states: Iterable[dict[str, Any]]) -> None:
+        """Write many sources' fetch state (and release their lease) in one transaction."""
+        batch = [dict(s, lease_until=None) for s in states]
+        if not batch:
+            return
+        async with self.sessions.begin() as session:
+            await session.execute(update(m.Source), batch)
+
+    # ------------------------------------------------------------------ stories
+    async def known_guids(
+        self, session: AsyncSession, source_id: int, guid_hashes: Sequence[str]
+    ) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(guid_hashes, 500):
+            rows = await session.scalars(
+                select(m.SourceEntry.guid_hash).where(
+                    m.SourceEntry.source_id == source_id, m.SourceEntry.guid_hash.in_(chunk)
+                )
+            )
+            found.update(rows)
+        return found
+
+    async def stories_by_url(
+        self, session: AsyncSession, url_hashes: Sequence[str]
+    ) -> dict[str, tuple[int, int]]:
+        """url_hash -> (story id, cluster id) for stories already stored."""
+        found: dict[str, tuple[int, int]] = {}
+        for chunk in _chunks(url_hashes, 500):
+            rows = await session.execute(
+                select(m.Story.url_hash, m.Story.id, m.Story.cluster_id).where(m.Story.url_hash.in_(chunk))
+            )
+            for url_hash, story_id, cluster_id in rows:
+                found[url_hash] = (story_id, cluster_id)
+        return found
+
+    async def recent_stories_for_index(
+        self, after_id: int, since: datetime
+    ) -> list[tuple[int, int, str, str, datetime, dict[str, Any]]]:
+        """Stories newer than ``after_id`` seen since ``since``: (id, cluster, outlet, title, at, extra)."""
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(
+                    m.Story.id,
+                    m.Story.cluster_id,
+                    m.Story.outlet,
+                    m.Story.title,
+                    m.Story.published_at,
+                    m.Story.extra,
+                )
+                .where(m.Story.id > after_id, m.Story.first_seen_at >= since)
+                .order_by(m.Story.id)
+            )
+            return [tuple(r) for r in rows]  # type: ignore[misc]
+
+    async def refresh_cluster_counts(self, session: AsyncSession, cluster_ids: Iterable[int]) -> None:
+        ids = sorted(set(cluster_ids))
+        for chunk in _chunks(ids, 500):
+            outlets = (
+                select(func.count(func.distinct(m.SourceEntry.outlet)))
+                .join(m.Story, m.Story.id == m.SourceEntry.story_id)
+                .where(m.Story.cluster_id == m.Cluster.id)
+                .scalar_subquery()
+            )
+            await session.execute(
+                update(m.Cluster)
+                .where(m.Cluster.id.in_(chunk))
+                .values(sources_count=outlets, last_seen_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+
+    async def list_stories(
+        self,
+        *,
+        topic: str | None = None,
+        since: datetime | None = None,
+        limit: int = 200,
+        relevant_only: bool = False,
+    ) -> list[StoryRow]:
+        async with self.sessions() as session:
+            stmt = select(m.Story).order_by(m.Story.published_at.desc(), m.Story.id.desc()).limit(limit)
+            if since is not None:
+                stmt = stmt.where(m.Story.first_seen_at >= since)
+            if topic is not None:
+                stmt = stmt.where(
+                    m.Story.id.in_(
+                        select(m.Classification.story_id).where(
+                            m.Classification.topic == topic, m.Classification.passed.is_(True)
+                        )
+                    )
+                )
+            elif relevant_only:
+                stmt = stmt.where(
+                    m.Story.id.in_(select(m.Classification.story_id).where(m.Classification.passed.is_(True)))
+                )
+            stories = list((await session.scalars(stmt)).all())
+            return await self._decorate(session, stories)
+
+    async def _decorate(self, session: AsyncSession, stories: list[m.Story]) -> list[StoryRow]:
+        if not stories:
+            return []
+        ids = [s.id for s in stories]
+        topics: dict[int, dict[str, float]] = {i: {} for i in ids}
+        evidence: dict[int, dict[str, list[str]]] = {i: {} for i in ids}
+        for chunk in _chunks(ids, 500):
+            rows = await session.execute(
+                select(
+                    m.Classification.story_id,
+                    m.Classification.topic,
+                    m.Classification.score,
+                    m.Classification.evidence,
+                ).where(m.Classification.story_id.in_(chunk), m.Classification.passed.is_(True))
+            )
+            for story_id, topic, score, ev in rows:
+                topics[story_id][topic] = score
+                evidence[story_id][topic] = list((ev or {}).get("terms", []))
+        cluster_ids = sorted({s.cluster_id for s in stories})
+        outlets: dict[int, list[str]] = {c: [] for c in cluster_ids}
+        for chunk in _chunks(cluster_ids, 500):
+            rows = await session.execute(
+                select(m.Story.cluster_id, m.SourceEntry.outlet, func.min(m.SourceEntry.seen_at))
+                .join(m.SourceEntry, m.SourceEntry.story_id == m.Story.id)
+                .where(m.Story.cluster_id.in_(chunk))
+                .group_by(m.Story.cluster_id, m.SourceEntry.outlet)
+                .order_by(func.min(m.SourceEntry.seen_at), func.min(m.SourceEntry.id))
+            )
+            for cluster_id, outlet, _first in rows:
+                outlets[cluster_id].append(outlet)
+        return [
+            StoryRow(
+                id=s.id,
+                cluster_id=s.cluster_id,
+                title=s.title,
+                url=s.url,
+                summary=s.summary,
+                outlet=s.outlet,
+                published_at=s.published_at,
+                first_seen_at=s.first_seen_at,
+                topics=topics[s.id],
+                evidence=evidence[s.id],
+                outlets=outlets.get(s.cluster_id, [s.outlet]),
+            )
+            for s in stories
+        ]
+
+    async def counts(self) -> dict[str, int]:
+        async with self.sessions() as session:
+            out = {}
+            for name, model in (("sources", m.Source), ("stories", m.Story), ("clusters", m.Cluster)):
+                out[name] = int(await session.scalar(select(func.count()).select_from(model)) or 0)
+            return out
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _new_source(key: str, spec: SourceSpec, now: datetime, *, origin: str) -> m.Source:
+    return m.Source(
+        key=key,
+        name=spec.name,
+        kind=spec.kind,
+        url=spec.url or None,
+        org=spec.org,
+        repo=spec.repo,
+        interval_minutes=spec.interval_minutes,
+        weight=spec.weight,
+        enabled=spec.enabled,
+        origin=origin,
+        next_poll_at=now,
+        failure_count=0,
+        backlog_done=False,
+        created_at=now,
+    )
+
+
+def _apply_spec(row: m.Source, spec: SourceSpec) -> bool:
+    changed = False
+    for attr, value in (
+        ("name", spec.name),
+        ("interval_minutes", spec.interval_minutes),
+        ("weight", spec.weight),
+        ("enabled", spec.enabled),
+    ):
+        if getattr(row, attr) != value:
+            setattr(row, attr, value)
+            changed = True
+    return changed

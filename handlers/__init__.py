@@ -1,0 +1,1 @@
+"""Platform-neutral slash-command handlers (see issue 4)."""

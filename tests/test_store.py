@@ -1,0 +1,181 @@
+"""The store and the ingest stage, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.domain import Classification, Entry, SourceSpec
+from bot.pipeline.cluster import ClusterIndex
+from bot.pipeline.ingest import Ingestor
+from bot.store.db import create_engine, current_revision, migrate
+from bot.store.repo import Store
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+class KeywordClassifier:
+    """A stand-in classifier: 'export' → natsec. The real one has its own tests."""
+
+    topics = ("natsec", "release")
+
+    def classify(self, title: str, summary: str = "") -> Classification:
+        hit = "export" in title.lower()
+        scores = {"natsec": 0.9 if hit else 0.0, "release": 0.0}
+        return Classification(scores, ("natsec",) if hit else (), {"natsec": ("export",)} if hit else {})
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    engine = create_engine(database_url)
+    await migrate(engine)
+    yield Store(engine)
+    await engine.dispose()
+
+
+def entry(guid: str, title: str, url: str, outlet: str | None = None, hours_ago: float = 1) -> Entry:
+    return Entry(
+        guid=guid,
+        url=url,
+        title=title,
+        summary="s",
+        published=NOW - timedelta(hours=hours_ago),
+        outlet=outlet,
+    )
+
+
+async def test_migrate_is_idempotent_and_reports_revision(store: Store) -> None:
+    await migrate(store.engine)
+    assert await current_revision(store.engine) == "0001"
+
+
+async def test_sync_sources_adds_updates_and_disables(store: Store) -> None:
+    a = SourceSpec(name="A", url="https://a.example/feed")
+    b = SourceSpec(name="B", url="https://b.example/feed")
+    hf = SourceSpec(name="DeepSeek", url="", kind="hf_models", org="deepseek-ai")
+    assert await store.sync_sources([a, b, hf], NOW) == {"added": 3, "updated": 0, "disabled": 0}
+    renamed = SourceSpec(name="A renamed", url="https://a.example/feed", interval_minutes=10)
+    assert await store.sync_sources([renamed, hf], NOW) == {"added": 0, "updated": 1, "disabled": 1}
+    rows = {s.key: s for s in await store.list_sources()}
+    assert rows["feed:https://a.example/feed"].name == "A renamed"
+    assert rows["feed:https://a.example/feed"].interval_minutes == 10
+    assert rows["feed:https://b.example/feed"].enabled is False
+    assert rows["hf_models:deepseek-ai"].org == "deepseek-ai"
+
+
+async def test_claim_leases_each_due_source_once(store: Store) -> None:
+    specs = [SourceSpec(name=f"S{i}", url=f"https://s{i}.example/feed") for i in range(40)]
+    await store.sync_sources(specs, NOW)
+    # Several "replicas" claim at once: every source is claimed exactly once.
+    claims = await asyncio.gather(*(store.claim_due_sources(timedelta(minutes=5), NOW) for _ in range(4)))
+    ids = [c.id for claim in claims for c in claim]
+    assert sorted(ids) == sorted(set(ids)) and len(ids) == 40
+    assert await store.claim_due_sources(timedelta(minutes=5), NOW) == []
+    # A lease that expired (crashed replica) is claimable again.
+    again = await store.claim_due_sources(timedelta(minutes=5), NOW + timedelta(minutes=6))
+    assert len(again) == 40
+
+
+async def test_fetch_state_is_saved_and_lease_released(store: Store) -> None:
+    await store.sync_sources([SourceSpec(name="A", url="https://a.example/feed")], NOW)
+    [claimed] = await store.claim_due_sources(timedelta(minutes=5), NOW)
+    await store.save_fetch_states(
+        [
+            {
+                "id": claimed.id,
+                "etag": '"v1"',
+                "last_error": "HTTP 500",
+                "failure_count": 1,
+                "next_poll_at": NOW,
+            }
+        ]
+    )
+    [again] = await store.claim_due_sources(timedelta(minutes=5), NOW)
+    assert again.etag == '"v1"' and again.failure_count == 1
+
+
+async def _ingestor(store: Store) -> tuple[Ingestor, list[int]]:
+    specs = [SourceSpec(name=n, url=f"https://{n.lower()}.example/feed") for n in ("Reuters", "Guardian")]
+    await store.sync_sources(specs, NOW)
+    claimed = await store.claim_due_sources(timedelta(minutes=5), NOW)
+    return Ingestor(store, KeywordClassifier(), ClusterIndex()), [c.id for c in claimed]
+
+
+async def test_ingest_dedups_entries_urls_and_clusters_outlets(store: Store) -> None:
+    ingestor, _ = await _ingestor(store)
+    claimed = await store.claim_due_sources(timedelta(minutes=5), NOW + timedelta(hours=1))
+    reuters, guardian = sorted(claimed, key=lambda c: c.name, reverse=True)
+    first = [
+        entry("r1", "US tightens chip export rules for China AI labs", "https://reuters.example/chips"),
+        entry("r2", "Unrelated sports result", "https://reuters.example/sport"),
+    ]
+    result = await ingestor.ingest(reuters, first, NOW, default_outlet="Reuters")
+    assert len(result.new_stories) == 2
+    # Re-polling the same feed stores nothing new.
+    again = await ingestor.ingest(reuters, first, NOW, default_outlet="Reuters")
+    assert again.new_stories == [] and again.new_sightings == 0
+
+    second = [
+        # same URL as Reuters' story: one story, seen by two outlets
+        entry("g1", "Chip export rules tightened", "https://reuters.example/chips"),
+        # near-identical headline, different URL and outlet: same cluster
+        entry("g2", "US tightens chip export rules for Chinese AI labs", "https://guardian.example/chips"),
+    ]
+    result = await ingestor.ingest(guardian, second, NOW, default_outlet="Guardian")
+    assert result.new_sightings == 1
+    assert len(result.new_stories) == 1 and result.new_stories[0].joined_cluster
+    rows = await store.list_stories(since=NOW - timedelta(days=1), relevant_only=True)
+    chips = [r for r in rows if "chip" in r.title.lower()]
+    assert {r.cluster_id for r in chips} == {chips[0].cluster_id}
+    assert chips[0].outlets == ["Reuters", "Guardian"]
+    assert chips[0].topics == {"natsec": 0.9} and chips[0].evidence == {"natsec": ["export"]}
+    counts = await store.counts()
+    assert counts["stories"] == 3 and counts["clusters"] == 2
+
+
+async def test_first_poll_backlog_is_not_announced(store: Store) -> None:
+    ingestor, _ = await _ingestor(store)
+    [source, *_] = await store.claim_due_sources(timedelta(minutes=5), NOW + timedelta(hours=1))
+    assert source.backlog_done is False
+    result = await ingestor.ingest(
+        source, [entry("a", "Export story", "https://x.example/a")], NOW, default_outlet="X"
+    )
+    assert [s.announce for s in result.new_stories] == [False]
+    await store.save_fetch_states([{"id": source.id, "backlog_done": True}])
+    [source] = [
+        s
+        for s in await store.claim_due_sources(timedelta(minutes=5), NOW + timedelta(hours=2))
+        if s.id == source.id
+    ]
+    fresh = [
+        entry("b", "Export story two", "https://x.example/b"),
+        entry("c", "Old", "https://x.example/c", hours_ago=24 * 10),
+    ]
+    result = await ingestor.ingest(source, fresh, NOW, default_outlet="X")
+    assert {s.title: s.announce for s in result.new_stories} == {"Export story two": True, "Old": False}
+
+
+async def test_stories_in_one_batch_cluster_with_each_other(store: Store) -> None:
+    ingestor, _ = await _ingestor(store)
+    [source, *_] = await store.claim_due_sources(timedelta(minutes=5), NOW + timedelta(hours=1))
+    batch = [
+        entry(
+            "1",
+            "Exclusive: Trump DC hotel sales pitch boasts of millions to be made from foreign governments",
+            "https://n.example/1",
+            outlet="CNN",
+        ),
+        entry(
+            "2",
+            "Trump hotel sales pitch boasts of profit potential from foreign governments",
+            "https://n.example/2",
+            outlet="The Guardian",
+        ),
+    ]
+    result = await ingestor.ingest(source, batch, NOW, default_outlet="Google News")
+    assert len({s.cluster_id for s in result.new_stories}) == 1
+    rows = await store.list_stories(since=NOW - timedelta(days=1))
+    assert sorted(rows[0].outlets) == ["CNN", "The Guardian"]
