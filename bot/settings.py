@@ -55,7 +55,9 @@ class Settings(BaseSettings):
     disable_after_failures: int = Field(0, ge=0, description="0 = never disable a failing source")
     summary_chars: int = Field(400, ge=40, le=4000)
     # --- processing
-    parse_workers: int = Field(0, ge=0, le=64, description="0 = one per CPU core")
+    parse_workers: int = Field(
+        0, ge=-1, le=64, description="0 = one per CPU core, -1 = parse inline (no processes)"
+    )
     cluster_window_hours: int = Field(72, ge=1, le=24 * 14)
     cluster_similarity: float = Field(0.6, gt=0, le=1, description="headline similarity to join a cluster")
     # --- scheduling

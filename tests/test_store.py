@@ -11,7 +11,7 @@ import pytest
 from bot.domain import Classification, Entry, SourceSpec
 from bot.pipeline.cluster import ClusterIndex
 from bot.pipeline.ingest import Ingestor
-from bot.store.db import create_engine, current_revision, migrate
+from bot.store.db import create_engine, current_revision, head_revision, migrate
 from bot.store.repo import Store
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -49,7 +49,7 @@ def entry(guid: str, title: str, url: str, outlet: str | None = None, hours_ago:
 
 async def test_migrate_is_idempotent_and_reports_revision(store: Store) -> None:
     await migrate(store.engine)
-    assert await current_revision(store.engine) == "0001"
+    assert await current_revision(store.engine) == head_revision() == "0002"
 
 
 async def test_sync_sources_adds_updates_and_disables(store: Store) -> None:

@@ -19,7 +19,7 @@ from typing import Any, Literal, Protocol
 from bot.domain import FetchResult, ParsedFeed
 from bot.pipeline.ingest import Ingestor, NewStory
 from bot.settings import Settings
-from bot.sources.trackers import parse_for_kind, request_headers, request_url
+from bot.sources.trackers import parse_for_kind, rate_limit_reset, request_headers, request_url
 from bot.store.repo import ClaimedSource, Store, utcnow
 
 log = logging.getLogger(__name__)
@@ -186,9 +186,9 @@ class Poller:
             )
             outcome.http_status = result.status
             state["last_status"] = result.status
-            if result.error is not None or result.body is None and not result.not_modified:
+            if result.error is not None or (result.body is None and not result.not_modified):
                 outcome.status, outcome.error = "failed", result.error or "empty response"
-                state["retry_after"] = result.retry_after
+                state["retry_after"] = result.retry_after or rate_limit_reset(result.headers)
                 return
             if result.not_modified:
                 return  # 304: nothing to parse
@@ -204,7 +204,6 @@ class Poller:
                 summary_chars=self.settings.summary_chars,
                 org=spec.org,
                 repo=spec.repo,
-                hub_base=self.settings.hf_api_base,
             )
             if parsed.error is not None:
                 outcome.status, outcome.error = "failed", parsed.error

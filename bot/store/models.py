@@ -155,3 +155,105 @@ class Classification(Base):
     score: Mapped[float] = mapped_column(Float)
     passed: Mapped[bool] = mapped_column(Boolean, index=True)
     evidence: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"terms": [...]}
+
+
+# ---------------------------------------------------------------------------------------------
+# Chat side: where stories go (issues 4 and 5).
+
+
+class Destination(Base):
+    """A place stories are posted to: a Discord or Slack channel, a webhook, or the console."""
+
+    __tablename__ = "destinations"
+    __table_args__ = (UniqueConstraint("platform", "workspace_id", "channel_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    platform: Mapped[str] = mapped_column(
+        String(32)
+    )  # discord | slack | discord_webhook | slack_webhook | console
+    workspace_id: Mapped[str] = mapped_column(String(64), default="")  # guild id / team id
+    channel_id: Mapped[str] = mapped_column(String(200))  # channel id, webhook name, "console"
+    name: Mapped[str] = mapped_column(String(200), default="")
+    webhook_url: Mapped[str | None] = mapped_column(Text)  # secret-like: never logged or echoed
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    digest_time: Mapped[str] = mapped_column(String(5), default="08:00")  # HH:MM local
+    digest_frequency: Mapped[str] = mapped_column(String(8), default="daily")  # daily | weekly | off
+    digest_weekday: Mapped[str] = mapped_column(String(3), default="mon")
+    next_digest_at: Mapped[datetime | None] = mapped_column(index=True)
+    digest_lease_until: Mapped[datetime | None]
+    last_digest_at: Mapped[datetime | None]
+    alert_cap_per_hour: Mapped[int] = mapped_column(Integer, default=5)
+    quiet_day_notice: Mapped[bool] = mapped_column(Boolean, default=False)
+    repeat_alerted_in_digest: Mapped[bool] = mapped_column(Boolean, default=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    inactive_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class Subscription(Base):
+    """A destination follows a topic, for alerts, the digest, or both."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (UniqueConstraint("destination_id", "topic"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    destination_id: Mapped[int] = mapped_column(ForeignKey("destinations.id", ondelete="CASCADE"), index=True)
+    topic: Mapped[str] = mapped_column(String(64))
+    mode: Mapped[str] = mapped_column(String(8), default="both")  # alerts | digest | both
+    min_score: Mapped[float] = mapped_column(Float, default=0.0)  # 0 = the topic's own threshold
+    created_at: Mapped[datetime]
+
+
+class ChannelKeyword(Base):
+    """A destination's own include/exclude keywords, applied on top of topics."""
+
+    __tablename__ = "channel_keywords"
+    __table_args__ = (UniqueConstraint("destination_id", "kind", "keyword"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    destination_id: Mapped[int] = mapped_column(ForeignKey("destinations.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))  # include | exclude
+    keyword: Mapped[str] = mapped_column(String(200))
+
+
+class ChannelSource(Base):
+    """A source a channel added with `/watch sources add` (the source row is shared)."""
+
+    __tablename__ = "channel_sources"
+    __table_args__ = (UniqueConstraint("destination_id", "source_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    destination_id: Mapped[int] = mapped_column(ForeignKey("destinations.id", ondelete="CASCADE"), index=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)
+    added_by: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime]
+    failure_notice_at: Mapped[datetime | None]  # when the channel was last told this source is broken
+
+
+class Delivery(Base):
+    """The outbox: one row per (destination, cluster, kind), written before the platform call."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("destination_id", "cluster_id", "kind"),
+        Index("ix_deliveries_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    destination_id: Mapped[int] = mapped_column(ForeignKey("destinations.id", ondelete="CASCADE"))
+    cluster_id: Mapped[int] = mapped_column(Integer)  # notices use a negative surrogate (see delivery code)
+    story_id: Mapped[int | None] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))  # alert | digest | followup | notice
+    status: Mapped[str] = mapped_column(
+        String(16), default="pending"
+    )  # pending|sending|sent|failed|dropped|deferred
+    batch: Mapped[str | None] = mapped_column(String(64), index=True)  # digest run key
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    lease_until: Mapped[datetime | None]
+    platform_message_id: Mapped[str | None] = mapped_column(String(100))
+    thread_id: Mapped[str | None] = mapped_column(String(100))
+    error: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]

@@ -1,0 +1,248 @@
+"""A local stand-in for Slack's Web API, incoming webhooks and ``response_url``s.
+
+Records every call, validates calls against Slack's Web API spec and Block Kit limits (when
+given ``../shared``), keeps posted messages (with ``metadata`` and ``thread_ts``) so
+``conversations.history`` can answer reconciliation queries, enforces roughly one message per
+second per channel with short bursts (429 + ``Retry-After``), and simulates outages (5xx) and
+channels that are gone. Point slack-sdk at it with ``base_url=server.api_base``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from aiohttp import web
+
+from tests.support.specs import slack_request_errors
+
+TEAM_ID, BOT_USER = "T0000000001", "U0000000BOT"
+
+
+@dataclass(frozen=True, slots=True)
+class SlackCall:
+    method: str
+    body: dict[str, Any]
+    authorization: str | None
+
+
+@dataclass
+class SlackAPI:
+    shared: Path | None = None
+    burst: int = 3  # messages per channel allowed within one second
+    calls: list[SlackCall] = field(default_factory=list)
+    messages: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    responses: list[dict[str, Any]] = field(default_factory=list)  # what reached response_url
+    webhook_posts: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    spec_errors: list[str] = field(default_factory=list)
+    gone_channels: dict[str, str] = field(
+        default_factory=dict
+    )  # channel -> error (channel_not_found, is_archived...)
+    revoked_webhooks: set[str] = field(default_factory=set)
+    users: dict[str, dict[str, Any]] = field(
+        default_factory=dict
+    )  # user id -> {"is_admin":..., "is_owner":...}
+    outage_status: int | None = None
+    rate_limited: int = 0
+    _ts: Any = field(default_factory=lambda: itertools.count(1))
+    _sent: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
+    _runner: web.AppRunner | None = None
+    base: str = ""
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/api/{method}", self._api)
+        app.router.add_post("/response/{id}", self._response_url)
+        app.router.add_post("/services/{a}/{b}/{c}", self._incoming_webhook)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.base = f"http://127.0.0.1:{port}"
+
+    async def stop(self) -> None:
+        if self._runner:
+            await self._runner.cleanup()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    @property
+    def api_base(self) -> str:
+        return f"{self.base}/api/"
+
+    def response_url(self, key: str = "1") -> str:
+        return f"{self.base}/response/{key}"
+
+    def webhook_url(self, key: str = "T1/B1/secret") -> str:
+        return f"{self.base}/services/{key}"
+
+    def method_calls(self, method: str) -> list[SlackCall]:
+        return [c for c in self.calls if c.method == method]
+
+    # ------------------------------------------------------------------ handlers
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        if request.method == "GET":
+            body: dict[str, Any] = dict(request.query)
+        elif request.content_type == "application/json":
+            body = await request.json()
+        else:
+            body = dict(await request.post())
+        self.calls.append(SlackCall(method, body, request.headers.get("Authorization")))
+        if self.shared is not None and method not in {"oauth.v2.access"}:
+            self.spec_errors.extend(f"{method}: {e}" for e in slack_request_errors(self.shared, method, body))
+        if self.outage_status is not None:
+            return web.Response(status=self.outage_status, text="upstream connect error")
+        if (
+            not (request.headers.get("Authorization") or "").startswith("Bearer xox")
+            and method != "oauth.v2.access"
+        ):
+            return web.json_response({"ok": False, "error": "not_authed"})
+        handler = getattr(self, "_m_" + method.replace(".", "_"), None)
+        if handler is None:
+            return web.json_response({"ok": False, "error": "unknown_method"})
+        result: web.Response = handler(body)
+        return result
+
+    def _m_auth_test(self, body: dict[str, Any]) -> web.Response:
+        return web.json_response(
+            {
+                "ok": True,
+                "url": "https://frontier.slack.com/",
+                "team": "Frontier",
+                "user": "frontierwatch",
+                "team_id": TEAM_ID,
+                "user_id": BOT_USER,
+                "bot_id": "B0000000BOT",
+                "is_enterprise_install": False,
+            }
+        )
+
+    def _m_chat_postMessage(self, body: dict[str, Any]) -> web.Response:
+        channel = str(body.get("channel", ""))
+        if channel in self.gone_channels:
+            return web.json_response({"ok": False, "error": self.gone_channels[channel]})
+        now = time.monotonic()
+        sent = self._sent[channel]
+        while sent and now - sent[0] > 1.0:
+            sent.popleft()
+        if len(sent) >= self.burst:
+            self.rate_limited += 1
+            return web.json_response(
+                {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": "1"}
+            )
+        sent.append(now)
+        blocks = body.get("blocks")
+        if isinstance(blocks, str):
+            blocks = json.loads(blocks)
+        metadata = body.get("metadata")
+        if isinstance(metadata, str):
+            metadata = json.loads(metadata)
+        ts = f"{1764331200 + next(self._ts)}.000100"
+        message = {
+            "type": "message",
+            "user": BOT_USER,
+            "bot_id": "B0000000BOT",
+            "text": body.get("text", ""),
+            "ts": ts,
+            "blocks": blocks or [],
+            **({"metadata": metadata} if metadata else {}),
+            **({"thread_ts": body["thread_ts"]} if body.get("thread_ts") else {}),
+        }
+        self.messages[channel].append(message)
+        return web.json_response({"ok": True, "channel": channel, "ts": ts, "message": message})
+
+    def _m_chat_postEphemeral(self, body: dict[str, Any]) -> web.Response:
+        return web.json_response({"ok": True, "message_ts": f"{1764331200 + next(self._ts)}.000200"})
+
+    def _m_conversations_history(self, body: dict[str, Any]) -> web.Response:
+        channel = str(body.get("channel", ""))
+        if channel in self.gone_channels:
+            return web.json_response({"ok": False, "error": self.gone_channels[channel]})
+        limit = int(body.get("limit", 100))
+        messages = list(reversed(self.messages.get(channel, [])))[:limit]
+        if str(body.get("include_all_metadata", "")).lower() not in {"1", "true"}:
+            messages = [{k: v for k, v in m.items() if k != "metadata"} for m in messages]
+        return web.json_response(
+            {
+                "ok": True,
+                "messages": messages,
+                "has_more": False,
+                "pin_count": 0,
+                "response_metadata": {"next_cursor": ""},
+            }
+        )
+
+    def _m_conversations_info(self, body: dict[str, Any]) -> web.Response:
+        channel = str(body.get("channel", ""))
+        if channel in self.gone_channels:
+            return web.json_response({"ok": False, "error": self.gone_channels[channel]})
+        return web.json_response(
+            {"ok": True, "channel": {"id": channel, "name": f"ch-{channel}", "is_channel": True}}
+        )
+
+    def _m_users_info(self, body: dict[str, Any]) -> web.Response:
+        uid = str(body.get("user", ""))
+        flags = self.users.get(uid, {})
+        return web.json_response(
+            {
+                "ok": True,
+                "user": {
+                    "id": uid,
+                    "team_id": TEAM_ID,
+                    "name": uid,
+                    "is_admin": bool(flags.get("is_admin")),
+                    "is_owner": bool(flags.get("is_owner")),
+                    "is_primary_owner": False,
+                    "is_bot": False,
+                },
+            }
+        )
+
+    def _m_oauth_v2_access(self, body: dict[str, Any]) -> web.Response:
+        return web.json_response(
+            {
+                "ok": True,
+                "app_id": "A0000000001",
+                "authed_user": {"id": "U0000000001"},
+                "scope": "commands,chat:write",
+                "token_type": "bot",
+                "access_token": "xoxb-installed-token",
+                "bot_user_id": BOT_USER,
+                "team": {"id": "T0000000002", "name": "Other"},
+                "enterprise": None,
+                "is_enterprise_install": False,
+            }
+        )
+
+    async def _response_url(self, request: web.Request) -> web.Response:
+        self.responses.append(await request.json())
+        return web.Response(text="ok")
+
+    async def _incoming_webhook(self, request: web.Request) -> web.Response:
+        key = "/".join(request.match_info[k] for k in ("a", "b", "c"))
+        body = await request.json()
+        if self.shared is not None and body.get("blocks"):
+            from tests.support.specs import block_kit_errors
+
+            self.spec_errors.extend(f"webhook: {e}" for e in block_kit_errors(body["blocks"]))
+        if self.outage_status is not None:
+            return web.Response(status=self.outage_status, text="upstream connect error")
+        if key in self.revoked_webhooks:
+            return web.Response(status=404, text="no_service")
+        self.webhook_posts[key].append(body)
+        return web.Response(text="ok")
