@@ -13,6 +13,7 @@ from bot.classify import Classifier, load_classifier
 from bot.pipeline.cluster import ClusterIndex
 from bot.pipeline.ingest import Ingestor
 from bot.pipeline.poller import Poller, StorySink
+from bot.services import DigestRunner, Service
 from bot.settings import Settings
 from bot.sources.config import load_sources
 from bot.sources.fetcher import FeedFetcher
@@ -33,6 +34,8 @@ class App:
     parser: ParserPool
     poller: Poller
     sinks: list[StorySink] = field(default_factory=list)
+    services: list[Service] = field(default_factory=list)
+    digests: DigestRunner | None = None  # set by the delivery side
 
     @classmethod
     async def build(
@@ -66,7 +69,29 @@ class App:
         poller = Poller(settings, store, fetcher, parser, ingestor, sinks=sink_list)
         return cls(settings, engine, store, classifier, fetcher, parser, poller, sink_list)
 
+    def add_services(self) -> None:
+        """Build the delivery and chat-platform services (for `run` and `serve`)."""
+        from bot.delivery.services import delivery_services
+        from bot.platforms.services import platform_services
+
+        self.services.extend(delivery_services(self))
+        self.services.extend(platform_services(self))
+
+    async def start_services(self) -> None:
+        for service in self.services:
+            log.info("starting %s", service.name)
+            await service.start()
+
+    async def stop_services(self) -> None:
+        for service in reversed(self.services):
+            try:
+                await service.stop()
+            except Exception:  # keep stopping the others
+                log.exception("stopping %s failed", service.name)
+
     async def close(self) -> None:
+        await self.stop_services()
+        self.services.clear()
         await self.fetcher.close()
         self.parser.close()
         await self.engine.dispose()

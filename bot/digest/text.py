@@ -72,7 +72,10 @@ def alert_text(
 def rank_key(row: StoryRow, now: datetime) -> tuple[float, ...]:
     score = max(row.topics.values(), default=0.0)
     hours = max(0.0, (now - row.published_at).total_seconds() / 3600)
-    return (-(score + 0.05 * min(len(row.outlets), 6) - 0.004 * min(hours, 72)), -row.published_at.timestamp())
+    return (
+        -(score + 0.05 * min(len(row.outlets), 6) - 0.004 * min(hours, 72)),
+        -row.published_at.timestamp(),
+    )
 
 
 def one_per_cluster(rows: Sequence[StoryRow]) -> list[StoryRow]:
@@ -86,7 +89,11 @@ def one_per_cluster(rows: Sequence[StoryRow]) -> list[StoryRow]:
 
 
 def render_text_digest(
-    rows: Sequence[StoryRow], now: datetime, *, title: str = "Frontier Watch digest", topics: Sequence[str] = ()
+    rows: Sequence[StoryRow],
+    now: datetime,
+    *,
+    title: str = "Frontier Watch digest",
+    topics: Sequence[str] = (),
 ) -> str:
     """Stories grouped by their strongest topic, ranked, one entry per cluster."""
     clusters = one_per_cluster([r for r in rows if r.topics])

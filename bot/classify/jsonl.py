@@ -1,0 +1,61 @@
+"""The `frontierwatch classify` contract: JSON Lines in, one JSON line out per input line.
+
+Input: one object per line with `title` (string) and optional `summary` (string or null).
+Output: `{"topics": [...], "scores": {topic: score}}` with every topic's score rounded to 4 places;
+with `explain=True` also `"evidence": {topic: [terms, ...]}`. A line that cannot be classified gives
+`{"error": "line N: ..."}` and processing continues; blank lines are skipped and produce nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+
+from bot.classify import Classifier
+
+__all__ = ["classify_lines", "classify_record"]
+
+
+class _BadLine(ValueError):
+    pass
+
+
+def classify_record(classifier: Classifier, record: object, *, explain: bool) -> dict[str, object]:
+    if not isinstance(record, dict):
+        raise _BadLine("expected a JSON object")
+    title = record.get("title")
+    if not isinstance(title, str):
+        raise _BadLine("missing 'title'" if title is None else "'title' must be a string")
+    summary = record.get("summary")
+    if summary is None:
+        summary = ""
+    elif not isinstance(summary, str):
+        raise _BadLine("'summary' must be a string")
+    result = classifier.classify(title, summary)
+    out: dict[str, object] = {
+        "topics": list(result.topics),
+        "scores": {topic: round(result.scores.get(topic, 0.0), 4) for topic in classifier.topics},
+    }
+    if explain:
+        out["evidence"] = {topic: list(result.evidence.get(topic, ())) for topic in classifier.topics}
+    return out
+
+
+def classify_lines(classifier: Classifier, lines: Iterable[str], *, explain: bool) -> Iterator[str]:
+    """Yield one JSON line (without newline) per non-blank input line."""
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            out = classify_record(classifier, record, explain=explain)
+        except json.JSONDecodeError as exc:
+            yield json.dumps({"error": f"line {lineno}: invalid JSON: {exc.msg} (column {exc.colno})"})
+            continue
+        except _BadLine as exc:
+            yield json.dumps({"error": f"line {lineno}: {exc}"})
+            continue
+        except Exception as exc:  # one bad story must never lose the rest of the stream
+            yield json.dumps({"error": f"line {lineno}: {type(exc).__name__}: {exc}"})
+            continue
+        yield json.dumps(out, ensure_ascii=False)

@@ -1,0 +1,1 @@
+"""Thin adapters between the platform-neutral handlers and discord.py / slack-bolt (issue 4)."""
