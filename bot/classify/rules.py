@@ -47,11 +47,8 @@ class _Pattern:
     rest: tuple[tuple[str, bool], ...]  # tokens after the first one
 
 
-@dataclass(frozen=True, slots=True)
-class _Slot:
-    kind: int
-    owner: int  # context index, or topic index
-    signal: int = -1  # signal index within the topic (kind == _SIGNAL)
+# (kind, owner, signal): owner is a context index or a topic index; signal indexes the topic's signals.
+_Slot = tuple[int, int, int]
 
 
 class _Matcher:
@@ -101,38 +98,42 @@ class _Matcher:
     def find(self, tokens: list[str]) -> dict[int, str]:
         """term id -> the matched text (first occurrence), for every term found."""
         found: dict[int, str] = {}
+        cache = self._cache
         n = len(tokens)
         for i, token in enumerate(tokens):
-            for pattern in self._candidates(token):
+            candidates = cache.get(token)
+            if candidates is None:
+                candidates = self._candidates(token)
+            if not candidates:
+                continue
+            for pattern in candidates:
                 if pattern.term_id in found:
                     continue
                 rest = pattern.rest
-                if rest:
-                    end = i + 1 + len(rest)
-                    if end > n:
-                        continue
-                    ok = True
-                    for offset, (word, is_prefix) in enumerate(rest, start=i + 1):
-                        other = tokens[offset]
-                        if not (other.startswith(word) if is_prefix else other == word):
-                            ok = False
-                            break
-                    if not ok:
-                        continue
-                    found[pattern.term_id] = " ".join(tokens[i:end])
-                else:
+                if not rest:
                     found[pattern.term_id] = token
+                    continue
+                end = i + 1 + len(rest)
+                if end > n:
+                    continue
+                for offset, (word, is_prefix) in enumerate(rest, start=i + 1):
+                    other = tokens[offset]
+                    if not (other.startswith(word) if is_prefix else other == word):
+                        break
+                else:
+                    found[pattern.term_id] = " ".join(tokens[i:end])
         return found
 
 
 @dataclass(frozen=True, slots=True)
 class _TopicPlan:
     spec: TopicSpec
-    context_ids: tuple[int, ...]
+    context_ids: frozenset[int]
     weights: tuple[float, ...]
     gated: tuple[bool, ...]
     requires: tuple[tuple[int, ...], ...]
     title_requires: tuple[tuple[int, ...], ...]
+    bare_title: frozenset[int]
 
 
 class RuleClassifier:
@@ -156,25 +157,26 @@ class RuleClassifier:
         slots: dict[int, list[_Slot]] = {}
         for i, ctx in enumerate(taxonomy.contexts.values()):
             for term in ctx.terms:
-                slots.setdefault(self._matcher.term_id(term), []).append(_Slot(_CONTEXT, i))
+                slots.setdefault(self._matcher.term_id(term), []).append((_CONTEXT, i, -1))
         plans: list[_TopicPlan] = []
         for t, topic in enumerate(taxonomy.topics):
             for s, signal in enumerate(topic.signals):
                 for term in signal.terms:
-                    slots.setdefault(self._matcher.term_id(term), []).append(_Slot(_SIGNAL, t, s))
+                    slots.setdefault(self._matcher.term_id(term), []).append((_SIGNAL, t, s))
             for term in topic.negative_terms:
-                slots.setdefault(self._matcher.term_id(term), []).append(_Slot(_NEGATIVE, t))
+                slots.setdefault(self._matcher.term_id(term), []).append((_NEGATIVE, t, -1))
             signal_index = {sig.name: i for i, sig in enumerate(topic.signals)}
             plans.append(
                 _TopicPlan(
                     spec=topic,
-                    context_ids=tuple(context_index[c] for c in topic.contexts),
+                    context_ids=frozenset(context_index[c] for c in topic.contexts),
                     weights=tuple(sig.weight for sig in topic.signals),
                     gated=tuple(sig.gated for sig in topic.signals),
                     requires=tuple(tuple(signal_index[name] for name in group) for group in topic.requires),
                     title_requires=tuple(
                         tuple(signal_index[name] for name in group) for group in topic.title_requires
                     ),
+                    bare_title=frozenset(signal_index[name] for name in topic.bare_title),
                 )
             )
         self._slots = {term_id: tuple(found) for term_id, found in slots.items()}
@@ -186,35 +188,42 @@ class RuleClassifier:
         return self._topics
 
     def classify(self, title: str, summary: str = "") -> Classification:
-        title_hits = self._matcher.find(_TOKEN.findall(title.lower()))
+        title_tokens = _TOKEN.findall(title.lower())
+        title_hits = self._matcher.find(title_tokens)
         summary_hits = self._matcher.find(_TOKEN.findall(summary.lower())) if summary else {}
 
-        contexts_present = [False] * self._n_contexts
+        contexts_present: set[int] = set()
         # per topic: signal index -> (best location factor, matched texts in order)
         per_topic: list[dict[int, tuple[float, list[str]]]] = [{} for _ in self._plans]
         negatives: list[float] = [0.0] * len(self._plans)
         title_signals: list[set[int]] = [set() for _ in self._plans]
+        # per topic: number of title tokens covered by `bare_title` signals
+        bare_tokens: list[int] = [0] * len(self._plans)
         title_weight = self.taxonomy.title_weight
 
+        plans = self._plans
+        slots_of = self._slots
         for hits, factor, is_title in ((title_hits, title_weight, True), (summary_hits, 1.0, False)):
             for term_id, text in hits.items():
-                for slot in self._slots.get(term_id, ()):
-                    if slot.kind == _CONTEXT:
-                        contexts_present[slot.owner] = True
-                    elif slot.kind == _SIGNAL:
+                for kind, owner, signal in slots_of.get(term_id, ()):
+                    if kind == _SIGNAL:
                         if is_title:
-                            title_signals[slot.owner].add(slot.signal)
-                        bucket = per_topic[slot.owner]
-                        current = bucket.get(slot.signal)
+                            title_signals[owner].add(signal)
+                            if signal in plans[owner].bare_title:
+                                bare_tokens[owner] += text.count(" ") + 1
+                        bucket = per_topic[owner]
+                        current = bucket.get(signal)
                         if current is None:
-                            bucket[slot.signal] = (factor, [text])
+                            bucket[signal] = (factor, [text])
                         else:
                             if text not in current[1]:
                                 current[1].append(text)
                             if factor > current[0]:
-                                bucket[slot.signal] = (factor, current[1])
-                    else:
-                        negatives[slot.owner] = max(negatives[slot.owner], factor)
+                                bucket[signal] = (factor, current[1])
+                    elif kind == _CONTEXT:
+                        contexts_present.add(owner)
+                    elif factor > negatives[owner]:
+                        negatives[owner] = factor
 
         scores: dict[str, float] = {}
         evidence: dict[str, tuple[str, ...]] = {}
@@ -222,7 +231,7 @@ class RuleClassifier:
         scale = self.taxonomy.scale
         unmet = self.taxonomy.unmet_factor
         for t, plan in enumerate(self._plans):
-            in_context = not plan.context_ids or any(contexts_present[c] for c in plan.context_ids)
+            in_context = not plan.context_ids or not plan.context_ids.isdisjoint(contexts_present)
             raw = 0.0
             contributions: list[tuple[float, list[str]]] = []
             matched: set[int] = set()
@@ -239,7 +248,9 @@ class RuleClassifier:
                 value = weight * factor * (1.0 + 0.25 * min(len(texts) - 1, 2))
                 raw += value
                 contributions.append((value, texts))
-            for group in plan.requires:
+            # "Mistral Small 3": a headline that is nothing but a model name announces that model.
+            bare = bool(plan.bare_title) and bare_tokens[t] > 0 and len(title_tokens) - bare_tokens[t] <= 1
+            for group in () if bare else plan.requires:
                 if not any(s in matched for s in group):
                     raw *= unmet
                     break

@@ -65,6 +65,9 @@ class TopicSpec:
     contexts: tuple[str, ...] = ()
     requires: tuple[tuple[str, ...], ...] = ()  # each inner tuple: at least one of these signals must match
     title_requires: tuple[tuple[str, ...], ...] = ()  # as `requires`, but the match must be in the title
+    bare_title: tuple[
+        str, ...
+    ] = ()  # a title made (almost) only of these signals' terms satisfies `requires`
     negative_weight: float = 0.0
     negative_terms: tuple[str, ...] = ()
 
@@ -218,7 +221,16 @@ def _kind(value: Any) -> str:
 _TOP_KEYS = ("version", "defaults", "contexts", "topics")
 _DEFAULT_KEYS = ("threshold", "title_weight", "scale", "unmet_factor")
 _CONTEXT_KEYS = ("terms", "description")
-_TOPIC_KEYS = ("description", "threshold", "contexts", "requires", "title_requires", "signals", "negative")
+_TOPIC_KEYS = (
+    "description",
+    "threshold",
+    "contexts",
+    "requires",
+    "title_requires",
+    "bare_title",
+    "signals",
+    "negative",
+)
 _SIGNAL_KEYS = ("weight", "terms", "gated", "description")
 _NEGATIVE_KEYS = ("weight", "terms", "description")
 
@@ -333,6 +345,16 @@ def _parse_topic(
     signal_names = [s.name for s in signals if s.weight > 0]
     requires = _parse_requires(v, table, "requires", path, signal_names)
     title_requires = _parse_requires(v, table, "title_requires", path, signal_names)
+    bare_title = v.names(table.get("bare_title", []), [*path, "bare_title"])
+    for sig_name in bare_title:
+        if sig_name not in signal_names:
+            close = difflib.get_close_matches(sig_name, signal_names, n=1)
+            hint = (
+                f"; did you mean '{close[0]}'?"
+                if close
+                else f"; signals of this topic: {', '.join(signal_names)}"
+            )
+            raise v.fail([*path, "bare_title"], f"unknown signal '{sig_name}'{hint}")
 
     negative_weight = 0.0
     negative_terms: tuple[str, ...] = ()
@@ -353,6 +375,7 @@ def _parse_topic(
         contexts=topic_contexts,
         requires=requires,
         title_requires=title_requires,
+        bare_title=bare_title,
         negative_weight=negative_weight,
         negative_terms=negative_terms,
     )

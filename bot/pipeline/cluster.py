@@ -191,6 +191,10 @@ class IndexedStory:
     raw: frozenset[str]  # raw_tokens(title)
     at: datetime
     model: tuple[str, ...] | None = None  # set for tracker stories
+    identifiers: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        self.identifiers = _identifiers(self.tokens)
 
 
 @dataclass(slots=True)
@@ -256,7 +260,7 @@ class ClusterIndex:
             if rule == "model":
                 score = 1.0
             else:
-                mine, theirs = _identifiers(tokens), _identifiers(candidate.tokens)
+                mine, theirs = story.identifiers, candidate.identifiers
                 if mine and theirs and mine.isdisjoint(theirs):
                     continue
                 score = similarity(tokens, candidate.tokens)
@@ -268,8 +272,14 @@ class ClusterIndex:
 
     def _candidates(self, story: IndexedStory) -> list[tuple[IndexedStory, str]]:
         counts: dict[int, int] = {}
+        # A word that a large share of recent headlines carry ("ai", "china") says little about
+        # sameness; skipping it keeps the search near-linear however uniform the headlines are.
+        too_common = max(200, len(self._by_id) // 20)
         for token in story.tokens:
-            for story_id in self._postings.get(token, ()):
+            posting = self._postings.get(token, ())
+            if len(posting) > too_common:
+                continue
+            for story_id in posting:
                 counts[story_id] = counts.get(story_id, 0) + 1
         needed = min(self.min_shared, len(story.tokens))
         found = [(self._by_id[sid], "headline") for sid, n in counts.items() if n >= needed]

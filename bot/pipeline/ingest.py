@@ -1,19 +1,25 @@
-"""Turns one source's parsed entries into stored stories: dedup, classify, cluster, store.
+"""Turns parsed entries into stored stories: dedup, classify, cluster, store.
 
-Dedup happens at two levels: an entry already seen in this source is skipped (same guid), and
-an entry whose canonical URL is already stored becomes another sighting of that story (same
-URL across sources). Everything else is a new story: it is classified, placed in a cluster and
-written in one transaction per feed.
+Dedup happens at two levels: an entry already seen in its source is skipped (same guid), and an
+entry whose canonical URL is already stored becomes another sighting of that story (same URL
+across sources). Everything else is a new story: it is classified, placed in a cluster and
+written.
+
+Writes go through one writer task that takes every feed waiting at that moment and stores them
+in a single transaction: on a busy poll that turns thousands of small transactions into a few
+dozen, and it keeps SQLite to one writer.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import contextlib
+import logging
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import insert, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,8 +31,11 @@ from bot.store.repo import ClaimedSource, Store, sha1
 if TYPE_CHECKING:
     from bot.classify import Classifier
 
+log = logging.getLogger(__name__)
+
 # Older entries are stored but never announced: a feed that surfaces an old post is not news.
 ANNOUNCE_MAX_AGE = timedelta(days=3)
+MAX_BATCH_ENTRIES = 5000  # per transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,36 +54,60 @@ class NewStory:
     announce: bool  # False for a source's first-poll backlog and for old entries
 
 
-@dataclass(slots=True)
-class Plan:
-    """A new story about to be inserted. ``target``: an existing cluster id, the guid hash of
-    the batch story whose new cluster it joins, or None for a cluster of its own."""
-
-    guid_hash: str
-    entry: Entry
-    url_hash: str
-    classification: Classification
-    indexed: IndexedStory
-    target: int | str | None
-
-
 @dataclass(frozen=True, slots=True)
 class IngestResult:
     seen: int  # entries in the feed
     new_stories: list[NewStory]
-    new_sightings: int  # entries of stories already stored from another source
+    new_sightings: int  # entries of stories already stored (from another source or feed)
+
+
+@dataclass(slots=True)
+class _Job:
+    source: ClaimedSource
+    entries: list[Entry]
+    default_outlet: str
+    now: datetime
+    done: asyncio.Future[IngestResult]
+    new_stories: list[NewStory] = field(default_factory=list)
+    sightings: int = 0
+
+
+@dataclass(slots=True)
+class _Plan:
+    """A new story about to be inserted. ``target``: an existing cluster id, the ``_Plan`` whose
+    new cluster it joins (same batch), or None for a cluster of its own."""
+
+    job: _Job
+    guid_hash: str
+    entry: Entry
+    url_hash: str
+    outlet: str
+    classification: Classification
+    indexed: IndexedStory
+    target: int | _Plan | None
+    story_id: int = 0
+
+
+@dataclass(slots=True)
+class _Sighting:
+    job: _Job
+    guid_hash: str
+    outlet: str
+    url_hash: str
 
 
 class Ingestor:
-    """Serializes writes (one feed at a time) and keeps the cluster index fresh."""
+    """The single writer of stories; keeps the cluster index fresh from the store."""
 
     def __init__(self, store: Store, classifier: Classifier, index: ClusterIndex) -> None:
         self.store = store
         self.classifier = classifier
         self.index = index
-        self._lock = asyncio.Lock()
+        self._queue: asyncio.Queue[_Job] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
 
     async def refresh_index(self, now: datetime) -> None:
+        """Load stories stored since the last refresh (by any replica) into the cluster index."""
         rows = await self.store.recent_stories_for_index(self.index.last_story_id, now - self.index.window)
         for story_id, cluster_id, outlet, title, at, extra in rows:
             model = extra.get("model") if extra else None
@@ -94,196 +127,254 @@ class Ingestor:
     async def ingest(
         self, source: ClaimedSource, entries: list[Entry], now: datetime, *, default_outlet: str
     ) -> IngestResult:
-        async with self._lock:
-            for attempt in (1, 2):
+        """Store one source's entries (batched with whatever else is waiting)."""
+        loop = asyncio.get_running_loop()
+        job = _Job(source, entries, default_outlet, now, loop.create_future())
+        await self._queue.put(job)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_loop(), name="ingest-writer")
+        return await job.done
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+
+    async def _write_loop(self) -> None:
+        while not self._queue.empty():
+            batch = [self._queue.get_nowait()]
+            size = len(batch[0].entries)
+            while not self._queue.empty() and size < MAX_BATCH_ENTRIES:
+                job = self._queue.get_nowait()
+                batch.append(job)
+                size += len(job.entries)
+            await self._write(batch)
+
+    async def _write(self, batch: list[_Job]) -> None:
+        try:
+            await self._write_once(batch)
+        except IntegrityError:
+            # Another replica stored one of these URLs a moment ago. Alone, each job sees it.
+            for job in batch:
+                job.new_stories, job.sightings = [], 0
                 try:
-                    await self.refresh_index(now)
-                    return await self._ingest(source, entries, now, default_outlet)
-                except IntegrityError:
-                    # Another replica stored the same URL a moment ago; the retry will see it.
-                    if attempt == 2:
-                        raise
-        raise AssertionError("unreachable")
+                    await self._write_once([job])
+                except Exception as exc:
+                    job.done.set_exception(exc)
+        except Exception as exc:
+            for job in batch:
+                if not job.done.done():
+                    job.done.set_exception(exc)
+            return
+        for job in batch:
+            if not job.done.done():
+                job.done.set_result(IngestResult(len(job.entries), job.new_stories, job.sightings))
 
-    async def _ingest(
-        self, source: ClaimedSource, entries: list[Entry], now: datetime, default_outlet: str
-    ) -> IngestResult:
-        by_guid: dict[str, Entry] = {}
-        for entry in entries:
-            by_guid.setdefault(sha1(entry.guid), entry)
+    async def _write_once(self, batch: list[_Job]) -> None:
+        now = max(job.now for job in batch)
+        await self.refresh_index(now)
+        plans: list[_Plan] = []
         async with self.store.sessions.begin() as session:
-            known = await self.store.known_guids(session, source.id, list(by_guid))
-            fresh = {g: e for g, e in by_guid.items() if g not in known}
+            fresh = await self._fresh_entries(session, batch)
             if not fresh:
-                return IngestResult(len(entries), [], 0)
-            url_hashes = {g: sha1(e.url) for g, e in fresh.items()}
-            stored = await self.store.stories_by_url(session, list(set(url_hashes.values())))
-
-            sightings: list[dict[str, object]] = []
-            touched_clusters: set[int] = set()
-            plans: list[Plan] = []
-            planned_urls: set[str] = set()
-            # Stories of this very batch can cluster with each other (a Google News feed carries
-            # several outlets); they get provisional negative ids until the rows exist.
+                return
+            stored = await self.store.stories_by_url(session, list({sha1(e.url) for _, _, e in fresh}))
+            sightings: list[_Sighting] = []
+            touched: set[int] = set()
+            planned: dict[str, _Plan] = {}
+            # Stories of this batch can cluster with each other (a Google News feed carries
+            # several outlets, and several feeds run the same story at once).
             batch_index = ClusterIndex(window=self.index.window, threshold=self.index.threshold)
-            leaders: dict[int, str] = {}
-            for guid_hash, entry in fresh.items():
-                url_hash = url_hashes[guid_hash]
-                outlet = entry.outlet or default_outlet
+            by_provisional: dict[int, _Plan] = {}
+            for job, guid_hash, entry in fresh:
+                url_hash = sha1(entry.url)
+                outlet = entry.outlet or job.default_outlet
                 if url_hash in stored:
-                    story_id, cluster_id = stored[url_hash]
-                    sightings.append(_sighting(source.id, guid_hash, outlet, story_id, now))
-                    touched_clusters.add(cluster_id)
+                    sightings.append(_Sighting(job, guid_hash, outlet, url_hash))
+                    touched.add(stored[url_hash][1])
                     continue
-                if url_hash in planned_urls:  # the same URL twice in one feed
+                if url_hash in planned:
+                    if planned[url_hash].job is not job:  # same URL in two feeds of this batch
+                        sightings.append(_Sighting(job, guid_hash, outlet, url_hash))
                     continue
-                planned_urls.add(url_hash)
-                classification = self.classifier.classify(entry.title, entry.summary)
-                model = dict(entry.extra).get("model")
-                indexed = IndexedStory(
-                    story_id=0,
-                    cluster_id=0,
-                    outlet=outlet,
-                    tokens=headline_tokens(entry.title),
-                    raw=raw_tokens(entry.title),
-                    at=entry.published or now,
-                    model=model_key(model) if model else None,
-                )
-                target: int | str | None = None
-                match = self.index.find(indexed)
-                if match is not None:
-                    target = match.cluster_id
-                else:
-                    local = batch_index.find(indexed)
-                    if local is not None:
-                        target = leaders[local.cluster_id]
-                provisional = -(len(plans) + 1)
-                indexed.story_id = provisional
-                if isinstance(target, str):
-                    indexed.cluster_id = next(k for k, v in leaders.items() if v == target)
-                elif target is None:
-                    indexed.cluster_id = provisional
-                    leaders[provisional] = guid_hash
-                else:
-                    indexed.cluster_id = target
-                batch_index.add(indexed)
-                plans.append(Plan(guid_hash, entry, url_hash, classification, indexed, target))
-
-            new_stories: list[NewStory] = []
+                plan = self._plan(job, guid_hash, entry, url_hash, outlet, batch_index, by_provisional)
+                planned[url_hash] = plan
+                plans.append(plan)
             if plans:
-                new_stories = await self._insert_stories(session, source, plans, now, default_outlet)
-                touched_clusters.update(s.cluster_id for s in new_stories if s.joined_cluster)
+                await self._insert_stories(session, plans, now)
+            ids = {url_hash: story_id for url_hash, (story_id, _c) in stored.items()}
+            ids.update({p.url_hash: p.story_id for p in plans})
             if sightings:
-                await session.execute(insert(m.SourceEntry), sightings)
-            if touched_clusters:
-                await self.store.refresh_cluster_counts(session, touched_clusters)
+                await session.execute(
+                    insert(m.SourceEntry),
+                    [
+                        _entry_row(s.job.source.id, s.guid_hash, s.outlet, ids[s.url_hash], now)
+                        for s in sightings
+                    ],
+                )
+                for s in sightings:
+                    s.job.sightings += 1
+                    if s.url_hash in planned:  # another outlet of a story founded in this batch
+                        touched.add(_cluster_of(planned[s.url_hash]))
+            touched.update(_cluster_of(p) for p in plans if p.target is not None)
+            if touched:
+                await self.store.refresh_cluster_counts(session, touched)
         # Only after the commit: a rolled-back batch must leave no trace in the index.
         for plan in plans:
+            plan.indexed.story_id, plan.indexed.cluster_id = plan.story_id, _cluster_of(plan)
             self.index.add(plan.indexed)
-        return IngestResult(len(entries), new_stories, len(sightings))
+            plan.job.new_stories.append(_new_story(plan, now))
 
-    async def _insert_stories(
+    async def _fresh_entries(self, session: AsyncSession, batch: list[_Job]) -> list[tuple[_Job, str, Entry]]:
+        """Entries not yet seen in their own source, first occurrence of each guid."""
+        wanted: list[tuple[_Job, str, Entry]] = []
+        for job in batch:
+            seen: set[str] = set()
+            for entry in job.entries:
+                guid_hash = sha1(entry.guid)
+                if guid_hash not in seen:
+                    seen.add(guid_hash)
+                    wanted.append((job, guid_hash, entry))
+        known = await self.store.known_entries(session, [(job.source.id, g) for job, g, _ in wanted])
+        return [(job, g, e) for job, g, e in wanted if (job.source.id, g) not in known]
+
+    def _plan(
         self,
-        session: AsyncSession,
-        source: ClaimedSource,
-        plans: list[Plan],
-        now: datetime,
-        default_outlet: str,
-    ) -> list[NewStory]:
-        # New clusters first: a story row needs its cluster id.
-        needs_cluster = [p for p in plans if p.target is None]
-        new_cluster_ids: list[int] = []
-        if needs_cluster:
-            result = await session.execute(
-                insert(m.Cluster).returning(m.Cluster.id, sort_by_parameter_order=True),
-                [{"first_seen_at": now, "last_seen_at": now, "sources_count": 1} for _ in needs_cluster],
-            )
-            new_cluster_ids = [row[0] for row in result]
-        cluster_for: dict[str, tuple[int, bool]] = {}
-        fresh_ids = iter(new_cluster_ids)
-        for plan in plans:
-            if plan.target is None:
-                cluster_for[plan.guid_hash] = (next(fresh_ids), False)
-        for plan in plans:
-            if isinstance(plan.target, int):
-                cluster_for[plan.guid_hash] = (plan.target, True)
-            elif isinstance(plan.target, str):  # joins a cluster created by this batch
-                cluster_for[plan.guid_hash] = (cluster_for[plan.target][0], True)
-
-        announce_first_poll = source.backlog_done
-        rows = []
-        for plan in plans:
-            guid_hash, entry, url_hash = plan.guid_hash, plan.entry, plan.url_hash
-            published = entry.published or now
-            rows.append(
-                {
-                    "url_hash": url_hash,
-                    "url": entry.url,
-                    "title": entry.title,
-                    "summary": entry.summary,
-                    "outlet": entry.outlet or default_outlet,
-                    "source_id": source.id,
-                    "cluster_id": cluster_for[guid_hash][0],
-                    "published_at": published,
-                    "first_seen_at": now,
-                    "backlog": not announce_first_poll,
-                    "extra": dict(entry.extra) if entry.extra else {},
-                }
-            )
-        result = await session.execute(
-            insert(m.Story).returning(m.Story.id, sort_by_parameter_order=True), rows
+        job: _Job,
+        guid_hash: str,
+        entry: Entry,
+        url_hash: str,
+        outlet: str,
+        batch_index: ClusterIndex,
+        by_provisional: dict[int, _Plan],
+    ) -> _Plan:
+        model = dict(entry.extra).get("model")
+        indexed = IndexedStory(
+            story_id=-(len(by_provisional) + 1),
+            cluster_id=0,
+            outlet=outlet,
+            tokens=headline_tokens(entry.title),
+            raw=raw_tokens(entry.title),
+            at=entry.published or job.now,
+            model=model_key(model) if model else None,
         )
-        story_ids = [row[0] for row in result]
+        classification = self.classifier.classify(entry.title, entry.summary)
+        plan = _Plan(job, guid_hash, entry, url_hash, outlet, classification, indexed, None)
+        match = self.index.find(indexed)
+        if match is not None:
+            plan.target = match.cluster_id
+            indexed.cluster_id = match.cluster_id
+        else:
+            local = batch_index.find(indexed)
+            if local is not None:
+                leader = by_provisional[local.cluster_id]
+                plan.target = leader if leader.target is None else leader.target
+                indexed.cluster_id = local.cluster_id
+            else:
+                indexed.cluster_id = indexed.story_id
+        by_provisional[indexed.story_id] = plan
+        batch_index.add(indexed)
+        return plan
 
-        entry_rows, class_rows, reps, out = [], [], [], []
-        for story_id, plan, row in zip(story_ids, plans, rows, strict=True):
-            guid_hash, entry, classification, indexed = (
-                plan.guid_hash,
-                plan.entry,
-                plan.classification,
-                plan.indexed,
+    async def _insert_stories(self, session: AsyncSession, plans: list[_Plan], now: datetime) -> None:
+        # executemany without RETURNING: on SQLite, RETURNING in parameter order costs one round
+        # trip per row. A new cluster takes the id of the story that founded it, so stories are
+        # written first and their clusters after.
+        await session.execute(
+            insert(m.Story),
+            [
+                {
+                    "url_hash": p.url_hash,
+                    "url": p.entry.url,
+                    "title": p.entry.title,
+                    "summary": p.entry.summary,
+                    "outlet": p.outlet,
+                    "source_id": p.job.source.id,
+                    "cluster_id": p.target if isinstance(p.target, int) else None,
+                    "published_at": p.entry.published or now,
+                    "first_seen_at": now,
+                    "backlog": not p.job.source.backlog_done,
+                    "extra": dict(p.entry.extra) if p.entry.extra else {},
+                }
+                for p in plans
+            ],
+        )
+        by_url = {p.url_hash: p for p in plans}
+        urls = list(by_url)
+        for start in range(0, len(urls), 500):
+            rows = await session.execute(
+                select(m.Story.url_hash, m.Story.id).where(m.Story.url_hash.in_(urls[start : start + 500]))
             )
-            cluster_id, joined = cluster_for[guid_hash]
-            entry_rows.append(_sighting(source.id, guid_hash, str(row["outlet"]), story_id, now))
-            for topic, score in classification.scores.items():
-                if score > 0:
-                    class_rows.append(
-                        {
-                            "story_id": story_id,
-                            "topic": topic,
-                            "score": score,
-                            "passed": topic in classification.topics,
-                            "evidence": {"terms": list(classification.evidence.get(topic, ()))},
-                        }
-                    )
-            if not joined:
-                reps.append({"id": cluster_id, "representative_story_id": story_id})
-            indexed.story_id, indexed.cluster_id = story_id, cluster_id
-            published = row["published_at"]
-            assert isinstance(published, datetime)
-            out.append(
-                NewStory(
-                    story_id=story_id,
-                    cluster_id=cluster_id,
-                    title=entry.title,
-                    url=entry.url,
-                    summary=entry.summary,
-                    outlet=str(row["outlet"]),
-                    published_at=published,
-                    classification=classification,
-                    joined_cluster=joined,
-                    announce=announce_first_poll and now - published <= ANNOUNCE_MAX_AGE,
-                )
+            for url_hash, story_id in rows:
+                by_url[url_hash].story_id = story_id
+        founders = [p for p in plans if p.target is None]
+        if founders:
+            await session.execute(
+                insert(m.Cluster),
+                [
+                    {
+                        "id": p.story_id,
+                        "representative_story_id": p.story_id,
+                        "first_seen_at": now,
+                        "last_seen_at": now,
+                        "sources_count": 1,
+                    }
+                    for p in founders
+                ],
             )
-        await session.execute(insert(m.SourceEntry), entry_rows)
-        if class_rows:
-            await session.execute(insert(m.Classification), class_rows)
-        if reps:
-            await session.execute(update(m.Cluster), reps)
-        return out
+        pending = [
+            {"id": p.story_id, "cluster_id": _cluster_of(p)} for p in plans if not isinstance(p.target, int)
+        ]
+        if pending:
+            await session.execute(update(m.Story), pending)
+        await session.execute(
+            insert(m.SourceEntry),
+            [_entry_row(p.job.source.id, p.guid_hash, p.outlet, p.story_id, now) for p in plans],
+        )
+        scores = [
+            {
+                "story_id": p.story_id,
+                "topic": topic,
+                "score": score,
+                "passed": topic in p.classification.topics,
+                "evidence": {"terms": list(p.classification.evidence.get(topic, ()))},
+            }
+            for p in plans
+            for topic, score in p.classification.scores.items()
+            if score > 0
+        ]
+        if scores:
+            await session.execute(insert(m.Classification), scores)
 
 
-def _sighting(source_id: int, guid_hash: str, outlet: str, story_id: int, now: datetime) -> dict[str, object]:
+def _cluster_of(plan: _Plan) -> int:
+    if plan.target is None:
+        return plan.story_id
+    if isinstance(plan.target, int):
+        return plan.target
+    return _cluster_of(plan.target)
+
+
+def _new_story(plan: _Plan, now: datetime) -> NewStory:
+    published = plan.entry.published or now
+    return NewStory(
+        story_id=plan.story_id,
+        cluster_id=_cluster_of(plan),
+        title=plan.entry.title,
+        url=plan.entry.url,
+        summary=plan.entry.summary,
+        outlet=plan.outlet,
+        published_at=published,
+        classification=plan.classification,
+        joined_cluster=plan.target is not None,
+        announce=plan.job.source.backlog_done and now - published <= ANNOUNCE_MAX_AGE,
+    )
+
+
+def _entry_row(
+    source_id: int, guid_hash: str, outlet: str, story_id: int, now: datetime
+) -> dict[str, object]:
     return {
         "source_id": source_id,
         "guid_hash": guid_hash,

@@ -100,7 +100,8 @@ class Source(Base):
 
 
 class Cluster(Base):
-    """One real-world story as told by one or more outlets."""
+    """One real-world story as told by one or more outlets. Its id is the id of the story that
+    founded it (``representative_story_id``)."""
 
     __tablename__ = "clusters"
 
@@ -124,7 +125,8 @@ class Story(Base):
     summary: Mapped[str] = mapped_column(Text, default="")
     outlet: Mapped[str] = mapped_column(String(200))
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
-    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id"))
+    # Null only inside the transaction that founds the story's cluster (cluster id = story id).
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id"), nullable=True)
     published_at: Mapped[datetime] = mapped_column(index=True)
     first_seen_at: Mapped[datetime] = mapped_column(index=True)
     backlog: Mapped[bool] = mapped_column(Boolean, default=False)  # stored by a source's first poll

@@ -166,17 +166,20 @@ class Store:
             await session.execute(update(m.Source), batch)
 
     # ------------------------------------------------------------------ stories
-    async def known_guids(
-        self, session: AsyncSession, source_id: int, guid_hashes: Sequence[str]
-    ) -> set[str]:
-        found: set[str] = set()
-        for chunk in _chunks(guid_hashes, 500):
-            rows = await session.scalars(
-                select(m.SourceEntry.guid_hash).where(
-                    m.SourceEntry.source_id == source_id, m.SourceEntry.guid_hash.in_(chunk)
+    async def known_entries(
+        self, session: AsyncSession, pairs: Sequence[tuple[int, str]]
+    ) -> set[tuple[int, str]]:
+        """Which (source id, guid hash) pairs are already stored."""
+        found: set[tuple[int, str]] = set()
+        hashes = sorted({g for _, g in pairs})
+        wanted_sources = {s for s, _ in pairs}
+        for chunk in _chunks(hashes, 500):
+            rows = await session.execute(
+                select(m.SourceEntry.source_id, m.SourceEntry.guid_hash).where(
+                    m.SourceEntry.guid_hash.in_(chunk), m.SourceEntry.source_id.in_(wanted_sources)
                 )
             )
-            found.update(rows)
+            found.update((int(s), str(g)) for s, g in rows)
         return found
 
     async def stories_by_url(

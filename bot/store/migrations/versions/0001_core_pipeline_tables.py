@@ -72,7 +72,7 @@ def upgrade() -> None:
         sa.Column("summary", sa.Text(), nullable=False),
         sa.Column("outlet", sa.String(length=200), nullable=False),
         sa.Column("source_id", sa.Integer(), nullable=False),
-        sa.Column("cluster_id", sa.Integer(), nullable=False),
+        sa.Column("cluster_id", sa.Integer(), nullable=True),
         sa.Column("published_at", bot.store.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("first_seen_at", bot.store.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("backlog", sa.Boolean(), nullable=False),

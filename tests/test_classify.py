@@ -1,0 +1,450 @@
+"""Topic classification: hard negatives, evidence, taxonomy validation, keyword filters, the
+`classify` JSON Lines contract, evaluation, and the development-set quality gate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bot.classify import Classifier, KeywordFilter, TopicsConfigError, load_classifier, parse_taxonomy
+from bot.classify.evaluate import (
+    EvalReport,
+    LabeledItem,
+    LabeledSetError,
+    evaluate,
+    format_report,
+    load_labeled,
+    parse_labeled,
+)
+from bot.classify.jsonl import classify_lines
+from bot.classify.rules import RuleClassifier
+from bot.domain import Classification
+
+REPO = Path(__file__).resolve().parent.parent
+TOPICS = REPO / "config" / "topics.toml"
+DEVSET = REPO / "tests" / "data" / "classify_devset.jsonl"
+SHIPPED_TOPICS = ("distillation", "ip", "natsec", "release")
+
+
+@pytest.fixture(scope="module")
+def classifier() -> Classifier:
+    return load_classifier(TOPICS)
+
+
+@pytest.fixture(scope="module")
+def devset() -> list[LabeledItem]:
+    return load_labeled(DEVSET)
+
+
+def _story(devset: list[LabeledItem], title: str) -> LabeledItem:
+    for item in devset:
+        if item.title == title:
+            return item
+    raise AssertionError(f"not in the development set: {title!r}")
+
+
+# ------------------------------------------------------------------------------------------- shipped taxonomy
+def test_shipped_topics(classifier: Classifier) -> None:
+    assert classifier.topics == SHIPPED_TOPICS
+
+
+def test_scores_cover_every_topic_and_stay_in_range(classifier: Classifier) -> None:
+    result = classifier.classify("", "")
+    assert set(result.scores) == set(SHIPPED_TOPICS)
+    assert result.topics == ()
+    long = "OpenAI releases new model " * 200
+    for score in classifier.classify(long, long).scores.values():
+        assert 0.0 <= score < 1.0
+
+
+# Real published stories from the development set whose wording sets a trap for one topic.
+HARD_NEGATIVES = {
+    "distillation": [
+        "Scotland’s new distillery boom",
+        "Distillation",  # essential oils
+        "Fractional distillation of crude oil",
+        "Whisky news round-up: Orkney, Glenfiddich, and more",
+        "New Scotch Distilleries",
+    ],
+    "ip": [
+        "175,000 IP cameras could be hacked, says report",
+        "IP Leak",
+        "Square IPO pop: Jack Dorsey’s shares soar 50pc on market debut calming tech bubble fears after low pricing",
+        "Nintendo Loses Trademark Battle With a Costa Rican Grocery Store",
+        "Report: DeepSeek’s chat histories and internal data were publicly exposed",
+        "Books Written By Humans Are Getting Their Own Certification",
+    ],
+    "natsec": [
+        "Trump executive order calls for a next-generation missile defense shield",
+        "⚡ THN Weekly Recap: Top Cybersecurity Threats, Tools and Tips [20 January]",
+        "US Removes Malware Allegedly Planted on Computers By Chinese-Backed Hackers",
+        "Trump signs executive order to pause TikTok ban, provide immunity to tech firms",
+        "Is China winning the AI race?",
+        "ChatGPT Gov aims to modernise US government agencies",
+    ],
+    "release": [
+        "Moment freed Palestinian prisoners reunite with family and friends",
+        "How Long Is Sniper Elite: Resistance?",
+        "Weight saving and aero optimization feature in the 2025 Porsche 911 GT3",
+        "SoftBank in Talks To Invest Up To $25 Billion in OpenAI",
+        "Meta Poaches AI Talent from OpenAI with $1B Packages for Superintelligence",
+        "Ericsson launches Cognitive Labs to pioneer telecoms AI research",
+        "Google open-sources the Pebble OS",
+        "Anthropic Builds RAG Directly Into Claude Models With New Citations API",
+        "DeepSeek Outstrips Meta and Mistral To Lead Open-Source AI Race",
+        "Snap rockets 40% and keeps on flying: Stock opens at $24/share",  # IPO + "supermodel"
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("topic", "title"), [(topic, title) for topic, titles in HARD_NEGATIVES.items() for title in titles]
+)
+def test_hard_negatives(classifier: Classifier, devset: list[LabeledItem], topic: str, title: str) -> None:
+    story = _story(devset, title)
+    assert topic not in story.topics  # the label agrees that this is a trap
+    result = classifier.classify(story.title, story.summary)
+    assert topic not in result.topics, (result.scores, result.evidence)
+
+
+@pytest.mark.parametrize(
+    ("title", "topic", "term"),
+    [
+        (
+            "Anthropic Accuses DeepSeek, Moonshot, and MiniMax of Large-Scale Distillation Attacks on Claude",
+            "distillation",
+            "distillation attacks",
+        ),
+        ("Ex-Google engineer convicted of stealing AI trade secrets for China", "ip", "ai trade secrets"),
+        (
+            "Nvidia Snaps Back at Biden's 'Innovation-Killing' AI Chip Export Restrictions",
+            "natsec",
+            "chip export",
+        ),
+        ("Alibaba Releases Qwen3 with Native Hybrid Reasoning", "release", "qwen3"),
+    ],
+)
+def test_positive_with_evidence(
+    classifier: Classifier, devset: list[LabeledItem], title: str, topic: str, term: str
+) -> None:
+    story = _story(devset, title)
+    result = classifier.classify(story.title, story.summary)
+    assert topic in result.topics
+    assert term in result.evidence[topic]
+    assert topic in result.reason()
+    assert term in result.reason(max_terms=10)
+
+
+def test_title_weighs_more_than_summary(classifier: Classifier) -> None:
+    text = "Chip export controls tighten on AI accelerators"
+    in_title = classifier.classify(text, "")
+    in_summary = classifier.classify("Weekly roundup", text)
+    assert in_title.scores["natsec"] > in_summary.scores["natsec"] > 0
+
+
+def test_ai_context_gate_separates_senses(classifier: Classifier) -> None:
+    # The same ambiguous word counts only when the story is about AI.
+    plain = classifier.classify("Distilled spirits sales rise", "Craft distillers report record demand.")
+    ai = classifier.classify(
+        "Lab accused of distilling a rival's model", "The AI startup allegedly trained on outputs."
+    )
+    assert "distillation" not in plain.topics and plain.evidence["distillation"] == ()
+    assert "distillation" in ai.topics
+    assert "distilling" in ai.evidence["distillation"]
+
+
+def test_evidence_is_empty_for_zero_scores(classifier: Classifier) -> None:
+    result = classifier.classify("Venice flooding has city on its knees")
+    assert all(score == 0.0 for score in result.scores.values())
+    assert result.evidence == {topic: () for topic in SHIPPED_TOPICS}
+    assert result.reason() == ""
+
+
+# ------------------------------------------------------------------------------------------------ thresholds
+MINI = """
+version = 1
+[defaults]
+threshold = 0.5
+[contexts.ai]
+terms = ["ai", "llm"]
+[topics.release]
+threshold = {threshold}
+contexts = ["ai"]
+[topics.release.signals.announce]
+weight = 3.0
+terms = ["launch*"]
+"""
+
+
+def test_threshold_comes_from_config() -> None:
+    low = RuleClassifier(parse_taxonomy(MINI.format(threshold=0.3)))
+    high = RuleClassifier(parse_taxonomy(MINI.format(threshold=0.99)))
+    a = low.classify("AI lab launches model")
+    b = high.classify("AI lab launches model")
+    assert a.scores == b.scores
+    assert a.topics == ("release",)
+    assert b.topics == ()
+
+
+def test_operator_can_add_a_topic_without_code(tmp_path: Path) -> None:
+    text = TOPICS.read_text(encoding="utf-8") + (
+        '\n[topics.robotics]\ndescription = "Humanoid robots"\ncontexts = ["ai"]\n'
+        '[topics.robotics.signals.core]\nweight = 3.0\nterms = ["humanoid robot*", "robotics"]\n'
+    )
+    path = tmp_path / "topics.toml"
+    path.write_text(text, encoding="utf-8")
+    extended = load_classifier(path)
+    assert extended.topics == (*SHIPPED_TOPICS, "robotics")
+    result = extended.classify("Figure AI shows humanoid robots folding laundry")
+    assert "robotics" in result.topics
+    assert result.evidence["robotics"] == ("humanoid robots",)
+
+
+# ------------------------------------------------------------------------------------------------ validation
+def _error(text: str) -> str:
+    with pytest.raises(TopicsConfigError) as info:
+        parse_taxonomy(text, "topics.toml")
+    return str(info.value)
+
+
+def test_unknown_key_names_line_key_and_suggestion() -> None:
+    text = MINI.format(threshold=0.5).replace("weight = 3.0", "wieght = 3.0")
+    message = _error(text)
+    line = text.splitlines().index("wieght = 3.0") + 1
+    assert message.startswith(f"topics.toml:{line}: topics.release.signals.announce.wieght: unknown key")
+    assert "did you mean 'weight'" in message
+
+
+def test_bad_value_names_line_and_key() -> None:
+    text = MINI.format(threshold=1.5)
+    message = _error(text)
+    line = text.splitlines().index("threshold = 1.5") + 1
+    assert message.startswith(f"topics.toml:{line}: topics.release.threshold:")
+    assert "must be in (0, 1]" in message
+
+
+@pytest.mark.parametrize(
+    ("replace", "by", "key", "fragment"),
+    [
+        (
+            'contexts = ["ai"]',
+            'contexts = ["ais"]',
+            "topics.release.contexts",
+            "unknown context 'ais'; did you mean 'ai'",
+        ),
+        (
+            'terms = ["launch*"]',
+            'terms = ["la*unch"]',
+            "topics.release.signals.announce.terms",
+            "not a valid term",
+        ),
+        (
+            'terms = ["launch*"]',
+            'terms = ["launch", "LAUNCH"]',
+            "topics.release.signals.announce.terms",
+            "twice",
+        ),
+        ('terms = ["launch*"]', "terms = []", "topics.release.signals.announce.terms", "must not be empty"),
+        ("weight = 3.0", 'weight = "high"', "topics.release.signals.announce.weight", "expected a number"),
+        ("[topics.release]", "[topics.Release]", "topics.Release", "lower-case"),
+        ("[defaults]", "[defualts]", "defualts", "did you mean 'defaults'"),
+    ],
+)
+def test_validation_errors(replace: str, by: str, key: str, fragment: str) -> None:
+    text = MINI.format(threshold=0.5).replace(replace, by)
+    message = _error(text)
+    assert f": {key}:" in message
+    assert fragment in message
+    assert message.startswith("topics.toml:")  # always a line number
+
+
+def test_requires_must_name_existing_signal() -> None:
+    text = MINI.format(threshold=0.5).replace(
+        'contexts = ["ai"]', 'contexts = ["ai"]\nrequires = [["anounce"]]'
+    )
+    message = _error(text)
+    assert "topics.release.requires" in message
+    assert "unknown signal 'anounce'; did you mean 'announce'" in message
+
+
+def test_syntax_error_and_missing_file(tmp_path: Path) -> None:
+    message = _error("[topics.release\n")
+    assert message.startswith("topics.toml: invalid TOML:") and "line 1" in message
+    with pytest.raises(TopicsConfigError, match="file not found"):
+        load_classifier(tmp_path / "nope.toml")
+    with pytest.raises(TopicsConfigError, match="define at least one topic"):
+        parse_taxonomy("version = 1\n", "topics.toml")
+
+
+# ------------------------------------------------------------------------------------------------- keywords
+def test_keyword_filter_whole_words_and_phrases() -> None:
+    f = KeywordFilter(include=['"export controls"', "H20"], exclude=["gaming"])
+    assert f.matches("New export-controls rule", "")
+    assert f.matches("Nvidia", "sales of the h20 chip")
+    assert not f.matches("Export of controls", "")  # phrase words must be adjacent
+    assert not f.matches("H200 demand", "")  # whole words only
+    assert not f.matches("H20 gaming edition", "")  # exclude wins
+    assert not f.matches("Unrelated", "")
+
+
+def test_keyword_filter_defaults_and_parsing() -> None:
+    assert KeywordFilter().matches("anything")
+    assert not KeywordFilter()
+    only_exclude = KeywordFilter(exclude=["crypto"])
+    assert only_exclude.matches("AI chips") and not only_exclude.matches("Crypto AI chips")
+    assert KeywordFilter.parse('nvidia "export controls" “model weights”') == [
+        "nvidia",
+        "export controls",
+        "model weights",
+    ]
+    assert KeywordFilter(include=["C++"]).matches("Why C++ still matters")
+    assert KeywordFilter(include=["ban"]).matched("Italy bans DeepSeek", "a ban on the app") == ["ban"]
+    with pytest.raises(ValueError, match="unbalanced quotes"):
+        KeywordFilter.parse('"open')
+
+
+# ------------------------------------------------------------------------------------------ classify contract
+def test_classify_lines_contract(classifier: Classifier) -> None:
+    lines = [
+        json.dumps(
+            {"title": "Anthropic says Chinese labs distilled Claude", "summary": "Distillation attacks."}
+        ),
+        "",
+        "{not json",
+        json.dumps(["a list"]),
+        json.dumps({"summary": "no title"}),
+        json.dumps({"title": "Whisky distillery opens", "summary": None, "extra": 1}),
+        json.dumps({"title": 5}),
+    ]
+    out = [json.loads(line) for line in classify_lines(classifier, lines, explain=False)]
+    assert len(out) == 6  # the blank line produced nothing
+    first, bad_json, not_object, no_title, whisky, bad_title = out
+    assert first["topics"] == ["distillation"]
+    assert list(first["scores"]) == list(SHIPPED_TOPICS)
+    assert all(round(v, 4) == v and 0 <= v <= 1 for v in first["scores"].values())
+    assert set(first) == {"topics", "scores"}
+    assert bad_json["error"].startswith("line 3: invalid JSON")
+    assert not_object == {"error": "line 4: expected a JSON object"}
+    assert no_title == {"error": "line 5: missing 'title'"}
+    assert whisky["topics"] == []
+    assert bad_title == {"error": "line 7: 'title' must be a string"}
+
+
+def test_classify_lines_explain(classifier: Classifier) -> None:
+    line = json.dumps({"title": "Commerce adds Chinese AI firms to entity list over chip export controls"})
+    (out,) = [json.loads(x) for x in classify_lines(classifier, [line], explain=True)]
+    assert out["topics"] == ["natsec"]
+    assert set(out["evidence"]) == set(SHIPPED_TOPICS)
+    assert "entity list" in out["evidence"]["natsec"]
+    assert all(isinstance(terms, list) for terms in out["evidence"].values())
+
+
+# -------------------------------------------------------------------------------------------------- evaluate
+class _Fixed:
+    """A stand-in classifier that returns whatever it was told to, for testing the metrics."""
+
+    def __init__(self, answers: dict[str, tuple[str, ...]]) -> None:
+        self._answers = answers
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        return ("a", "b")
+
+    def classify(self, title: str, summary: str = "") -> Classification:
+        got = self._answers.get(title, ())
+        return Classification(
+            scores={t: (0.9 if t in got else 0.1) for t in self.topics},
+            topics=got,
+            evidence={t: (("x",) if t in got else ()) for t in self.topics},
+        )
+
+
+def test_evaluate_metrics_and_report() -> None:
+    items = parse_labeled(
+        [
+            '{"title": "one", "topics": ["a"]}',
+            '{"title": "two", "topics": ["a", "b"]}',
+            "",
+            '{"title": "three", "summary": null, "topics": []}',
+        ]
+    )
+    report = evaluate(_Fixed({"one": ("a",), "two": ("a",), "three": ("b",)}), items)
+    a, b = report.per_topic["a"], report.per_topic["b"]
+    assert (a.tp, a.fp, a.fn, a.precision, a.recall, a.f1) == (2, 0, 0, 1.0, 1.0, 1.0)
+    assert (b.tp, b.fp, b.fn, b.precision, b.recall, b.f1) == (0, 1, 1, 0.0, 0.0, 0.0)
+    assert report.macro_f1 == pytest.approx(0.5)
+    assert report.exact_match == 1
+    assert [m.item.line for m in report.misclassified] == [2, 4]
+    text = format_report(report)
+    assert "precision" in text and "macro-F1 0.500" in text
+    assert "line 4: three" in text and "expected [-]  got [b]" in text
+
+
+def test_load_labeled_errors(tmp_path: Path) -> None:
+    path = tmp_path / "set.jsonl"
+    path.write_text('{"title": "ok", "topics": []}\n\n{"title": "x", "topics": "ip"}\n', encoding="utf-8")
+    with pytest.raises(LabeledSetError, match=r"set\.jsonl:3: 'topics' must be a list"):
+        load_labeled(path)
+    path.write_text('{"title": "ok", "topics": []}\n{oops\n', encoding="utf-8")
+    with pytest.raises(LabeledSetError, match=r"set\.jsonl:2: invalid JSON"):
+        load_labeled(path)
+    path.write_text('{"title": "ok"}\n', encoding="utf-8")
+    with pytest.raises(LabeledSetError, match=r"set\.jsonl:1: missing 'topics'"):
+        load_labeled(path)
+    with pytest.raises(LabeledSetError, match="cannot read"):
+        load_labeled(tmp_path / "missing.jsonl")
+    with pytest.raises(LabeledSetError, match="line 1: unknown topic"):
+        evaluate(_Fixed({}), parse_labeled(['{"title": "t", "topics": ["zzz"]}']))
+
+
+# ---------------------------------------------------------------------------------------------- quality gate
+MIN_MACRO_F1 = 0.90
+MIN_PRECISION = 0.90
+
+
+def gate_failures(report: EvalReport) -> list[str]:
+    failures = []
+    if report.macro_f1 < MIN_MACRO_F1:
+        failures.append(f"macro-F1 {report.macro_f1:.3f} < {MIN_MACRO_F1}")
+    for m in report.per_topic.values():
+        if m.precision < MIN_PRECISION:
+            failures.append(f"{m.topic}: precision {m.precision:.3f} < {MIN_PRECISION}")
+    return failures
+
+
+def test_devset_is_real_sized_and_labeled(devset: list[LabeledItem]) -> None:
+    assert len(devset) >= 250
+    for topic in SHIPPED_TOPICS:
+        assert sum(topic in item.topics for item in devset) >= 20, topic
+    assert all(item.url and item.url.startswith("http") for item in devset)
+    negatives = [item for item in devset if not item.topics]
+    assert len(negatives) >= 80
+    titles = [item.title.casefold() for item in devset]
+    assert len(titles) == len(set(titles)), "duplicate headlines"
+
+
+def test_devset_quality_gate(classifier: Classifier, devset: list[LabeledItem]) -> None:
+    report = evaluate(classifier, devset)
+    failures = gate_failures(report)
+    assert not failures, "\n".join(failures) + "\n\n" + format_report(report)
+
+
+def test_quality_gate_can_fail(devset: list[LabeledItem]) -> None:
+    # A classifier that tags every story with every topic must not pass the gate.
+    everything = _Everything()
+    assert gate_failures(evaluate(everything, devset))
+
+
+class _Everything:
+    @property
+    def topics(self) -> tuple[str, ...]:
+        return SHIPPED_TOPICS
+
+    def classify(self, title: str, summary: str = "") -> Classification:
+        return Classification(
+            scores=dict.fromkeys(SHIPPED_TOPICS, 1.0),
+            topics=SHIPPED_TOPICS,
+            evidence=dict.fromkeys(SHIPPED_TOPICS, ()),
+        )
