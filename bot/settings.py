@@ -8,6 +8,7 @@ never printed: they are ``SecretStr``.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,50 @@ class Settings(BaseSettings):
     # --- chat platforms (issue 4 wires these)
     discord_api_base: str = "https://discord.com/api/v10"
     slack_api_base: str = "https://slack.com/api/"
+    # Tokens are read by both the command side (issue 4) and the delivery side (issue 5).
+    discord_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("DISCORD_TOKEN", "FW_DISCORD_TOKEN")
+    )
+    discord_guild_id: int | None = Field(
+        None, description="sync slash commands to this guild only (instant; for development)"
+    )
+    discord_hide_from_members: bool = Field(
+        False,
+        description="set Manage Channels as /watch's default member permissions (hides reading commands too)",
+    )
+    slack_bot_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("SLACK_BOT_TOKEN", "FW_SLACK_BOT_TOKEN")
+    )
+    slack_app_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("SLACK_APP_TOKEN", "FW_SLACK_APP_TOKEN")
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("SLACK_SIGNING_SECRET", "FW_SLACK_SIGNING_SECRET")
+    )
+    slack_client_id: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("SLACK_CLIENT_ID", "FW_SLACK_CLIENT_ID")
+    )
+    slack_client_secret: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("SLACK_CLIENT_SECRET", "FW_SLACK_CLIENT_SECRET")
+    )
+    slack_admins: str = Field("", description="comma-separated Slack user ids allowed to configure channels")
+    slack_redirect_uri: str | None = Field(None, description="public https URL of /slack/oauth_redirect")
+    webhooks_file: Path = Path("config/webhooks.toml")
+    max_sources_per_channel: int = Field(10, ge=0, le=200)
+    # --- delivery (issue 5)
+    alert_min_score: float = Field(
+        0.6, ge=0, le=1, description="alerts need this score unless the subscription sets its own minimum"
+    )
+    delivery_tick_seconds: float = Field(2.0, gt=0, description="outbox sweep when nothing woke it")
+    digest_tick_seconds: float = Field(30.0, gt=0)
+    delivery_lease_seconds: float = Field(120.0, ge=1, description="how long a crashed sender blocks a channel")
+    delivery_timeout_seconds: float = Field(60.0, gt=0)
+    delivery_max_backoff_seconds: float = Field(600.0, gt=0)
+    delivery_give_up_hours: float = Field(72.0, gt=0, description="a row still unsent after this fails")
+    delivery_concurrency: int = Field(32, ge=1, le=1024, description="destinations served in parallel")
+    discord_send_rate: float = Field(45.0, gt=0, description="messages/s, below Discord's global 50")
+    followup_interval_minutes: int = Field(60, ge=1)
+    source_notice_after_hours: float = Field(24.0, gt=0)
     # --- misc
     log_level: str = "INFO"
     port: int = Field(8080, ge=0, le=65535, validation_alias=AliasChoices("PORT", "FW_PORT"))
@@ -114,6 +159,10 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
+    @property
+    def slack_admin_ids(self) -> frozenset[str]:
+        return frozenset(part.strip() for part in self.slack_admins.split(",") if part.strip())
+
 
 def _setting_name(loc: tuple[Any, ...]) -> str:
     field = str(loc[0]) if loc else "?"
@@ -132,7 +181,11 @@ def load_settings(**overrides: Any) -> Settings:
         first = exc.errors()[0]
         name = _setting_name(tuple(first.get("loc", ())))
         given = first.get("input")
-        shown = "" if isinstance(given, dict) or given is None else f" (got {given!r})"
+        field = str(first.get("loc", ("",))[0]) if first.get("loc") else ""
+        secret = "secret" in field or "token" in field
+        if isinstance(given, str):
+            given = re.sub(r"://([^:/@]*):[^@/]*@", r"://\1:***@", given)  # a password in a URL
+        shown = "" if secret or isinstance(given, dict) or given is None else f" (got {given!r})"
         if first.get("type") == "extra_forbidden":
             raise SettingsError(f"unknown setting {name} in the config file") from None
         raise SettingsError(f"invalid setting {name}: {first.get('msg')}{shown}") from None

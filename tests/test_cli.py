@@ -1,0 +1,105 @@
+"""The command line as a user runs it: a subprocess, real settings from the environment."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from tests.support.feedserver import FeedServer
+
+REPO = Path(__file__).resolve().parent.parent
+
+FEED = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>Policy wire</title>
+<item><title>US tightens export controls on Nvidia AI chips to China</title><link>https://wire.example/chips</link>
+<guid>chips</guid><pubDate>Sat, 28 Nov 2026 09:00:00 GMT</pubDate></item>
+<item><title>Distillery expands whisky distillation capacity</title><link>https://wire.example/whisky</link>
+<guid>whisky</guid><pubDate>Sat, 28 Nov 2026 08:00:00 GMT</pubDate></item>
+</channel></rss>"""
+
+
+async def run_cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=REPO,
+    )
+    out, err = await proc.communicate()
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+def base_env(tmp_path: Path, sources: str = "") -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FW_")}
+    sources_file = tmp_path / "sources.toml"
+    sources_file.write_text(sources)
+    env.update(
+        FW_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'cli.sqlite3'}",
+        FW_SOURCES_FILE=str(sources_file),
+        FW_PARSE_WORKERS="-1",
+        COLUMNS="200",
+    )
+    return env
+
+
+async def test_every_command_has_help(tmp_path: Path) -> None:
+    env = base_env(tmp_path)
+    for command in (
+        ["run"],
+        ["poll"],
+        ["stories"],
+        ["classify"],
+        ["eval"],
+        ["sources", "list"],
+        ["sources", "check"],
+        ["migrate"],
+        ["demo"],
+    ):
+        code, out, _ = await run_cli(*command, "--help", env=env)
+        assert code == 0 and "Usage:" in out, command
+
+
+async def test_migrate_reports_the_revision(tmp_path: Path) -> None:
+    code, out, _ = await run_cli("migrate", env=base_env(tmp_path))
+    from bot.store.db import head_revision
+
+    assert code == 0 and f"is at revision {head_revision()}" in out
+
+
+async def test_sources_check_and_list(tmp_path: Path) -> None:
+    async with FeedServer() as server:
+        server.add("/wire.xml", FEED)
+        server.add("/page", b"<html><body>hello</body></html>", content_type="text/html")
+        env = base_env(tmp_path, f'[[sources]]\nname = "Policy wire"\nurl = "{server.url("/wire.xml")}"\n')
+        # Loopback is refused by the SSRF guard unless private sources are allowed.
+        code, out, _ = await run_cli("sources", "check", server.url("/wire.xml"), env=env)
+        assert code == 1 and "refused" in out and "127.0.0.1" in out
+        env["FW_ALLOW_PRIVATE_SOURCES"] = "1"
+        code, out, _ = await run_cli("sources", "check", server.url("/wire.xml"), env=env)
+        assert code == 0 and "Policy wire: 2 entries" in out and "[natsec]" in out and "[-]" in out
+        code, out, _ = await run_cli("sources", "check", server.url("/page"), env=env)
+        assert code == 1 and "not a feed" in out
+        code, out, _ = await run_cli("sources", "list", env=env)
+        assert code == 0 and "Policy wire" in out and "never polled" in out
+        await run_cli("poll", "--once", env=env)
+        code, out, _ = await run_cli("sources", "list", env=env)
+        assert "ok (200)" in out
+
+
+async def test_bad_sources_file_is_one_clear_line(tmp_path: Path) -> None:
+    env = base_env(tmp_path, '[[sources]]\nname = "x"\nurl = "ftp://nope"\n')
+    code, _out, err = await run_cli("poll", "--once", env=env)
+    assert code == 2 and "url" in err and "http" in err and err.strip().count("\n") == 0
+
+
+async def test_demo_prints_alerts_and_a_digest(tmp_path: Path) -> None:
+    code, out, _ = await run_cli("demo", env=base_env(tmp_path))
+    assert code == 0, out
+    assert "nothing announced (no first-run flood)" in out
+    assert "● NEW [" in out  # second poll announces new relevant stories
+    assert "Frontier Watch digest" in out and "## natsec" in out and "why:" in out

@@ -1,0 +1,88 @@
+"""Settings: environment over TOML over defaults, one clear line per bad setting, no secrets shown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.settings import DEFAULT_DATABASE_URL, SettingsError, load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import os
+
+    for key in list(os.environ):
+        if key.startswith(("FW_", "DISCORD_", "SLACK_", "HF_")) or key == "PORT":
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("FW_CONFIG_FILE", str(tmp_path / "absent.toml"))
+
+
+def test_defaults() -> None:
+    settings = load_settings()
+    assert settings.database_url == DEFAULT_DATABASE_URL and settings.is_sqlite
+    assert settings.sources_file == Path("config/sources.toml")
+    assert settings.topics_file == Path("config/topics.toml")
+    assert settings.allow_private_sources is False
+
+
+def test_environment_beats_toml_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config = tmp_path / "frontierwatch.toml"
+    config.write_text('fetch_concurrency = 7\nuser_agent = "from-toml"\n')
+    monkeypatch.setenv("FW_CONFIG_FILE", str(config))
+    monkeypatch.setenv("FW_FETCH_CONCURRENCY", "9")
+    settings = load_settings()
+    assert settings.fetch_concurrency == 9 and settings.user_agent == "from-toml"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        (
+            "FW_FETCH_CONCURRENCY",
+            "lots",
+            "invalid setting FW_FETCH_CONCURRENCY: Input should be a valid integer",
+        ),
+        (
+            "FW_DATABASE_URL",
+            "mysql://x",
+            "invalid setting FW_DATABASE_URL: Value error, must start with sqlite+aiosqlite://",
+        ),
+        ("FW_ALLOW_PRIVATE_SOURCES", "perhaps", "invalid setting FW_ALLOW_PRIVATE_SOURCES"),
+        ("FW_LOG_LEVEL", "LOUD", "invalid setting FW_LOG_LEVEL"),
+        ("FW_HF_API_BASE", "ftp://mirror", "invalid setting FW_HF_API_BASE"),
+        ("FW_MAX_REDIRECTS", "9", "invalid setting FW_MAX_REDIRECTS"),
+    ],
+)
+def test_bad_setting_is_one_line_naming_it(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    assert str(info.value).startswith(expected) and "\n" not in str(info.value)
+
+
+def test_unknown_key_in_toml_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config = tmp_path / "frontierwatch.toml"
+    config.write_text("fetch_concurency = 7\n")
+    monkeypatch.setenv("FW_CONFIG_FILE", str(config))
+    with pytest.raises(SettingsError, match="unknown setting FW_FETCH_CONCURENCY"):
+        load_settings()
+
+
+def test_password_in_a_bad_database_url_is_not_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FW_DATABASE_URL", "postgres://bot:hunter2@db.example/fw")
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    assert "hunter2" not in str(info.value) and "bot:***@db.example" in str(info.value)
+
+
+def test_secrets_are_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_TOKEN", "hf_supersecretvalue")
+    monkeypatch.setenv("DISCORD_TOKEN", "discord-secret-token")
+    settings = load_settings()
+    shown = repr(settings) + str(settings) + settings.model_dump_json()
+    assert "supersecretvalue" not in shown and "discord-secret-token" not in shown
+    assert settings.hf_token is not None and settings.hf_token.get_secret_value() == "hf_supersecretvalue"
