@@ -155,7 +155,7 @@ class Store:
         )
         async with self.sessions.begin() as session:
             rows = (await session.execute(stmt)).all()
-        return sorted((ClaimedSource(*row) for row in rows), key=lambda s: s.id)
+        return sorted((ClaimedSource(**row._mapping) for row in rows), key=lambda s: s.id)
 
     async def save_fetch_states(self, states: Iterable[dict[str, Any]]) -> None:
         """Write many sources' fetch state (and release their lease) in one transaction."""
@@ -212,7 +212,7 @@ class Store:
                 .where(m.Story.id > after_id, m.Story.first_seen_at >= since)
                 .order_by(m.Story.id)
             )
-            return [tuple(r) for r in rows]  # type: ignore[misc]
+            return [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
 
     async def refresh_cluster_counts(self, session: AsyncSession, cluster_ids: Iterable[int]) -> None:
         ids = sorted(set(cluster_ids))
