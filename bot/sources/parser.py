@@ -85,7 +85,9 @@ def _parse(body: bytes, headers: Mapping[str, str], url: str, summary_chars: int
     # on every element (a third of its time); entry links are resolved against the final URL in
     # _build_entry instead, which is all we use. A server-sent Content-Location is dropped too: it
     # may be relative or stale, and links must resolve against where the document really came from.
-    response_headers = {str(k).lower(): str(v) for k, v in headers.items() if str(k).lower() != "content-location"}
+    response_headers = {
+        str(k).lower(): str(v) for k, v in headers.items() if str(k).lower() != "content-location"
+    }
     # A BytesIO, never the bytes: feedparser treats a str/bytes argument as a path or URL to open.
     doc = feedparser.parse(
         io.BytesIO(body),
