@@ -91,6 +91,7 @@ class App:
 
     async def close(self) -> None:
         await self.stop_services()
+        await self.poller.ingestor.close()
         self.services.clear()
         await self.fetcher.close()
         self.parser.close()

@@ -114,7 +114,8 @@ def run() -> None:
 async def _run_forever(settings: Settings) -> None:
     from bot.scheduler import build_scheduler, run_forever
 
-    app = await _build_app(settings, sinks=[console_sink])
+    # New stories reach the console (or chat) through the delivery outbox (issue 5), not a sink here.
+    app = await _build_app(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -122,7 +123,8 @@ async def _run_forever(settings: Settings) -> None:
     counts = await app.store.counts()
     err.print(
         f"Frontier Watch {__version__}: {counts['sources']} sources, {counts['stories']} stories stored "
-        f"({_safe_url(settings.database_url)}). No chat platform configured: new stories print here. Ctrl-C stops.",
+        f"({_safe_url(settings.database_url)}). Alerts and digests go to the configured channels, or print here "
+        "when no chat platform is configured. Ctrl-C stops.",
         markup=False,
     )
     scheduler = build_scheduler(app.poller, settings.poll_tick_seconds)
@@ -443,3 +445,147 @@ def demo(keep: bool) -> None:
 
     _logging("WARNING")
     _run(run_demo(out, keep=keep))
+
+
+# ---------------------------------------------------------------------------------------- digest
+@main.command()
+@click.option("--preview", is_flag=True, help="Print what would be posted; send and store nothing.")
+@click.option(
+    "--since", "since", default=None, metavar="DURATION", help="Preview period, e.g. 24h (default 24h)."
+)
+@click.option("--topic", "topic", metavar="T", help="Preview only this topic.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "discord-json", "slack-json"]),
+    default="text",
+    show_default=True,
+    help="text, or the JSON request bodies that would be sent to Discord or Slack.",
+)
+@click.option("--destination", "destination", type=int, default=None, help="Preview for this destination id.")
+def digest(preview: bool, since: str | None, topic: str | None, fmt: str, destination: int | None) -> None:
+    """Send the digests that are due now, once (without --preview), or preview a digest.
+
+    The JSON formats print one request body per message, in order: a long digest is split into
+    several messages within the platform's limits. Discord bodies are shown without the per-send
+    nonce, Slack bodies without the delivery-id metadata (both exist only once a digest is queued).
+    """
+    settings = _settings()
+    _logging("WARNING")
+    if preview:
+        window = parse_duration(since or "24h")
+        text = _run(_digest_preview(settings, window, topic, fmt, destination))
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    if since or topic or destination is not None:
+        err.print("error: --since, --topic and --destination only apply to --preview", markup=False)
+        sys.exit(2)
+    planned, sent = _run(_digest_send(settings))
+    out.print(f"{planned} digest(s) due; {sent} message(s) sent.", markup=False)
+
+
+async def _digest_preview(
+    settings: Settings, window: timedelta, topic: str | None, fmt: str, destination: int | None
+) -> str:
+    from bot.classify.keywords import KeywordFilter
+    from bot.delivery.bodies import digest_body, discord_wire, paginate, slack_wire
+    from bot.delivery.digests import DIGEST_TITLE, destination_selection
+    from bot.digest.common import DigestHeader
+    from bot.digest.entries import Selection, TopicRule, select_entries
+    from bot.digest.schedule import local_date_label
+    from bot.store import models as m
+
+    app = await _build_app(settings, sync_sources=False, parse_workers=-1)
+    try:
+        topics = app.classifier.topics
+        if topic is not None and topic not in topics:
+            raise _ConfigProblem(f"unknown topic {topic!r}; known topics: {', '.join(topics)}")
+        now = datetime.now(UTC)
+        platform = {"text": "console", "discord-json": "discord", "slack-json": "slack"}[fmt]
+        tz, channel = "UTC", "<channel id>"
+        async with app.store.sessions() as session:
+            if destination is not None:
+                dest = await session.get(m.Destination, destination)
+                if dest is None:
+                    raise _ConfigProblem(f"no destination with id {destination}")
+                selection = await destination_selection(session, dest, now - window, now)
+                selection.destination_id = None  # a preview shows the period, whatever was sent
+                tz, channel = dest.timezone, dest.channel_id
+                if topic is not None:
+                    selection.rules = [r for r in selection.rules if r.topic == topic]
+            else:
+                chosen = [topic] if topic else list(topics)
+                selection = Selection(
+                    since=now - window,
+                    until=now,
+                    rules=[TopicRule(t) for t in chosen],
+                    keywords=KeywordFilter(),
+                )
+            entries = await select_entries(session, selection, topics)
+        header = DigestHeader(DIGEST_TITLE, now, local_date_label(now, tz), len(entries))
+        if fmt == "text":
+            if not entries:
+                return f"{DIGEST_TITLE}: nothing relevant in this period.\n"
+            body = digest_body("console", header, entries, 1, 1)
+            return str(body)
+        pages = paginate(platform, header, entries)
+        bodies: list[dict[str, Any]] = []
+        previous: str | None = None
+        for part, page in enumerate(pages, start=1):
+            rendered = digest_body(platform, header, page, part, len(pages), previous)
+            assert isinstance(rendered, dict)
+            bodies.append(discord_wire(rendered) if fmt == "discord-json" else slack_wire(rendered, channel))
+            previous = page[-1].topic
+        return json.dumps(bodies, indent=2, ensure_ascii=False) + "\n"
+    finally:
+        await app.close()
+
+
+async def _digest_send(settings: Settings) -> tuple[int, int]:
+    from bot.delivery.services import Delivery, ensure_console_destination
+
+    app = await _build_app(settings, sync_sources=False, parse_workers=-1)
+    try:
+        topics = app.classifier.topics
+        await ensure_console_destination(app.store, settings, topics)
+        delivery = Delivery.build(app.store, settings, topics)
+        planned = await delivery.digests.tick()
+        sent = await delivery.worker.drain(within=300.0)
+        await delivery.worker.stop()
+        return len(planned), sent
+    finally:
+        await app.close()
+
+
+# ---------------------------------------------------------------------------------------- serve (issue 4)
+@main.command()
+def serve() -> None:
+    """Serve HTTP on $PORT (default 8080): /healthz, Slack's /slack/events and the Slack OAuth pages.
+
+    This is the Procfile's `web:` process. It never opens the Discord gateway or polls; `frontierwatch
+    run` does that (and serves HTTP too when PORT is set).
+    """
+    settings = _settings()
+    _logging(settings.log_level)
+    _run(_serve(settings))
+
+
+async def _serve(settings: Settings) -> None:
+    from bot.platforms.services import platform_services
+
+    app = await _build_app(settings, sync_sources=False, parse_workers=-1)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        app.services.extend(platform_services(app, role="web"))
+        await app.start_services()
+        err.print(
+            f"Frontier Watch {__version__}: serving HTTP on port {settings.port}. Ctrl-C stops.", markup=False
+        )
+        await stop.wait()
+    finally:
+        err.print("stopping…", markup=False)
+        await app.close()

@@ -106,7 +106,9 @@ class Settings(BaseSettings):
     )
     delivery_tick_seconds: float = Field(2.0, gt=0, description="outbox sweep when nothing woke it")
     digest_tick_seconds: float = Field(30.0, gt=0)
-    delivery_lease_seconds: float = Field(120.0, ge=1, description="how long a crashed sender blocks a channel")
+    delivery_lease_seconds: float = Field(
+        120.0, ge=1, description="how long a crashed sender blocks a channel"
+    )
     delivery_timeout_seconds: float = Field(60.0, gt=0)
     delivery_max_backoff_seconds: float = Field(600.0, gt=0)
     delivery_give_up_hours: float = Field(72.0, gt=0, description="a row still unsent after this fails")

@@ -1,15 +1,170 @@
-"""Builds the delivery services from settings (outbox worker, digest clock)."""
+"""Builds the delivery services from settings (outbox worker, digest clock, the router sink)."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from sqlalchemy import select
+
+from bot.delivery.digests import DigestService
+from bot.delivery.outbox import Outbox
+from bot.delivery.router import Router
+from bot.delivery.senders import (
+    ConsoleSender,
+    DiscordSender,
+    DiscordWebhookSender,
+    Sender,
+    SlackSender,
+    SlackWebhookSender,
+)
+from bot.delivery.worker import DeliveryWorker
 from bot.services import Service
+from bot.settings import Settings
+from bot.store import models as m
+from bot.store.repo import Store, utcnow
 
 if TYPE_CHECKING:
     from bot.app import App
 
+log = logging.getLogger(__name__)
+
+
+def build_senders(settings: Settings, write: Callable[[str], None] | None = None) -> dict[str, Sender]:
+    """One sender per platform that can be reached with the configured credentials. Webhooks need
+    no token (the URL is the credential), so they are always available."""
+    timeout = settings.delivery_timeout_seconds
+    senders: dict[str, Sender] = {
+        "console": ConsoleSender(write),
+        "discord_webhook": DiscordWebhookSender(
+            settings.discord_api_base, rate=settings.discord_send_rate, timeout=timeout
+        ),
+        "slack_webhook": SlackWebhookSender(timeout=timeout),
+    }
+    if settings.discord_token is not None:
+        senders["discord"] = DiscordSender(
+            settings.discord_token.get_secret_value(),
+            settings.discord_api_base,
+            rate=settings.discord_send_rate,
+            timeout=timeout,
+        )
+    if settings.slack_bot_token is not None:
+        senders["slack"] = SlackSender(
+            settings.slack_bot_token.get_secret_value(), settings.slack_api_base, timeout=timeout
+        )
+    return senders
+
+
+async def ensure_console_destination(store: Store, settings: Settings, topics: Sequence[str]) -> int | None:
+    """With no chat platform configured, the terminal is the destination, subscribed to every
+    topic, so the default install shows alerts and digests and loses nothing. Once a platform is
+    configured the console destination is switched off (with the reason)."""
+    now = utcnow()
+    async with store.sessions.begin() as session:
+        others = await session.scalar(
+            select(m.Destination.id)
+            .where(m.Destination.platform != "console", m.Destination.active.is_(True))
+            .limit(1)
+        )
+        chat = (
+            settings.discord_token is not None or settings.slack_bot_token is not None or others is not None
+        )
+        console = await session.scalar(
+            select(m.Destination).where(
+                m.Destination.platform == "console", m.Destination.channel_id == "console"
+            )
+        )
+        if chat:
+            if console is not None and console.active:
+                console.active = False
+                console.inactive_reason = "a chat platform is configured"
+            return None
+        if console is None:
+            console = m.Destination(
+                platform="console",
+                workspace_id="",
+                channel_id="console",
+                name="terminal",
+                timezone="UTC",
+                digest_time="08:00",
+                digest_frequency="daily",
+                digest_weekday="mon",
+                alert_cap_per_hour=5,
+                quiet_day_notice=True,
+                repeat_alerted_in_digest=False,
+                active=True,
+                created_at=now,
+            )
+            session.add(console)
+            await session.flush()
+        elif not console.active and console.inactive_reason == "a chat platform is configured":
+            console.active, console.inactive_reason = True, None
+        have = set(
+            (
+                await session.scalars(
+                    select(m.Subscription.topic).where(m.Subscription.destination_id == console.id)
+                )
+            ).all()
+        )
+        for topic in topics:
+            if topic not in have:
+                session.add(
+                    m.Subscription(
+                        destination_id=console.id, topic=topic, mode="both", min_score=0.0, created_at=now
+                    )
+                )
+        return console.id
+
+
+@dataclass
+class Delivery:
+    """Everything issue 5 adds to a running process, built from one store and settings."""
+
+    outbox: Outbox
+    router: Router
+    worker: DeliveryWorker
+    digests: DigestService
+
+    @classmethod
+    def build(
+        cls,
+        store: Store,
+        settings: Settings,
+        topics: Sequence[str],
+        *,
+        senders: dict[str, Sender] | None = None,
+        write: Callable[[str], None] | None = None,
+    ) -> Delivery:
+        outbox = Outbox(store)
+        worker = DeliveryWorker(
+            outbox, settings, senders if senders is not None else build_senders(settings, write)
+        )
+        router = Router(outbox, settings, on_queued=worker.wake)
+        digests = DigestService(outbox, settings, topics, on_queued=worker.wake)
+        return cls(outbox, router, worker, digests)
+
+
+class _ConsoleSetup:
+    name = "console-destination"
+
+    def __init__(self, store: Store, settings: Settings, topics: Sequence[str]) -> None:
+        self.store, self.settings, self.topics = store, settings, topics
+
+    async def start(self) -> None:
+        dest = await ensure_console_destination(self.store, self.settings, self.topics)
+        if dest is not None:
+            log.info("no chat platform configured: alerts and digests print in this terminal")
+
+    async def stop(self) -> None:
+        return None
+
 
 def delivery_services(app: App) -> list[Service]:
-    """Not wired yet: new stories are printed by the console sink."""
-    return []
+    """Routes new stories into the outbox (a poller sink), sends it, and runs the digest clock."""
+    topics = app.classifier.topics
+    delivery = Delivery.build(app.store, app.settings, topics)
+    app.poller.sinks.append(delivery.router)
+    app.digests = delivery.digests
+    return [_ConsoleSetup(app.store, app.settings, topics), delivery.worker, delivery.digests]

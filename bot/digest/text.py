@@ -9,9 +9,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from bot.domain import Classification
 from bot.store.repo import StoryRow
+
+if TYPE_CHECKING:
+    from bot.digest.common import DigestHeader
+    from bot.digest.entries import DigestEntry
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'“])")
 
@@ -118,3 +123,58 @@ def render_text_digest(
                 out.append(f"  {short_summary(row.summary)}")
         out.append("")
     return "\n".join(out).rstrip() + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Outbox renderers: the console destination prints exactly what a chat channel would get.
+
+
+def text_digest(header: DigestHeader, entries: Sequence[DigestEntry]) -> str:
+    """A digest from outbox snapshots (``DigestHeader`` and ``DigestEntry``), grouped by topic in
+    the order given (already ranked)."""
+    from bot.digest.common import topic_label
+
+    out = [header.headline(1, 1)]
+    note = header.overflow_note()
+    if note:
+        out.append(note)
+    out.append("")
+    previous: str | None = None
+    for entry in entries:
+        if entry.topic != previous:
+            if previous is not None:
+                out.append("")
+            count = sum(1 for e in entries if e.topic == entry.topic)
+            out.append(f"## {topic_label(entry.topic)} ({count})")
+            previous = entry.topic
+        out.append(f"• {entry.title}" + ("  [held back from alerts]" if entry.overflow else ""))
+        out.append(f"  {outlets_line(list(entry.outlets))} · {age(entry.published_at, header.at)}")
+        out.append(f"  {entry.url}")
+        out.append(f"  why: {entry.reason}")
+        if entry.summary:
+            out.append(f"  {entry.summary}")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def text_alert(entry: DigestEntry, at: datetime) -> str:
+    from bot.digest.common import topic_label
+
+    topics = ", ".join(topic_label(t) for t in sorted(entry.topics, key=lambda t: -entry.topics[t]))
+    lines = [
+        f"● NEW [{topics}] {entry.title}",
+        f"    {outlets_line(list(entry.outlets))} · {age(entry.published_at, at)} — {entry.url}",
+        f"    why: {entry.reason}",
+    ]
+    if entry.summary:
+        lines.append(f"    {entry.summary}")
+    return "\n".join(lines) + "\n"
+
+
+def text_followup(payload: dict[str, Any]) -> str:
+    from bot.digest.common import followup_lines
+
+    head, items = followup_lines(payload)
+    title = payload.get("alert_title", "")
+    lines = [f"  ↳ {head}" + (f" — re: {title}" if title else "")]
+    lines.extend(f"      {outlet}: {t} — {url}" for outlet, t, url in items[:8])
+    return "\n".join(lines) + "\n"

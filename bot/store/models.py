@@ -183,6 +183,9 @@ class Destination(Base):
     digest_weekday: Mapped[str] = mapped_column(String(3), default="mon")
     next_digest_at: Mapped[datetime | None] = mapped_column(index=True)
     digest_lease_until: Mapped[datetime | None]
+    # The outbox worker claims a whole destination, so one replica at a time sends to a channel
+    # (platform rate limits are per channel, and digest parts must arrive in order).
+    delivery_lease_until: Mapped[datetime | None]
     last_digest_at: Mapped[datetime | None]
     alert_cap_per_hour: Mapped[int] = mapped_column(Integer, default=5)
     quiet_day_notice: Mapped[bool] = mapped_column(Boolean, default=False)

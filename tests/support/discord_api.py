@@ -12,6 +12,7 @@ Point discord.py at it with ``discord.http.Route.BASE = server.api_base`` (pitfa
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import time
@@ -75,6 +76,10 @@ class DiscordAPI:
     rate_limited: int = 0
     outage_status: int | None = None  # answer every request with this 5xx while set
     fail_next: int = 0  # answer the next N message creates with 500
+    # While set: a message create is stored, then its response is held until the event is set,
+    # like a send that reached Discord but whose answer never came back (crash/timeout tests).
+    hold_responses: asyncio.Event | None = None
+    holding: int = 0  # responses currently held
     _ids: Any = field(default_factory=lambda: itertools.count(200000000000000000))
     _nonces: dict[tuple[str, str], tuple[float, dict[str, Any]]] = field(default_factory=dict)
     _sent: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
@@ -227,7 +232,14 @@ class DiscordAPI:
         if m == "PUT" and parts[0] == "applications" and parts[-1] == "commands":
             return jr([dict(c, id=self._new_id(), application_id=APP_ID, version="1") for c in body or []])
         if parts[0] == "channels" and len(parts) >= 2:
-            return self._channel(m, parts, body or {})
+            response = self._channel(m, parts, body or {})
+            if self.hold_responses is not None and m == "POST" and parts[2:] == ["messages"]:
+                self.holding += 1
+                try:
+                    await self.hold_responses.wait()
+                finally:
+                    self.holding -= 1
+            return response
         if parts[0] == "webhooks":
             return self._webhook(m, parts, request, body or {})
         if m == "POST" and parts[0] == "interactions" and parts[-1] == "callback":

@@ -9,6 +9,7 @@ channels that are gone. Point slack-sdk at it with ``base_url=server.api_base``.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import time
@@ -50,6 +51,10 @@ class SlackAPI:
     )  # user id -> {"is_admin":..., "is_owner":...}
     outage_status: int | None = None
     rate_limited: int = 0
+    # While set: chat.postMessage stores the message, then holds its response until the event is
+    # set (a post that reached Slack whose answer never came back: crash/timeout tests).
+    hold_responses: asyncio.Event | None = None
+    holding: int = 0
     _ts: Any = field(default_factory=lambda: itertools.count(1))
     _sent: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
     _runner: web.AppRunner | None = None
@@ -104,7 +109,10 @@ class SlackAPI:
             body = dict(await request.post())
         self.calls.append(SlackCall(method, body, request.headers.get("Authorization")))
         if self.shared is not None and method not in {"oauth.v2.access"}:
-            self.spec_errors.extend(f"{method}: {e}" for e in slack_request_errors(self.shared, method, body))
+            problems = slack_request_errors(
+                self.shared, method, body, authorization=request.headers.get("Authorization")
+            )
+            self.spec_errors.extend(f"{method}: {e}" for e in problems)
         if self.outage_status is not None:
             return web.Response(status=self.outage_status, text="upstream connect error")
         if (
@@ -116,6 +124,12 @@ class SlackAPI:
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"})
         result: web.Response = handler(body)
+        if self.hold_responses is not None and method == "chat.postMessage":
+            self.holding += 1
+            try:
+                await self.hold_responses.wait()
+            finally:
+                self.holding -= 1
         return result
 
     def _m_auth_test(self, body: dict[str, Any]) -> web.Response:
@@ -183,6 +197,24 @@ class SlackAPI:
                 "messages": messages,
                 "has_more": False,
                 "pin_count": 0,
+                "response_metadata": {"next_cursor": ""},
+            }
+        )
+
+    def _m_conversations_replies(self, body: dict[str, Any]) -> web.Response:
+        """The parent message and its thread replies, oldest first (as Slack answers)."""
+        channel, ts = str(body.get("channel", "")), str(body.get("ts", ""))
+        if channel in self.gone_channels:
+            return web.json_response({"ok": False, "error": self.gone_channels[channel]})
+        thread = [m for m in self.messages.get(channel, []) if m["ts"] == ts or m.get("thread_ts") == ts]
+        if str(body.get("include_all_metadata", "")).lower() not in {"1", "true"}:
+            thread = [{k: v for k, v in m.items() if k != "metadata"} for m in thread]
+        limit = int(body.get("limit", 100))
+        return web.json_response(
+            {
+                "ok": True,
+                "messages": thread[:limit],
+                "has_more": False,
                 "response_metadata": {"next_cursor": ""},
             }
         )

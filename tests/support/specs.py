@@ -100,19 +100,43 @@ def discord_embed_total_errors(body: Any) -> list[str]:
 SLACK_BLOCK_LIMITS = {"header": 150, "section": 3000}
 
 
-def slack_request_errors(shared: Path, method: str, body: dict[str, Any]) -> list[str]:
-    """[] when the Web API call has the spec's required parameters and Block Kit within limits."""
+def slack_request_errors(
+    shared: Path, method: str, body: dict[str, Any], authorization: str | None = None
+) -> list[str]:
+    """[] when the Web API call has the spec's required parameters and Block Kit within limits.
+
+    ``authorization``: the request's Authorization header. Slack accepts the token either as a
+    ``token`` argument or as ``Authorization: Bearer …`` (what slack_sdk sends), while the spec
+    models it in one place per method (a header for some, a required query field for others such
+    as ``users.info``); either form satisfies a required ``token``.
+    """
     spec, _ = _slack(shared)
     ops = spec["paths"].get(f"/{method}", {})
     op = ops.get("post") or ops.get("get")
     if op is None:
         return [f"{method}: no such method in Slack's spec"]
     errors = []
+    bearer = (authorization or "").startswith("Bearer ")
     for param in op.get("parameters", []):
-        if param.get("required") and param.get("in") in {"formData", "query"} and param["name"] not in body:
+        if not param.get("required"):
+            continue
+        if param["name"] == "token":
+            if "token" not in body and not bearer and authorization is not None:
+                errors.append(
+                    f"{method}: missing required token (neither a token argument nor a Bearer header)"
+                )
+            continue
+        if param.get("in") in {"formData", "query"} and param["name"] not in body:
             errors.append(f"{method}: missing required {param['name']}")
-    # Parameters added after the spec was frozen (2020): metadata, include_all_metadata.
-    known = {p["name"] for p in op.get("parameters", [])} | {"metadata", "include_all_metadata", "unfurl_links", "unfurl_media"}
+    # Parameters added after the spec was frozen (2020): metadata, include_all_metadata; team_id
+    # is sent by slack_sdk for org-wide installs.
+    known = {p["name"] for p in op.get("parameters", [])} | {
+        "metadata",
+        "include_all_metadata",
+        "unfurl_links",
+        "unfurl_media",
+        "team_id",
+    }
     errors.extend(f"{method}: unknown parameter {k}" for k in body if k not in known and k != "token")
     blocks = body.get("blocks")
     if isinstance(blocks, str):

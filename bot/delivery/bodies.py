@@ -1,0 +1,130 @@
+"""Turn an outbox unit into the body for its platform (and plan how a digest splits into parts).
+
+Pure functions of the stored snapshots, shared by the senders and by ``digest --preview`` so the
+preview prints what would really be sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+from bot.delivery.outbox import Unit
+from bot.digest import discord_render, slack_render
+from bot.digest.common import DigestHeader, quiet_line
+from bot.digest.entries import DigestEntry
+from bot.digest.text import text_alert, text_digest, text_followup
+
+Family = Literal["discord", "slack", "text"]
+FAMILIES: dict[str, Family] = {
+    "discord": "discord",
+    "discord_webhook": "discord",
+    "slack": "slack",
+    "slack_webhook": "slack",
+    "console": "text",
+}
+THREADED = {"discord", "slack", "console"}  # platforms that can put follow-ups under the alert
+
+
+def family(platform: str) -> Family:
+    return FAMILIES.get(platform, "text")
+
+
+def paginate(platform: str, header: DigestHeader, entries: Sequence[DigestEntry]) -> list[list[DigestEntry]]:
+    fam = family(platform)
+    if fam == "discord":
+        return discord_render.paginate(header, entries)
+    if fam == "slack":
+        return slack_render.paginate(header, entries)
+    return [list(entries)] if entries else []
+
+
+def digest_body(
+    platform: str,
+    header: DigestHeader,
+    entries: Sequence[DigestEntry],
+    part: int,
+    parts: int,
+    previous_topic: str | None = None,
+) -> dict[str, Any] | str:
+    fam = family(platform)
+    if fam == "discord":
+        return discord_render.digest_body(header, entries, part, parts)
+    if fam == "slack":
+        return slack_render.digest_body(header, entries, part, parts, previous_topic=previous_topic)
+    return text_digest(header, entries)
+
+
+def unit_body(platform: str, unit: Unit, previous_topic: str | None = None) -> dict[str, Any] | str:
+    """The body of one outbox unit for ``platform`` (dict for Discord/Slack, str for the console)."""
+    fam = family(platform)
+    payload = unit.lead.payload
+    if unit.kind == "digest":
+        header = DigestHeader.from_dict(payload["header"])
+        entries = [DigestEntry.from_dict(r.payload["entry"]) for r in unit.rows]
+        return digest_body(
+            platform,
+            header,
+            entries,
+            int(payload.get("part", 1)),
+            int(payload.get("parts", 1)),
+            previous_topic,
+        )
+    if unit.kind == "alert":
+        entry = DigestEntry.from_dict(payload["entry"])
+        at = datetime.fromisoformat(payload["at"])
+        if fam == "discord":
+            return discord_render.alert_body(entry, at)
+        if fam == "slack":
+            return slack_render.alert_body(entry, at)
+        return text_alert(entry, at)
+    if unit.kind == "followup":
+        if fam == "discord":
+            return discord_render.followup_body(payload)
+        if fam == "slack":
+            return slack_render.followup_body(payload)
+        return text_followup(payload)
+    if unit.kind == "notice":
+        if fam == "discord":
+            return discord_render.notice_body(payload)
+        if fam == "slack":
+            return slack_render.notice_body(payload)
+        from bot.digest.common import notice_text
+
+        return notice_text(payload) + "\n"
+    if unit.kind == "quiet":
+        header = DigestHeader.from_dict(payload["header"])
+        if fam == "discord":
+            return discord_render.quiet_body(header)
+        if fam == "slack":
+            return slack_render.quiet_body(header)
+        return quiet_line(header) + "\n"
+    raise ValueError(f"unknown delivery kind {unit.kind!r}")
+
+
+def discord_wire(body: dict[str, Any], nonce: str | None = None) -> dict[str, Any]:
+    """The JSON discord.py will POST for ``body`` (what ``digest --preview`` prints and the
+    Discord sender sends), including ``nonce``/``enforce_nonce`` when a nonce is given."""
+    import discord
+    from discord.http import handle_message_parameters
+
+    params = handle_message_parameters(
+        content=body.get("content") or None,
+        embeds=[discord.Embed.from_dict(e) for e in body.get("embeds") or []],
+        nonce=nonce,
+        allowed_mentions=discord.AllowedMentions.none(),
+    )
+    payload = params.payload or {}
+    return dict(payload)
+
+
+def slack_wire(body: dict[str, Any], channel: str, delivery_id: int | None = None) -> dict[str, Any]:
+    """The ``chat.postMessage`` arguments the Slack sender passes for ``body``."""
+    out: dict[str, Any] = {"channel": channel, **body, "unfurl_links": False, "unfurl_media": False}
+    if delivery_id is not None:
+        out["metadata"] = {
+            "event_type": "frontierwatch_delivery",
+            "event_payload": {"delivery_id": delivery_id},
+        }
+    return out

@@ -1,0 +1,274 @@
+"""The digest clock and planner.
+
+Every process ticks (APScheduler interval job); each tick claims the destinations whose
+``next_digest_at`` has come, with a lease, in one ``UPDATE … WHERE id IN (SELECT … FOR UPDATE
+SKIP LOCKED) RETURNING`` (on SQLite the lock clause is dropped and writers are serialized). For
+each claimed destination one transaction plans the digest — selects and ranks the entries, splits
+them into platform-sized parts, writes one outbox row per entry — and advances ``next_digest_at``
+with ``CronTrigger`` in the destination's time zone. A crash before that commit leaves nothing
+behind and the lease expires, so the digest is planned again; after it, the outbox owns delivery.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.classify.keywords import KeywordFilter
+from bot.delivery.bodies import paginate
+from bot.delivery.notices import scan_broken_sources
+from bot.delivery.outbox import Outbox
+from bot.digest.common import DigestHeader
+from bot.digest.entries import DigestEntry, Selection, TopicRule, select_entries, window_start
+from bot.digest.schedule import ScheduleError, local_date_label, next_digest_at
+from bot.settings import Settings
+from bot.store import models as m
+from bot.store.repo import utcnow
+
+log = logging.getLogger(__name__)
+DIGEST_TITLE = "Frontier Watch digest"
+LEASE = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedDigest:
+    destination_id: int
+    batch: str
+    entries: int
+    parts: int
+    quiet: bool = False
+
+
+def _next(dest: m.Destination, after: datetime) -> datetime | None:
+    try:
+        return next_digest_at(
+            dest.timezone, dest.digest_time, dest.digest_frequency, dest.digest_weekday, after=after
+        )
+    except ScheduleError as exc:
+        # A bad stored setting must not stop every other channel's digest; retry daily, loudly.
+        log.error("destination %d has an invalid digest schedule: %s", dest.id, exc)
+        return after + timedelta(days=1)
+
+
+async def destination_selection(
+    session: AsyncSession, dest: m.Destination, since: datetime, until: datetime
+) -> Selection:
+    subs = (
+        await session.scalars(select(m.Subscription).where(m.Subscription.destination_id == dest.id))
+    ).all()
+    kws = (
+        await session.scalars(select(m.ChannelKeyword).where(m.ChannelKeyword.destination_id == dest.id))
+    ).all()
+    return Selection(
+        since=since,
+        until=until,
+        rules=[TopicRule(s.topic, s.mode, s.min_score) for s in subs],
+        keywords=KeywordFilter(
+            [k.keyword for k in kws if k.kind == "include"], [k.keyword for k in kws if k.kind == "exclude"]
+        ),
+        destination_id=dest.id,
+        repeat_alerted=dest.repeat_alerted_in_digest,
+    )
+
+
+def plan_rows(
+    dest_id: int,
+    platform: str,
+    header: DigestHeader,
+    entries: Sequence[DigestEntry],
+    batch: str,
+    now: datetime,
+) -> tuple[list[dict[str, Any]], int]:
+    """Outbox rows for a digest: one per entry, each knowing its part and position."""
+    pages = paginate(platform, header, entries)
+    rows = []
+    for part, page in enumerate(pages, start=1):
+        for pos, entry in enumerate(page):
+            rows.append(
+                {
+                    "destination_id": dest_id,
+                    "cluster_id": entry.cluster_id,
+                    "story_id": entry.story_id,
+                    "kind": "digest",
+                    "batch": batch,
+                    "payload": {
+                        "entry": entry.to_dict(),
+                        "header": header.to_dict(),
+                        "part": part,
+                        "parts": len(pages),
+                        "pos": pos,
+                    },
+                    "next_attempt_at": now,
+                    "created_at": now,
+                }
+            )
+    return rows, len(pages)
+
+
+class DigestService:
+    """The clock (a Service) and the ``DigestRunner`` behind ``/watch digest now``."""
+
+    name = "digest-clock"
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        settings: Settings,
+        topics: Sequence[str],
+        on_queued: Callable[[], None] | None = None,
+    ) -> None:
+        self.outbox = outbox
+        self.settings = settings
+        self.topics = tuple(topics)
+        self.on_queued = on_queued
+        self.scheduler: AsyncIOScheduler | None = None
+
+    # ------------------------------------------------------------------ service
+    async def start(self) -> None:
+        self.scheduler = AsyncIOScheduler(
+            timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600}
+        )
+        self.scheduler.add_job(
+            self._tick_job,
+            IntervalTrigger(seconds=self.settings.digest_tick_seconds, timezone=UTC),
+            id="digest",
+            name="digests and source notices",
+            next_run_time=datetime.now(UTC),
+        )
+        self.scheduler.start()
+
+    async def stop(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+            self.scheduler = None
+
+    async def _tick_job(self) -> None:
+        try:
+            await self.tick()
+        except Exception:  # the next tick tries again
+            log.exception("digest tick failed")
+
+    # ------------------------------------------------------------------ the clock
+    async def tick(self, now: datetime | None = None) -> list[PlannedDigest]:
+        now = now or utcnow()
+        await self.schedule_missing(now)
+        planned = []
+        for dest_id, fire in await self.claim_due(now):
+            try:
+                result = await self.plan(dest_id, fire=fire, now=now, advance=True)
+            except Exception:
+                log.exception("planning the digest of destination %d failed", dest_id)
+                continue
+            if result is not None:
+                planned.append(result)
+        notices = await scan_broken_sources(self.outbox, self.settings, now)
+        if (planned or notices) and self.on_queued is not None:
+            self.on_queued()
+        return planned
+
+    async def schedule_missing(self, now: datetime) -> None:
+        """Destinations created without a next digest time (or whose schedule changed to one)."""
+        async with self.outbox.sessions.begin() as session:
+            rows = (
+                await session.scalars(
+                    select(m.Destination).where(
+                        m.Destination.active.is_(True),
+                        m.Destination.next_digest_at.is_(None),
+                        m.Destination.digest_frequency != "off",
+                    )
+                )
+            ).all()
+            for dest in rows:
+                dest.next_digest_at = _next(dest, now)
+
+    async def claim_due(self, now: datetime, limit: int = 100) -> list[tuple[int, datetime]]:
+        d = m.Destination
+        due = (
+            select(d.id)
+            .where(
+                d.active.is_(True),
+                d.digest_frequency != "off",
+                d.next_digest_at <= now,
+                or_(d.digest_lease_until.is_(None), d.digest_lease_until < now),
+            )
+            .order_by(d.next_digest_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        stmt = (
+            update(d)
+            .where(d.id.in_(due.scalar_subquery()))
+            .values(digest_lease_until=now + LEASE)
+            .returning(d.id, d.next_digest_at)
+            .execution_options(synchronize_session=False)
+        )
+        async with self.outbox.sessions.begin() as session:
+            rows = (await session.execute(stmt)).all()
+        return sorted(((int(i), at) for i, at in rows if at is not None), key=lambda r: r[1])
+
+    async def plan(
+        self, destination_id: int, *, fire: datetime, now: datetime, advance: bool
+    ) -> PlannedDigest | None:
+        """Plan one digest and, with ``advance``, move the schedule on — in one transaction."""
+        async with self.outbox.sessions.begin() as session:
+            dest = await session.get(m.Destination, destination_id)
+            if dest is None or not dest.active:
+                return None
+            since = window_start(dest.last_digest_at, fire, dest.digest_frequency)
+            selection = await destination_selection(session, dest, since, now)
+            entries = await select_entries(session, selection, self.topics)
+            header = DigestHeader(
+                title=DIGEST_TITLE,
+                at=now,
+                date_label=local_date_label(fire, dest.timezone),
+                total=len(entries),
+                overflow=sum(1 for e in entries if e.overflow),
+                alert_cap=dest.alert_cap_per_hour,
+            )
+            batch = f"{'d' if advance else 'n'}{dest.id}:{fire.astimezone(UTC):%Y%m%dT%H%M%S}"
+            rows, parts = plan_rows(dest.id, dest.platform, header, entries, batch, now)
+            quiet = False
+            if not rows and dest.quiet_day_notice:
+                quiet = True
+                rows = [
+                    {
+                        "destination_id": dest.id,
+                        "cluster_id": int(fire.astimezone(UTC).strftime("%Y%m%d")),
+                        "kind": "quiet",
+                        "batch": batch,
+                        "payload": {"header": header.to_dict()},
+                        "next_attempt_at": now,
+                        "created_at": now,
+                    }
+                ]
+            created = await self.outbox.enqueue(session, rows)
+            dest.last_digest_at = now
+            if advance:
+                dest.next_digest_at = _next(dest, max(fire, now))
+                dest.digest_lease_until = None
+        if created:
+            log.info(
+                "digest for destination %d: %d entries in %d message(s)%s",
+                destination_id,
+                len(entries),
+                parts,
+                " (quiet day)" if quiet else "",
+            )
+        return PlannedDigest(destination_id, batch, len(entries), parts, quiet)
+
+    # ------------------------------------------------------------------ DigestRunner
+    async def digest_now(self, destination_id: int) -> int:
+        """``/watch digest now``: everything since the last digest, now; the schedule stays."""
+        now = utcnow()
+        result = await self.plan(destination_id, fire=now, now=now, advance=False)
+        if self.on_queued is not None:
+            self.on_queued()
+        return result.entries if result is not None else 0

@@ -1,0 +1,262 @@
+"""Routing: each newly stored story is matched against every destination's subscriptions.
+
+A story strong enough for a channel's alert rules becomes an ``alert`` row (or, past the channel's
+hourly cap, a ``deferred`` one that the next digest picks up with a note). A story that joins a
+cluster the channel was already alerted about becomes coverage for that alert's ``followup`` row:
+one reply in the alert's thread, at most one per story per hour, never a new top-level alert.
+Digest-only subscriptions need nothing here: digests select from the stored stories when due.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.classify.keywords import KeywordFilter
+from bot.delivery.bodies import THREADED
+from bot.delivery.outbox import Outbox
+from bot.digest.entries import ALERTED_STATES, DigestEntry, TopicRule, reason_for
+from bot.digest.text import short_summary
+from bot.pipeline.ingest import NewStory
+from bot.settings import Settings
+from bot.store import models as m
+from bot.store.repo import utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Route:
+    """A destination's routing rules, loaded once per batch of stories."""
+
+    id: int
+    platform: str
+    alert_cap: int
+    rules: list[TopicRule] = field(default_factory=list)
+    keywords: KeywordFilter = field(default_factory=KeywordFilter)
+
+
+async def load_routes(session: AsyncSession) -> list[Route]:
+    dests = (await session.scalars(select(m.Destination).where(m.Destination.active.is_(True)))).all()
+    routes = {d.id: Route(d.id, d.platform, d.alert_cap_per_hour) for d in dests}
+    if not routes:
+        return []
+    for sub in (
+        await session.scalars(select(m.Subscription).where(m.Subscription.destination_id.in_(routes)))
+    ).all():
+        routes[sub.destination_id].rules.append(TopicRule(sub.topic, sub.mode, sub.min_score))
+    words: dict[int, tuple[list[str], list[str]]] = {}
+    for kw in (
+        await session.scalars(select(m.ChannelKeyword).where(m.ChannelKeyword.destination_id.in_(routes)))
+    ).all():
+        include, exclude = words.setdefault(kw.destination_id, ([], []))
+        (include if kw.kind == "include" else exclude).append(kw.keyword)
+    for dest_id, (include, exclude) in words.items():
+        routes[dest_id].keywords = KeywordFilter(include, exclude)
+    return [r for r in routes.values() if r.rules]
+
+
+def entry_of(story: NewStory, matched: dict[str, float], outlets: Sequence[str]) -> DigestEntry:
+    evidence = {t: list(story.classification.evidence.get(t, ())) for t in matched}
+    return DigestEntry(
+        cluster_id=story.cluster_id,
+        story_id=story.story_id,
+        title=story.title,
+        url=story.url,
+        outlets=tuple(outlets) or (story.outlet,),
+        published_at=story.published_at,
+        topic=max(matched.items(), key=lambda kv: (kv[1], kv[0]))[0],
+        topics=matched,
+        reason=reason_for(matched, evidence),
+        summary=short_summary(story.summary) if story.summary else "",
+    )
+
+
+class Router:
+    """The story sink the poller calls after each feed is ingested."""
+
+    def __init__(
+        self, outbox: Outbox, settings: Settings, on_queued: Callable[[], None] | None = None
+    ) -> None:
+        self.outbox = outbox
+        self.settings = settings
+        self.on_queued = on_queued
+
+    async def __call__(self, stories: Sequence[NewStory]) -> None:
+        await self.route(stories)
+
+    def alert_topics(self, route: Route, story: NewStory) -> dict[str, float]:
+        c = story.classification
+        out = {}
+        for rule in route.rules:
+            if not rule.alerts or rule.topic not in c.scores:
+                continue
+            score = c.scores[rule.topic]
+            if rule.min_score > 0:
+                ok = score >= rule.min_score
+            else:  # "strongly relevant": the topic passed and clears the alert floor
+                ok = rule.topic in c.topics and score >= self.settings.alert_min_score
+            if ok:
+                out[rule.topic] = score
+        return out
+
+    async def route(self, stories: Sequence[NewStory], now: datetime | None = None) -> int:
+        """Queue alerts and follow-ups for ``stories``; returns how many rows changed."""
+        now = now or utcnow()
+        stories = [s for s in stories if s.announce]
+        if not stories:
+            return 0
+        changed = 0
+        async with self.outbox.sessions.begin() as session:
+            routes = await load_routes(session)
+            if not routes:
+                return 0
+            clusters = sorted({s.cluster_id for s in stories})
+            existing = await self._existing(session, clusters)
+            outlets = await self._outlets(session, clusters)
+            sent_last_hour = await self._recent_alerts(session, now)
+            for story in stories:
+                for route in routes:
+                    alert = existing.get((route.id, story.cluster_id, "alert"))
+                    if alert is not None:
+                        if story.joined_cluster and alert.status in ALERTED_STATES:
+                            changed += await self._followup(
+                                session, route, story, alert, existing, outlets, now
+                            )
+                        continue
+                    matched = self.alert_topics(route, story)
+                    if not matched or (
+                        route.keywords and not route.keywords.matches(story.title, story.summary)
+                    ):
+                        continue
+                    entry = entry_of(story, matched, outlets.get(story.cluster_id, ()))
+                    over = sent_last_hour.get(route.id, 0) >= route.alert_cap
+                    row = {
+                        "destination_id": route.id,
+                        "cluster_id": story.cluster_id,
+                        "story_id": story.story_id,
+                        "kind": "alert",
+                        "payload": {"entry": entry.to_dict(), "at": now.isoformat()},
+                        "next_attempt_at": now,
+                        "created_at": now,
+                    }
+                    if over:
+                        row["status"] = "deferred"
+                        row["error"] = f"alert cap {route.alert_cap}/hour reached: moved to the next digest"
+                    created = await self.outbox.enqueue(session, [row])
+                    if created:
+                        changed += 1
+                        if not over:
+                            sent_last_hour[route.id] = sent_last_hour.get(route.id, 0) + 1
+                        existing[(route.id, story.cluster_id, "alert")] = await session.get(
+                            m.Delivery, created[0]
+                        )
+        if changed and self.on_queued is not None:
+            self.on_queued()
+        return changed
+
+    async def _existing(self, session: AsyncSession, clusters: list[int]) -> dict[tuple[int, int, str], Any]:
+        rows = (
+            await session.scalars(
+                select(m.Delivery).where(
+                    m.Delivery.cluster_id.in_(clusters), m.Delivery.kind.in_(("alert", "followup"))
+                )
+            )
+        ).all()
+        return {(r.destination_id, r.cluster_id, r.kind): r for r in rows}
+
+    async def _outlets(self, session: AsyncSession, clusters: list[int]) -> dict[int, list[str]]:
+        rows = await session.execute(
+            select(m.Story.cluster_id, m.SourceEntry.outlet, func.min(m.SourceEntry.seen_at))
+            .join(m.SourceEntry, m.SourceEntry.story_id == m.Story.id)
+            .where(m.Story.cluster_id.in_(clusters))
+            .group_by(m.Story.cluster_id, m.SourceEntry.outlet)
+            .order_by(func.min(m.SourceEntry.seen_at), m.SourceEntry.outlet)
+        )
+        out: dict[int, list[str]] = {}
+        for cid, outlet, _first in rows:
+            out.setdefault(cid, []).append(outlet)
+        return out
+
+    async def _recent_alerts(self, session: AsyncSession, now: datetime) -> dict[int, int]:
+        rows = await session.execute(
+            select(m.Delivery.destination_id, func.count())
+            .where(
+                m.Delivery.kind == "alert",
+                m.Delivery.status != "deferred",
+                m.Delivery.created_at > now - timedelta(hours=1),
+            )
+            .group_by(m.Delivery.destination_id)
+        )
+        return {dest: int(n) for dest, n in rows}
+
+    async def _followup(
+        self,
+        session: AsyncSession,
+        route: Route,
+        story: NewStory,
+        alert: m.Delivery,
+        existing: dict[tuple[int, int, str], Any],
+        outlets: dict[int, list[str]],
+        now: datetime,
+    ) -> int:
+        if route.platform not in THREADED:
+            return 0  # webhooks cannot reply in a thread; a new top-level post would be noise
+        item = {"outlet": story.outlet, "title": story.title, "url": story.url}
+        total = len(outlets.get(story.cluster_id, ()))
+        interval = self.settings.followup_interval_minutes
+        row: m.Delivery | None = existing.get((route.id, story.cluster_id, "followup"))
+        if row is None:
+            fresh: dict[str, Any] = {
+                "items": [item],
+                "next_items": [],
+                "seq": 1,
+                "outlets_total": total,
+                "alert_title": str((alert.payload or {}).get("entry", {}).get("title", "")),
+                "interval_minutes": interval,
+            }
+            created = await self.outbox.enqueue(
+                session,
+                [
+                    {
+                        "destination_id": route.id,
+                        "cluster_id": story.cluster_id,
+                        "story_id": story.story_id,
+                        "kind": "followup",
+                        "payload": fresh,
+                        "next_attempt_at": now,
+                        "created_at": now,
+                    }
+                ],
+            )
+            if created:
+                existing[(route.id, story.cluster_id, "followup")] = await session.get(m.Delivery, created[0])
+            return len(created)
+        payload: dict[str, Any] = dict(row.payload or {})
+        payload["outlets_total"] = max(total, int(payload.get("outlets_total", 0)))
+        if row.status == "pending":
+            payload["items"] = _merge(payload.get("items", []), item)
+        elif row.status == "sending":  # in flight: the next round takes it (see Outbox.mark_sent)
+            payload["next_items"] = _merge(payload.get("next_items", []), item)
+        elif row.status == "sent":
+            last = row.sent_at or now
+            payload.update(items=[item], next_items=[], seq=int(payload.get("seq", 1)) + 1)
+            row.status, row.attempts, row.platform_message_id, row.error = "pending", 0, None, None
+            row.next_attempt_at = max(now, last + timedelta(minutes=interval))
+            row.created_at = now
+        else:
+            return 0
+        row.payload = payload
+        return 1
+
+
+def _merge(items: list[dict[str, str]], item: dict[str, str]) -> list[dict[str, str]]:
+    if any(i.get("url") == item["url"] for i in items):
+        return list(items)
+    return [*items, item]

@@ -1,0 +1,284 @@
+"""What goes into a digest: one entry per cluster, selected for a destination and ranked.
+
+Selection reads the stored stories (not the outbox), so a digest never depends on a sink having
+run: whatever was ingested in the period is considered. Each entry is a plain, JSON-able snapshot
+(``DigestEntry.to_dict``) that the outbox stores with the delivery row, so a digest re-rendered
+after a crash is byte-for-byte the digest that was planned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.classify.keywords import KeywordFilter
+from bot.digest.text import short_summary
+from bot.store import models as m
+
+ALERTED_STATES = ("pending", "sending", "sent")
+
+
+@dataclass(frozen=True, slots=True)
+class TopicRule:
+    """One subscription as routing sees it: min_score 0 means "the topic's own threshold"."""
+
+    topic: str
+    mode: str = "both"
+    min_score: float = 0.0
+
+    def accepts(self, score: float, passed: bool) -> bool:
+        return score >= self.min_score if self.min_score > 0 else passed
+
+    @property
+    def digest(self) -> bool:
+        return self.mode in ("digest", "both")
+
+    @property
+    def alerts(self) -> bool:
+        return self.mode in ("alerts", "both")
+
+
+@dataclass(frozen=True, slots=True)
+class DigestEntry:
+    cluster_id: int
+    story_id: int
+    title: str
+    url: str
+    outlets: tuple[str, ...]
+    published_at: datetime
+    topic: str  # the group it is shown under: its strongest subscribed topic
+    topics: dict[str, float]  # subscribed topics it matched, with scores
+    reason: str  # the one-line "why" from the classifier evidence
+    summary: str  # one or two sentences
+    weight: float = 1.0  # source weight (ranking)
+    overflow: bool = False  # moved here because the channel hit its alert cap
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cluster_id": self.cluster_id,
+            "story_id": self.story_id,
+            "title": self.title,
+            "url": self.url,
+            "outlets": list(self.outlets),
+            "published_at": self.published_at.isoformat(),
+            "topic": self.topic,
+            "topics": dict(self.topics),
+            "reason": self.reason,
+            "summary": self.summary,
+            "weight": self.weight,
+            "overflow": self.overflow,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DigestEntry:
+        return cls(
+            cluster_id=int(data["cluster_id"]),
+            story_id=int(data["story_id"]),
+            title=str(data["title"]),
+            url=str(data["url"]),
+            outlets=tuple(data.get("outlets") or ()),
+            published_at=datetime.fromisoformat(data["published_at"]),
+            topic=str(data["topic"]),
+            topics={str(k): float(v) for k, v in (data.get("topics") or {}).items()},
+            reason=str(data.get("reason") or ""),
+            summary=str(data.get("summary") or ""),
+            weight=float(data.get("weight", 1.0)),
+            overflow=bool(data.get("overflow", False)),
+        )
+
+    @property
+    def score(self) -> float:
+        return max(self.topics.values(), default=0.0)
+
+
+def rank_value(entry: DigestEntry, now: datetime) -> float:
+    """Higher is better: relevance first, then how widely it is covered, freshness and the
+    source's weight (a wire service or regulator outranks an aggregator at equal relevance)."""
+    hours = max(0.0, (now - entry.published_at).total_seconds() / 3600)
+    return (
+        entry.score
+        + 0.05 * min(len(entry.outlets), 6)
+        - 0.004 * min(hours, 72)
+        + 0.1 * max(-1.0, min(entry.weight - 1.0, 1.0))
+    )
+
+
+def arrange(entries: Iterable[DigestEntry], now: datetime, topic_order: Sequence[str]) -> list[DigestEntry]:
+    """Group by topic (taxonomy order), rank inside each group; the order a digest shows them in."""
+    order = {t: i for i, t in enumerate(topic_order)}
+    return sorted(
+        entries,
+        key=lambda e: (
+            order.get(e.topic, len(order)),
+            e.topic,
+            -rank_value(e, now),
+            -e.published_at.timestamp(),
+            e.cluster_id,
+        ),
+    )
+
+
+@dataclass(slots=True)
+class Selection:
+    """Inputs of one digest selection."""
+
+    since: datetime
+    until: datetime
+    rules: list[TopicRule]
+    keywords: KeywordFilter = field(default_factory=KeywordFilter)
+    destination_id: int | None = None  # None: a preview for no particular channel
+    repeat_alerted: bool = False
+    limit: int = 500  # clusters; a digest is a summary, and this bounds memory on a huge backlog
+
+
+def reason_for(topics: dict[str, float], evidence: dict[str, list[str]], max_terms: int = 3) -> str:
+    parts = []
+    for topic, _score in sorted(topics.items(), key=lambda kv: -kv[1]):
+        terms = ", ".join(evidence.get(topic, [])[:max_terms])
+        parts.append(f"{topic} ({terms})" if terms else topic)
+    return "; ".join(parts)
+
+
+async def select_entries(
+    session: AsyncSession, sel: Selection, topic_order: Sequence[str]
+) -> list[DigestEntry]:
+    """Clusters with a story first seen in (since, until] that match the rules and keywords.
+
+    A source's first-poll backlog counts only for what it published inside the period, so the
+    first digest after adding a feed is not its whole archive.
+    """
+    in_window = and_(
+        m.Story.first_seen_at > sel.since,
+        m.Story.first_seen_at <= sel.until,
+        or_(m.Story.backlog.is_(False), m.Story.published_at > sel.since),
+    )
+    cluster_ids = list((await session.scalars(select(m.Story.cluster_id).where(in_window).distinct())).all())
+    if not cluster_ids:
+        return []
+    skip: set[int] = set()
+    overflow: set[int] = set()
+    if sel.destination_id is not None:
+        done = await session.execute(
+            select(m.Delivery.cluster_id, m.Delivery.kind, m.Delivery.status).where(
+                m.Delivery.destination_id == sel.destination_id,
+                m.Delivery.kind.in_(("digest", "alert")),
+                m.Delivery.cluster_id.in_(cluster_ids),
+            )
+        )
+        for cluster_id, kind, status in done:
+            if kind == "digest":
+                skip.add(cluster_id)
+            elif status == "deferred":
+                overflow.add(cluster_id)
+            elif status in ALERTED_STATES and not sel.repeat_alerted:
+                skip.add(cluster_id)
+        overflow -= skip
+    wanted = [c for c in cluster_ids if c not in skip]
+    entries: list[DigestEntry] = []
+    for chunk in _chunks(wanted, 400):
+        entries.extend(await _entries_for(session, chunk, sel, overflow))
+    now = sel.until
+    entries.sort(key=lambda e: -rank_value(e, now))
+    return arrange(entries[: sel.limit], now, topic_order)
+
+
+async def _entries_for(
+    session: AsyncSession, cluster_ids: Sequence[int], sel: Selection, overflow: set[int]
+) -> list[DigestEntry]:
+    clusters = {
+        c.id: c for c in (await session.scalars(select(m.Cluster).where(m.Cluster.id.in_(cluster_ids)))).all()
+    }
+    stories = (await session.scalars(select(m.Story).where(m.Story.cluster_id.in_(cluster_ids)))).all()
+    by_cluster: dict[int, list[m.Story]] = {}
+    for s in stories:
+        by_cluster.setdefault(s.cluster_id, []).append(s)
+    story_ids = [s.id for s in stories]
+    scores: dict[int, dict[str, tuple[float, bool]]] = {}
+    evidence: dict[int, dict[str, list[str]]] = {}
+    story_cluster = {s.id: s.cluster_id for s in stories}
+    for chunk in _chunks(story_ids, 500):
+        rows = await session.execute(
+            select(
+                m.Classification.story_id,
+                m.Classification.topic,
+                m.Classification.score,
+                m.Classification.passed,
+                m.Classification.evidence,
+            ).where(m.Classification.story_id.in_(chunk))
+        )
+        for story_id, topic, score, passed, ev in rows:
+            cid = story_cluster[story_id]
+            best, any_passed = scores.setdefault(cid, {}).get(topic, (-1.0, False))
+            if score > best:
+                evidence.setdefault(cid, {})[topic] = list((ev or {}).get("terms", []))
+            scores[cid][topic] = (max(best, score), any_passed or bool(passed))
+    outlets: dict[int, list[str]] = {}
+    rows2 = await session.execute(
+        select(m.Story.cluster_id, m.SourceEntry.outlet, func.min(m.SourceEntry.seen_at))
+        .join(m.SourceEntry, m.SourceEntry.story_id == m.Story.id)
+        .where(m.Story.cluster_id.in_(cluster_ids))
+        .group_by(m.Story.cluster_id, m.SourceEntry.outlet)
+        .order_by(func.min(m.SourceEntry.seen_at), m.SourceEntry.outlet)
+    )
+    for cid, outlet, _first in rows2:
+        outlets.setdefault(cid, []).append(outlet)
+    source_ids = {s.source_id for s in stories}
+    weights = {
+        sid: w
+        for sid, w in (
+            await session.execute(select(m.Source.id, m.Source.weight).where(m.Source.id.in_(source_ids)))
+        ).all()
+    }
+    out: list[DigestEntry] = []
+    for cid in cluster_ids:
+        members = by_cluster.get(cid)
+        if not members:
+            continue
+        cluster = clusters.get(cid)
+        rep = next((s for s in members if cluster and s.id == cluster.representative_story_id), None)
+        rep = rep or min(members, key=lambda s: (s.first_seen_at, s.id))
+        matched = {
+            rule.topic: scores[cid][rule.topic][0]
+            for rule in sel.rules
+            if (rule.digest or cid in overflow)
+            and rule.topic in scores.get(cid, {})
+            and rule.accepts(*scores[cid][rule.topic])
+        }
+        if not matched:
+            continue
+        if sel.keywords and not any(sel.keywords.matches(s.title, s.summary) for s in members):
+            continue
+        main = max(matched.items(), key=lambda kv: (kv[1], kv[0]))[0]
+        out.append(
+            DigestEntry(
+                cluster_id=cid,
+                story_id=rep.id,
+                title=rep.title,
+                url=rep.url,
+                outlets=tuple(outlets.get(cid) or [rep.outlet]),
+                published_at=rep.published_at,
+                topic=main,
+                topics=matched,
+                reason=reason_for(matched, evidence.get(cid, {})),
+                summary=short_summary(rep.summary) if rep.summary else "",
+                weight=max((weights.get(s.source_id, 1.0) for s in members), default=1.0),
+                overflow=cid in overflow,
+            )
+        )
+    return out
+
+
+def window_start(last: datetime | None, fire: datetime, frequency: str) -> datetime:
+    """Since the last digest; the first digest covers one period."""
+    period = timedelta(days=7) if frequency == "weekly" else timedelta(days=1)
+    return last if last is not None else fire - period
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
