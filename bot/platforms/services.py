@@ -1,15 +1,89 @@
-"""Builds the chat-platform services from settings (Discord gateway, Slack app, web server)."""
+"""Builds the chat-platform services from settings (Discord gateway, Slack app, web server).
+
+Two roles, matching the Procfile:
+
+* ``worker`` (``frontierwatch run``): syncs the webhooks file, holds the Discord gateway, runs Slack
+  in Socket Mode when ``SLACK_APP_TOKEN`` is set, and serves HTTP too when ``PORT``/``FW_PORT`` is set
+  explicitly (small installs run one process).
+* ``web`` (``frontierwatch serve``): only the HTTP server — ``/healthz``, Slack's Request URL and
+  the OAuth install pages. It never opens the Discord gateway: every gateway session receives every
+  interaction, so only one process may hold it.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+from typing import TYPE_CHECKING, Literal
 
-from bot.services import Service
+from bot.classify.taxonomy import load_taxonomy
+from bot.services import DigestRunner, Service
+from bot.store.chat import ChatStore
+from handlers import HandlerDeps
+from handlers.sources import FeedValidator
 
 if TYPE_CHECKING:
     from bot.app import App
 
+log = logging.getLogger(__name__)
 
-def platform_services(app: App) -> list[Service]:
-    """No platform is wired yet: the console is the only destination."""
-    return []
+Role = Literal["worker", "web"]
+
+
+def topic_descriptions(app: App) -> dict[str, str]:
+    """Topic name → first sentence of its description, in taxonomy order (for `/watch topics`)."""
+    taxonomy = load_taxonomy(app.settings.topics_file)
+    out: dict[str, str] = {}
+    for topic in taxonomy.topics:
+        text = " ".join(topic.description.split())
+        first = text.split(". ", 1)[0].rstrip(".")
+        out[topic.name] = (first[:150] + "…") if len(first) > 150 else first
+    return out
+
+
+def handler_deps(app: App) -> HandlerDeps:
+    settings = app.settings
+
+    def digests() -> DigestRunner | None:
+        return app.digests
+
+    return HandlerDeps(
+        store=ChatStore(app.engine),
+        topics=topic_descriptions(app),
+        check_feed=FeedValidator(
+            app.fetcher, allow_private=settings.allow_private_sources, summary_chars=settings.summary_chars
+        ),
+        digests=digests,
+        max_sources_per_channel=settings.max_sources_per_channel,
+    )
+
+
+def platform_services(app: App, role: Role = "worker") -> list[Service]:
+    from bot.platforms.slack_app import SlackSocketService, build_slack_app, slack_configured
+    from bot.platforms.webhooks import WebhookSync
+    from bot.web import WebServer, build_web_app
+
+    settings = app.settings
+    deps = handler_deps(app)
+    services: list[Service] = []
+    if role == "worker":
+        services.append(WebhookSync(deps.store, settings.webhooks_file, tuple(deps.topics)))
+        if settings.discord_token is not None:
+            from bot.platforms.discord_app import DiscordService
+
+            services.append(DiscordService(settings, deps))
+    socket_mode = settings.slack_app_token is not None
+    slack = build_slack_app(settings, deps, app.engine) if slack_configured(settings) else None
+    if slack is not None and socket_mode and role == "worker":
+        assert settings.slack_app_token is not None
+        services.append(SlackSocketService(slack, settings.slack_app_token.get_secret_value()))
+    serve_http = role == "web" or "port" in settings.model_fields_set
+    if serve_http:
+        http_slack = slack if slack is not None and not socket_mode else None
+        signing = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+        services.append(WebServer(build_web_app(http_slack, signing_secret=signing), settings.port))
+    elif slack is not None and not socket_mode:
+        log.warning(
+            "Slack is configured for HTTP mode but this process serves no HTTP: run `frontierwatch serve` "
+            "(or set PORT) so Slack can reach /slack/events, or set SLACK_APP_TOKEN for Socket Mode"
+        )
+    return services

@@ -1,0 +1,345 @@
+"""The Discord adapter: a discord.py client with one app-command group, `/watch`.
+
+Subcommands map one-to-one onto the platform-neutral handlers; `digest`, `sources` and `keywords`
+are subcommand groups. Topics and time zones autocomplete; modes and frequencies are fixed choices.
+
+Permissions: Discord only lets a *top-level* command carry ``default_member_permissions``, so with one
+`/watch` group it would hide the reading commands from ordinary members too. By default the group is
+visible to everyone and each configuration subcommand checks Manage Channels at run time (from the
+interaction's resolved member permissions); ``FW_DISCORD_HIDE_FROM_MEMBERS=true`` additionally sets
+Manage Channels as the group's default member permissions (server admins can adjust it per role under
+Server Settings → Integrations).
+
+The REST base comes from ``FW_DISCORD_API_BASE`` through ``discord.http.Route.BASE``, the one place
+discord.py builds every URL from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Literal
+
+import discord
+from discord import app_commands
+from discord.http import Route
+
+from bot.settings import Settings
+from handlers import Command, HandlerDeps, Invocation, Reply, Rights, handle
+from handlers.digest import search_timezones
+
+log = logging.getLogger(__name__)
+
+MANAGE_RIGHT = "the Manage Channels permission"
+SCOPES = ("bot", "applications.commands")
+# What the bot needs in a channel: read it, post embeds, open a thread per digest and post there,
+# and read history (to find its own earlier messages when following up on a story).
+PERMISSIONS = discord.Permissions(
+    view_channel=True,
+    send_messages=True,
+    embed_links=True,
+    create_public_threads=True,
+    send_messages_in_threads=True,
+    read_message_history=True,
+)
+REPLY_WITHIN = 2.0  # seconds; Discord's limit for the first response is 3
+_COLOURS = {"ok": 0x2E7D32, "info": 0x1565C0, "error": 0xE65100, "refused": 0xC62828}
+_ICONS = {"ok": "✅", "info": "ℹ️", "error": "⚠️", "refused": "⛔"}
+_DESCRIPTION_LIMIT = 4000  # of Discord's 4096, leaving room for the "more lines" note
+
+
+def invite_url(application_id: int | str) -> str:
+    """The OAuth2 URL that adds the bot to a server with exactly the scopes and permissions it needs."""
+    return discord.utils.oauth_url(application_id, permissions=PERMISSIONS, scopes=SCOPES)
+
+
+def reply_embed(reply: Reply) -> discord.Embed:
+    """A reply model as one embed (title ≤ 256, description ≤ 4096, ≤ 10 link fields)."""
+    title = f"{_ICONS[reply.status]} {reply.title}"
+    if len(title) > 256:
+        title = title[:255] + "…"
+    description = ""
+    for index, line in enumerate(reply.lines):
+        candidate = f"{description}\n{line}" if description else line
+        if len(candidate) > _DESCRIPTION_LIMIT:
+            # Said explicitly rather than cut silently; `status` is the only reply this long.
+            description += f"\n… and {len(reply.lines) - index} more lines."
+            break
+        description = candidate
+    embed = discord.Embed(title=title, description=description or None, colour=_COLOURS[reply.status])
+    for link in reply.links[:10]:
+        value = f"[open]({link.url})" if link.url else "(no link)"
+        if link.detail:
+            value += f" · {link.detail}"
+        embed.add_field(name=link.text[:256] or "untitled", value=value[:1024], inline=False)
+    return embed
+
+
+class DiscordCommands:
+    """Builds the `/watch` command tree and turns interactions into handler calls."""
+
+    def __init__(
+        self,
+        deps: HandlerDeps,
+        *,
+        guild_id: int | None = None,
+        hide_from_members: bool = False,
+        reply_within: float = REPLY_WITHIN,
+    ) -> None:
+        self.deps = deps
+        self.guild_id = guild_id
+        self.hide_from_members = hide_from_members
+        self.reply_within = reply_within
+
+    # ------------------------------------------------------------------ running a command
+    def command(self, interaction: discord.Interaction, invocation: Invocation) -> Command:
+        channel = interaction.channel
+        return Command(
+            platform="discord",
+            workspace_id=str(interaction.guild_id or ""),
+            channel_id=str(interaction.channel_id or ""),
+            user_id=str(interaction.user.id),
+            rights=Rights.fixed(interaction.permissions.manage_channels, MANAGE_RIGHT),
+            invocation=invocation,
+            channel_name=str(getattr(channel, "name", "") or ""),
+            user_name=interaction.user.name,
+        )
+
+    async def run(self, interaction: discord.Interaction, invocation: Invocation) -> None:
+        task = asyncio.ensure_future(handle(self.deps, self.command(interaction, invocation)))
+        finished, _ = await asyncio.wait({task}, timeout=self.reply_within)
+        if task in finished:
+            reply = task.result()
+            await interaction.response.send_message(
+                embed=reply_embed(reply),
+                ephemeral=reply.ephemeral,
+                allowed_mentions=discord.AllowedMentions.none(),
+            )
+            return
+        # Slow (a feed fetch, a digest): "thinking…" now, the answer as a follow-up.
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        reply = await task
+        await interaction.followup.send(
+            embed=reply_embed(reply), ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+        )
+
+    # ------------------------------------------------------------------ autocomplete
+    async def topic_choices(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        typed = current.strip().lower()
+        names = [t for t in self.deps.topics if typed in t]
+        return [app_commands.Choice(name=f"{t} — {self.deps.topics[t]}"[:100], value=t) for t in names][:25]
+
+    async def unsubscribe_choices(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        choices = await self.topic_choices(interaction, current)
+        if "all".startswith(current.strip().lower()):
+            choices.insert(0, app_commands.Choice(name="all — every topic", value="all"))
+        return choices[:25]
+
+    async def timezone_choices(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        return [app_commands.Choice(name=z, value=z) for z in search_timezones(current)]
+
+    # ------------------------------------------------------------------ the tree
+    def group(self) -> app_commands.Group:
+        run = self.run
+        watch = app_commands.Group(
+            name="watch",
+            description="Frontier Watch: AI distillation, AI IP, AI national security and model releases",
+            guild_only=True,
+            # Server channels only: a DM has no channel managers and nothing to subscribe.
+            allowed_contexts=app_commands.AppCommandContext(guild=True),
+            allowed_installs=app_commands.AppInstallationType(guild=True),
+            default_permissions=discord.Permissions(manage_channels=True) if self.hide_from_members else None,
+        )
+
+        @watch.command(name="subscribe", description="Follow a topic in this channel (channel managers)")
+        @app_commands.describe(
+            topic="The topic to follow",
+            mode="Alerts as stories arrive, the digest, or both (default both)",
+            min_score="Only stories scoring at least this (0-1; default: the topic's own threshold)",
+        )
+        @app_commands.autocomplete(topic=self.topic_choices)
+        async def subscribe(
+            interaction: discord.Interaction,
+            topic: str,
+            mode: Literal["alerts", "digest", "both"] | None = None,
+            min_score: app_commands.Range[float, 0.0, 1.0] | None = None,
+        ) -> None:
+            args = [topic] + ([mode] if mode else []) + ([f"{min_score:g}"] if min_score is not None else [])
+            await run(interaction, Invocation("subscribe", None, tuple(args)))
+
+        @watch.command(name="unsubscribe", description="Stop following a topic, or all (channel managers)")
+        @app_commands.describe(topic="The topic to stop following, or 'all'")
+        @app_commands.autocomplete(topic=self.unsubscribe_choices)
+        async def unsubscribe(interaction: discord.Interaction, topic: str) -> None:
+            await run(interaction, Invocation("unsubscribe", None, (topic,)))
+
+        @watch.command(name="topics", description="The topics, and which ones this channel follows")
+        async def topics(interaction: discord.Interaction) -> None:
+            await run(interaction, Invocation("topics"))
+
+        @watch.command(name="search", description="Newest stored stories containing these words")
+        @app_commands.describe(words='Words to look for; "quote" phrases')
+        async def search(interaction: discord.Interaction, words: app_commands.Range[str, 1, 200]) -> None:
+            await run(interaction, Invocation("search", None, tuple(words.split()), words))
+
+        @watch.command(name="status", description="Everything about this channel: topics, digest, sources")
+        async def status(interaction: discord.Interaction) -> None:
+            await run(interaction, Invocation("status"))
+
+        @watch.command(name="help", description="How to use Frontier Watch")
+        async def help_(interaction: discord.Interaction) -> None:
+            await run(interaction, Invocation("help"))
+
+        digest = app_commands.Group(name="digest", description="This channel's digest", parent=watch)
+
+        @digest.command(name="now", description="Post this channel's digest now (channel managers)")
+        async def digest_now(interaction: discord.Interaction) -> None:
+            await run(interaction, Invocation("digest", "now"))
+
+        @digest.command(name="time", description="When the digest arrives (channel managers)")
+        @app_commands.describe(time="24-hour time, HH:MM", timezone="IANA time zone, e.g. Europe/Berlin")
+        @app_commands.autocomplete(timezone=self.timezone_choices)
+        async def digest_time(
+            interaction: discord.Interaction,
+            time: app_commands.Range[str, 1, 5],
+            timezone: app_commands.Range[str, 1, 64] | None = None,
+        ) -> None:
+            await run(interaction, Invocation("digest", "time", (time, *([timezone] if timezone else []))))
+
+        @digest.command(name="frequency", description="Daily, weekly or off (channel managers)")
+        @app_commands.describe(frequency="How often", day="For weekly digests: the day (default Monday)")
+        async def digest_frequency(
+            interaction: discord.Interaction,
+            frequency: Literal["daily", "weekly", "off"],
+            day: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] | None = None,
+        ) -> None:
+            await run(interaction, Invocation("digest", "frequency", (frequency, *([day] if day else []))))
+
+        sources = app_commands.Group(name="sources", description="Feeds this channel adds", parent=watch)
+
+        @sources.command(name="list", description="Feeds this channel added, with their health")
+        async def sources_list(interaction: discord.Interaction) -> None:
+            await run(interaction, Invocation("sources", "list"))
+
+        @sources.command(name="add", description="Watch an RSS/Atom/JSON feed here (channel managers)")
+        @app_commands.describe(url="The feed's URL")
+        async def sources_add(
+            interaction: discord.Interaction, url: app_commands.Range[str, 1, 2000]
+        ) -> None:
+            await run(interaction, Invocation("sources", "add", (url,), url))
+
+        @sources.command(name="remove", description="Stop watching a feed (channel managers)")
+        @app_commands.describe(id="The source's id from /watch sources list")
+        async def sources_remove(interaction: discord.Interaction, id: app_commands.Range[int, 1]) -> None:
+            await run(interaction, Invocation("sources", "remove", (str(id),)))
+
+        keywords = app_commands.Group(
+            name="keywords", description="Narrow this channel's topics", parent=watch
+        )
+
+        @keywords.command(name="add", description="Add keywords; a leading - excludes (channel managers)")
+        @app_commands.describe(keywords='e.g. nvidia "export controls" -whisky')
+        async def keywords_add(
+            interaction: discord.Interaction, keywords: app_commands.Range[str, 1, 500]
+        ) -> None:
+            await run(interaction, Invocation("keywords", "add", tuple(keywords.split()), keywords))
+
+        @keywords.command(name="remove", description="Remove keywords (channel managers)")
+        @app_commands.describe(keywords="The keywords to remove")
+        async def keywords_remove(
+            interaction: discord.Interaction, keywords: app_commands.Range[str, 1, 500]
+        ) -> None:
+            await run(interaction, Invocation("keywords", "remove", tuple(keywords.split()), keywords))
+
+        @keywords.command(name="list", description="This channel's keywords")
+        async def keywords_list(interaction: discord.Interaction) -> None:
+            await run(interaction, Invocation("keywords", "list"))
+
+        return watch
+
+    def install(self, tree: app_commands.CommandTree[discord.Client]) -> None:
+        guild = discord.Object(self.guild_id) if self.guild_id else None
+        tree.add_command(self.group(), guild=guild)
+
+    async def sync(self, tree: app_commands.CommandTree[discord.Client]) -> list[app_commands.AppCommand]:
+        """Guild sync is instant (development); global sync can take a while to show everywhere."""
+        guild = discord.Object(self.guild_id) if self.guild_id else None
+        return await tree.sync(guild=guild)
+
+
+def build_client(
+    settings: Settings, deps: HandlerDeps
+) -> tuple[discord.Client, app_commands.CommandTree[discord.Client], DiscordCommands]:
+    Route.BASE = settings.discord_api_base.rstrip("/")
+    # Interactions arrive without privileged intents; `guilds` keeps channel names for replies.
+    client = discord.Client(intents=discord.Intents(guilds=True))
+    tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(client)
+    commands = DiscordCommands(
+        deps, guild_id=settings.discord_guild_id, hide_from_members=settings.discord_hide_from_members
+    )
+    commands.install(tree)
+    return client, tree, commands
+
+
+class DiscordService:
+    """The gateway connection that receives `/watch` interactions.
+
+    Only one process should hold it (every gateway session receives every interaction), so it runs
+    in the worker (`frontierwatch run`), not in `frontierwatch serve`.
+    """
+
+    name = "discord"
+
+    def __init__(self, settings: Settings, deps: HandlerDeps) -> None:
+        if settings.discord_token is None:
+            raise ValueError("DISCORD_TOKEN is not set")
+        self._token = settings.discord_token
+        self.client, self.tree, self.commands = build_client(settings, deps)
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.client.login(self._token.get_secret_value())
+        synced = await self.commands.sync(self.tree)
+        where = f"guild {self.commands.guild_id}" if self.commands.guild_id else "all servers"
+        log.info("discord: synced %d command(s) to %s", len(synced), where)
+        if self.client.application_id is not None:
+            log.info("discord: invite the bot with %s", invite_url(self.client.application_id))
+        self._task = asyncio.create_task(self.client.connect(reconnect=True), name="discord-gateway")
+
+    async def stop(self) -> None:
+        await self.client.close()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, 10)
+            except (TimeoutError, asyncio.CancelledError):
+                pass
+            except Exception:
+                log.exception("discord gateway ended with an error")
+            self._task = None
+
+
+if __name__ == "__main__":  # `python -m bot.platforms.discord_app`: print the invite URL
+    import sys
+
+    from bot.settings import load_settings
+
+    async def _print_invite() -> None:
+        settings = load_settings()
+        if settings.discord_token is None:
+            sys.exit("set DISCORD_TOKEN first")
+        Route.BASE = settings.discord_api_base.rstrip("/")
+        client = discord.Client(intents=discord.Intents.none())
+        try:
+            await client.login(settings.discord_token.get_secret_value())
+            assert client.application_id is not None
+            print(invite_url(client.application_id))
+        finally:
+            await client.close()
+
+    asyncio.run(_print_invite())

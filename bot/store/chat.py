@@ -1,0 +1,568 @@
+"""Queries behind the `/watch` commands: destinations, subscriptions, keywords, channel sources.
+
+Every command that changes something runs in exactly one transaction (``sessions.begin()``), so
+a failure anywhere leaves nothing half-saved. Reading commands never create a destination row: a
+channel that only ran `/watch status` leaves no trace.
+
+Values cross the session boundary as frozen dataclasses, never as ORM rows, so callers cannot
+trigger lazy loads after the session closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.digest.schedule import next_digest_at as _schedule_next
+from bot.domain import SourceSpec
+from bot.sources.config import source_key
+from bot.store import models as m
+from bot.store.db import session_factory
+
+__all__ = [
+    "FREQUENCIES",
+    "MODES",
+    "WEEKDAYS",
+    "ChannelKey",
+    "ChannelState",
+    "ChatStore",
+    "DestinationView",
+    "SearchHit",
+    "SourceView",
+    "SubscriptionView",
+    "TooManySources",
+    "WebhookSpec",
+    "next_digest_at",
+]
+
+MODES = ("alerts", "digest", "both")
+FREQUENCIES = ("daily", "weekly", "off")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+WEBHOOK_PLATFORMS = ("discord_webhook", "slack_webhook")
+_REMOVED_FROM_FILE = "removed from the webhooks file"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def next_digest_at(
+    digest_time: str, timezone: str, frequency: str, weekday: str, now: datetime
+) -> datetime | None:
+    """The next digest instant in UTC (None when digests are off).
+
+    Delegates to the delivery side's schedule, so a time set by a command and the time the digest
+    clock computes after each digest follow one rule (DST, fall-back nights included).
+    """
+    return _schedule_next(timezone, digest_time, frequency, weekday, after=now)
+
+
+class TooManySources(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"this channel already watches {limit} sources, the maximum")
+        self.limit = limit
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelKey:
+    """Where a command ran: platform + workspace (guild/team) + channel."""
+
+    platform: str
+    workspace_id: str
+    channel_id: str
+    name: str = ""
+
+    @property
+    def scope(self) -> str:
+        """Owner scope stored on sources a channel adds, e.g. ``discord:123:456``."""
+        return f"{self.platform}:{self.workspace_id}:{self.channel_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class DestinationView:
+    id: int
+    platform: str
+    workspace_id: str
+    channel_id: str
+    name: str
+    timezone: str
+    digest_time: str
+    digest_frequency: str
+    digest_weekday: str
+    next_digest_at: datetime | None
+    last_digest_at: datetime | None
+    active: bool
+    inactive_reason: str | None
+
+    @classmethod
+    def of(cls, row: m.Destination) -> DestinationView:
+        return cls(
+            id=row.id,
+            platform=row.platform,
+            workspace_id=row.workspace_id,
+            channel_id=row.channel_id,
+            name=row.name,
+            timezone=row.timezone,
+            digest_time=row.digest_time,
+            digest_frequency=row.digest_frequency,
+            digest_weekday=row.digest_weekday,
+            next_digest_at=row.next_digest_at,
+            last_digest_at=row.last_digest_at,
+            active=row.active,
+            inactive_reason=row.inactive_reason,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionView:
+    topic: str
+    mode: str
+    min_score: float
+
+
+@dataclass(frozen=True, slots=True)
+class SourceView:
+    id: int
+    name: str
+    url: str
+    enabled: bool
+    failure_count: int
+    last_error: str | None
+    last_success_at: datetime | None
+    last_polled_at: datetime | None
+
+    @classmethod
+    def of(cls, row: m.Source) -> SourceView:
+        return cls(
+            id=row.id,
+            name=row.name,
+            url=row.url or "",
+            enabled=row.enabled,
+            failure_count=row.failure_count,
+            last_error=row.last_error,
+            last_success_at=row.last_success_at,
+            last_polled_at=row.last_polled_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelState:
+    destination: DestinationView | None
+    subscriptions: tuple[SubscriptionView, ...] = ()
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    sources: tuple[SourceView, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    story_id: int
+    title: str
+    url: str
+    outlet: str
+    published_at: datetime
+    topics: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookSpec:
+    """One webhook destination from the webhooks file (see ``bot.platforms.webhooks``)."""
+
+    name: str
+    platform: str  # discord_webhook | slack_webhook
+    url: str
+    topics: tuple[SubscriptionView, ...]
+    timezone: str = "UTC"
+    digest_time: str = "08:00"
+    digest_frequency: str = "daily"
+    digest_weekday: str = "mon"
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = field(default_factory=tuple)
+
+
+class ChatStore:
+    """Data access for the command handlers and the webhooks file."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.sessions: async_sessionmaker[AsyncSession] = session_factory(engine)
+
+    # ------------------------------------------------------------------ destinations
+    @staticmethod
+    async def _find(session: AsyncSession, key: ChannelKey) -> m.Destination | None:
+        row: m.Destination | None = await session.scalar(
+            select(m.Destination).where(
+                m.Destination.platform == key.platform,
+                m.Destination.workspace_id == key.workspace_id,
+                m.Destination.channel_id == key.channel_id,
+            )
+        )
+        return row
+
+    async def _get_or_create(self, session: AsyncSession, key: ChannelKey, now: datetime) -> m.Destination:
+        row = await self._find(session, key)
+        if row is None:
+            row = m.Destination(
+                platform=key.platform,
+                workspace_id=key.workspace_id,
+                channel_id=key.channel_id,
+                name=key.name[:200],
+                timezone="UTC",
+                digest_time="08:00",
+                digest_frequency="daily",
+                digest_weekday="mon",
+                alert_cap_per_hour=5,
+                quiet_day_notice=False,
+                repeat_alerted_in_digest=False,
+                active=True,
+                created_at=now,
+            )
+            row.next_digest_at = next_digest_at("08:00", "UTC", "daily", "mon", now)
+            session.add(row)
+            await session.flush()
+        elif key.name and row.name != key.name[:200]:
+            row.name = key.name[:200]
+        return row
+
+    async def destination(self, key: ChannelKey) -> DestinationView | None:
+        async with self.sessions() as session:
+            row = await self._find(session, key)
+            return DestinationView.of(row) if row is not None else None
+
+    async def channel_state(self, key: ChannelKey) -> ChannelState:
+        async with self.sessions() as session:
+            row = await self._find(session, key)
+            if row is None:
+                return ChannelState(destination=None)
+            subs = (
+                await session.scalars(
+                    select(m.Subscription)
+                    .where(m.Subscription.destination_id == row.id)
+                    .order_by(m.Subscription.topic)
+                )
+            ).all()
+            words = (
+                await session.execute(
+                    select(m.ChannelKeyword.kind, m.ChannelKeyword.keyword)
+                    .where(m.ChannelKeyword.destination_id == row.id)
+                    .order_by(m.ChannelKeyword.id)
+                )
+            ).all()
+            sources = (
+                await session.scalars(
+                    select(m.Source)
+                    .join(m.ChannelSource, m.ChannelSource.source_id == m.Source.id)
+                    .where(m.ChannelSource.destination_id == row.id)
+                    .order_by(m.Source.id)
+                )
+            ).all()
+            return ChannelState(
+                destination=DestinationView.of(row),
+                subscriptions=tuple(SubscriptionView(s.topic, s.mode, s.min_score) for s in subs),
+                include=tuple(w for kind, w in words if kind == "include"),
+                exclude=tuple(w for kind, w in words if kind == "exclude"),
+                sources=tuple(SourceView.of(s) for s in sources),
+            )
+
+    # ------------------------------------------------------------------ subscriptions
+    async def subscribe(
+        self, key: ChannelKey, topic: str, mode: str, min_score: float, now: datetime | None = None
+    ) -> tuple[SubscriptionView, bool]:
+        """Subscribe, or change an existing subscription's mode and score. Returns (it, created)."""
+        now = now or utcnow()
+        async with self.sessions.begin() as session:
+            dest = await self._get_or_create(session, key, now)
+            sub = await session.scalar(
+                select(m.Subscription).where(
+                    m.Subscription.destination_id == dest.id, m.Subscription.topic == topic
+                )
+            )
+            created = sub is None
+            if sub is None:
+                sub = m.Subscription(destination_id=dest.id, topic=topic, created_at=now)
+                session.add(sub)
+            sub.mode = mode
+            sub.min_score = min_score
+            return SubscriptionView(topic, mode, min_score), created
+
+    async def unsubscribe(self, key: ChannelKey, topic: str | None) -> list[str]:
+        """Remove one topic (or all when ``topic`` is None); returns the topics removed."""
+        async with self.sessions.begin() as session:
+            dest = await self._find(session, key)
+            if dest is None:
+                return []
+            stmt = delete(m.Subscription).where(m.Subscription.destination_id == dest.id)
+            if topic is not None:
+                stmt = stmt.where(m.Subscription.topic == topic)
+            removed = await session.scalars(stmt.returning(m.Subscription.topic))
+            return sorted(removed.all())
+
+    # ------------------------------------------------------------------ digest schedule
+    async def set_digest_schedule(
+        self,
+        key: ChannelKey,
+        *,
+        digest_time: str | None = None,
+        timezone: str | None = None,
+        frequency: str | None = None,
+        weekday: str | None = None,
+        now: datetime | None = None,
+    ) -> DestinationView:
+        """Change the digest time/zone/frequency and recompute ``next_digest_at`` in one go."""
+        now = now or utcnow()
+        async with self.sessions.begin() as session:
+            dest = await self._get_or_create(session, key, now)
+            if digest_time is not None:
+                dest.digest_time = digest_time
+            if timezone is not None:
+                dest.timezone = timezone
+            if frequency is not None:
+                dest.digest_frequency = frequency
+            if weekday is not None:
+                dest.digest_weekday = weekday
+            dest.next_digest_at = next_digest_at(
+                dest.digest_time, dest.timezone, dest.digest_frequency, dest.digest_weekday, now
+            )
+            await session.flush()
+            return DestinationView.of(dest)
+
+    # ------------------------------------------------------------------ keywords
+    async def add_keywords(
+        self, key: ChannelKey, words: Sequence[tuple[str, str]], *, limit: int = 50
+    ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        """Add (kind, keyword) pairs; returns (added, already there). Raises ValueError past ``limit``."""
+        async with self.sessions.begin() as session:
+            dest = await self._get_or_create(session, key, utcnow())
+            existing = {
+                (kind, word.lower()): word
+                for kind, word in (
+                    await session.execute(
+                        select(m.ChannelKeyword.kind, m.ChannelKeyword.keyword).where(
+                            m.ChannelKeyword.destination_id == dest.id
+                        )
+                    )
+                ).all()
+            }
+            added: list[tuple[str, str]] = []
+            already: list[tuple[str, str]] = []
+            for kind, word in words:
+                if (kind, word.lower()) in existing:
+                    already.append((kind, word))
+                    continue
+                existing[(kind, word.lower())] = word
+                session.add(m.ChannelKeyword(destination_id=dest.id, kind=kind, keyword=word))
+                added.append((kind, word))
+            if len(existing) > limit:
+                # Raising inside the transaction rolls back the whole command.
+                raise ValueError(f"a channel can have at most {limit} keywords ({len(existing)} requested)")
+            return added, already
+
+    async def remove_keywords(self, key: ChannelKey, words: Sequence[str]) -> tuple[list[str], list[str]]:
+        """Remove keywords (include or exclude, case-insensitive); returns (removed, not found)."""
+        async with self.sessions.begin() as session:
+            dest = await self._find(session, key)
+            if dest is None:
+                return [], list(words)
+            removed: list[str] = []
+            missing: list[str] = []
+            for word in words:
+                result = await session.scalars(
+                    delete(m.ChannelKeyword)
+                    .where(
+                        m.ChannelKeyword.destination_id == dest.id,
+                        func.lower(m.ChannelKeyword.keyword) == word.lower(),
+                    )
+                    .returning(m.ChannelKeyword.keyword)
+                )
+                (removed if result.all() else missing).append(word)
+            return removed, missing
+
+    # ------------------------------------------------------------------ channel sources
+    async def add_channel_source(
+        self,
+        key: ChannelKey,
+        spec: SourceSpec,
+        *,
+        added_by: str,
+        limit: int,
+        now: datetime | None = None,
+    ) -> tuple[SourceView, bool]:
+        """Link a (possibly shared) source to the channel. Returns (source, newly linked).
+
+        The limit is checked inside the same transaction that inserts, so the channel cannot end
+        above it even when two commands race on SQLite; PostgreSQL may let two concurrent adds
+        both pass, which at worst exceeds the limit by one.
+        """
+        now = now or utcnow()
+        skey = source_key(spec)
+        async with self.sessions.begin() as session:
+            dest = await self._get_or_create(session, key, now)
+            source = await session.scalar(select(m.Source).where(m.Source.key == skey))
+            if source is not None:
+                linked = await session.scalar(
+                    select(m.ChannelSource.id).where(
+                        m.ChannelSource.destination_id == dest.id, m.ChannelSource.source_id == source.id
+                    )
+                )
+                if linked is not None:
+                    return SourceView.of(source), False
+            count = await session.scalar(
+                select(func.count())
+                .select_from(m.ChannelSource)
+                .where(m.ChannelSource.destination_id == dest.id)
+            )
+            if int(count or 0) >= limit:
+                raise TooManySources(limit)
+            if source is None:
+                source = m.Source(
+                    key=skey,
+                    name=spec.name[:200],
+                    kind=spec.kind,
+                    url=spec.url,
+                    interval_minutes=spec.interval_minutes,
+                    weight=spec.weight,
+                    enabled=True,
+                    origin="channel",
+                    owner_scope=key.scope,
+                    next_poll_at=now,
+                    failure_count=0,
+                    backlog_done=False,
+                    created_at=now,
+                )
+                session.add(source)
+                await session.flush()
+            elif not source.enabled and source.origin == "channel":
+                # Another channel removed it earlier; polling resumes now.
+                source.enabled = True
+                source.next_poll_at = now
+                source.failure_count = 0
+                source.last_error = None
+            session.add(
+                m.ChannelSource(
+                    destination_id=dest.id, source_id=source.id, added_by=added_by[:200], created_at=now
+                )
+            )
+            await session.flush()
+            return SourceView.of(source), True
+
+    async def remove_channel_source(self, key: ChannelKey, source_id: int) -> SourceView | None:
+        """Unlink a source from the channel; a channel-added source no channel uses stops polling."""
+        async with self.sessions.begin() as session:
+            dest = await self._find(session, key)
+            if dest is None:
+                return None
+            link = await session.scalar(
+                select(m.ChannelSource).where(
+                    m.ChannelSource.destination_id == dest.id, m.ChannelSource.source_id == source_id
+                )
+            )
+            if link is None:
+                return None
+            await session.delete(link)
+            await session.flush()
+            source = await session.get(m.Source, source_id)
+            assert source is not None  # the link's foreign key guarantees it
+            others = await session.scalar(
+                select(func.count())
+                .select_from(m.ChannelSource)
+                .where(m.ChannelSource.source_id == source_id)
+            )
+            if not others and source.origin == "channel":
+                # Stories keep referencing the row, so it is disabled rather than deleted.
+                source.enabled = False
+            return SourceView.of(source)
+
+    # ------------------------------------------------------------------ search
+    async def search(self, words: Sequence[str], limit: int = 10) -> list[SearchHit]:
+        """Stories whose title or summary contains every word (case-insensitive), newest first."""
+        if not words:
+            return []
+        stmt = select(m.Story).order_by(m.Story.published_at.desc(), m.Story.id.desc()).limit(limit)
+        for word in words:
+            needle = word.lower()
+            stmt = stmt.where(
+                or_(
+                    func.lower(m.Story.title).contains(needle, autoescape=True),
+                    func.lower(m.Story.summary).contains(needle, autoescape=True),
+                )
+            )
+        async with self.sessions() as session:
+            stories = (await session.scalars(stmt)).all()
+            topics: dict[int, list[str]] = {s.id: [] for s in stories}
+            if stories:
+                rows = await session.execute(
+                    select(m.Classification.story_id, m.Classification.topic)
+                    .where(m.Classification.story_id.in_(topics), m.Classification.passed.is_(True))
+                    .order_by(m.Classification.topic)
+                )
+                for story_id, topic in rows:
+                    topics[story_id].append(topic)
+            return [
+                SearchHit(s.id, s.title, s.url, s.outlet, s.published_at, tuple(topics[s.id]))
+                for s in stories
+            ]
+
+    # ------------------------------------------------------------------ webhooks file
+    async def sync_webhooks(
+        self, specs: Sequence[WebhookSpec], now: datetime | None = None
+    ) -> dict[str, int]:
+        """Make the webhook destinations match the file, in one transaction.
+
+        Subscriptions and keywords of a webhook are replaced by the file's; webhooks that left the
+        file are deactivated (their delivery history stays). A webhook the delivery side marked
+        inactive (e.g. revoked) is only reactivated when its URL changes.
+        """
+        now = now or utcnow()
+        counts = {"added": 0, "updated": 0, "deactivated": 0}
+        async with self.sessions.begin() as session:
+            rows = (
+                await session.scalars(
+                    select(m.Destination).where(m.Destination.platform.in_(WEBHOOK_PLATFORMS))
+                )
+            ).all()
+            existing = {(r.platform, r.channel_id): r for r in rows}
+            wanted = {(s.platform, s.name): s for s in specs}
+            for ident, spec in wanted.items():
+                key = ChannelKey(spec.platform, "", spec.name, spec.name)
+                row = existing.get(ident)
+                if row is None:
+                    row = await self._get_or_create(session, key, now)
+                    counts["added"] += 1
+                else:
+                    counts["updated"] += 1
+                    if row.webhook_url != spec.url or row.inactive_reason == _REMOVED_FROM_FILE:
+                        row.active, row.inactive_reason = True, None
+                row.webhook_url = spec.url
+                row.timezone = spec.timezone
+                row.digest_time = spec.digest_time
+                row.digest_frequency = spec.digest_frequency
+                row.digest_weekday = spec.digest_weekday
+                row.next_digest_at = next_digest_at(
+                    spec.digest_time, spec.timezone, spec.digest_frequency, spec.digest_weekday, now
+                )
+                await session.execute(delete(m.Subscription).where(m.Subscription.destination_id == row.id))
+                await session.execute(
+                    delete(m.ChannelKeyword).where(m.ChannelKeyword.destination_id == row.id)
+                )
+                for sub in spec.topics:
+                    session.add(
+                        m.Subscription(
+                            destination_id=row.id,
+                            topic=sub.topic,
+                            mode=sub.mode,
+                            min_score=sub.min_score,
+                            created_at=now,
+                        )
+                    )
+                for kind, words in (("include", spec.include), ("exclude", spec.exclude)):
+                    for word in words:
+                        session.add(m.ChannelKeyword(destination_id=row.id, kind=kind, keyword=word))
+            for ident, row in existing.items():
+                if ident not in wanted and row.active:
+                    row.active, row.inactive_reason = False, _REMOVED_FROM_FILE
+                    counts["deactivated"] += 1
+        return counts

@@ -1,0 +1,72 @@
+"""Route a parsed command to its handler, enforcing rights first and turning bad input into replies."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from handlers import digest, keywords, search, sources, status, subscriptions
+from handlers.context import HandlerDeps
+from handlers.model import Command, Reply, UsageError, error
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[HandlerDeps, Command], Awaitable[Reply]]
+
+# (group, action) -> (handler, changes configuration?)
+ROUTES: dict[tuple[str, str | None], tuple[Handler, bool]] = {
+    ("subscribe", None): (subscriptions.subscribe, True),
+    ("unsubscribe", None): (subscriptions.unsubscribe, True),
+    ("topics", None): (subscriptions.topics, False),
+    ("digest", None): (digest.show, False),
+    ("digest", "now"): (digest.now, True),
+    ("digest", "time"): (digest.set_time, True),
+    ("digest", "frequency"): (digest.set_frequency, True),
+    ("sources", None): (sources.list_sources, False),
+    ("sources", "list"): (sources.list_sources, False),
+    ("sources", "add"): (sources.add, True),
+    ("sources", "remove"): (sources.remove, True),
+    ("keywords", None): (keywords.list_keywords, False),
+    ("keywords", "list"): (keywords.list_keywords, False),
+    ("keywords", "add"): (keywords.add, True),
+    ("keywords", "remove"): (keywords.remove, True),
+    ("search", None): (search.search, False),
+    ("status", None): (status.status, False),
+    ("help", None): (status.help_, False),
+}
+
+
+def is_write(group: str, action: str | None) -> bool:
+    route = ROUTES.get((group, action))
+    return bool(route and route[1])
+
+
+def refusal(command: Command) -> Reply:
+    inv = command.invocation
+    name = " ".join(p for p in (inv.group, inv.action) if p)
+    return Reply(
+        "refused",
+        f"You can't run `/watch {name}` here: it needs {command.rights.required}.",
+        (
+            "Ask someone who has that right, or use the reading commands, which are open to everyone: "
+            "`status`, `topics`, `search`, `sources list`, `keywords list`, `help`.",
+        ),
+    )
+
+
+async def handle(deps: HandlerDeps, command: Command) -> Reply:
+    """Run one command. Never raises for user mistakes; unexpected errors become a short reply."""
+    inv = command.invocation
+    route = ROUTES.get((inv.group, inv.action))
+    if route is None:
+        return error(f"Unknown command `{inv.group}`.", "Try `/watch help`.")
+    handler, writes = route
+    try:
+        if writes and not await command.rights.check():
+            return refusal(command)
+        return await handler(deps, command)
+    except UsageError as exc:
+        return exc.reply
+    except Exception:
+        log.exception("/watch %s %s failed", inv.group, inv.action or "")
+        return error("Something went wrong on our side; nothing was changed. The error was logged.")

@@ -1,0 +1,66 @@
+"""`/watch status` and `/watch help`."""
+
+from __future__ import annotations
+
+from handlers import digest, sources
+from handlers.context import HandlerDeps, channel_key
+from handlers.model import Command, Reply, info
+
+HELP = (
+    ("`/watch subscribe <topic> [alerts|digest|both] [min-score]`", "follow a topic", True),
+    ("`/watch unsubscribe <topic|all>`", "stop following", True),
+    ("`/watch topics`", "the topics and what this channel follows", False),
+    ("`/watch digest now`", "post this channel's digest now", True),
+    ("`/watch digest time HH:MM [Area/City]`", "when the daily digest arrives", True),
+    ("`/watch digest frequency daily|weekly [day]|off`", "how often", True),
+    ("`/watch sources list`", "feeds this channel added, with their health", False),
+    ("`/watch sources add <url>` / `remove <id>`", "watch an extra feed", True),
+    (
+        "`/watch keywords add|remove <words>`",
+        'narrow the topics, e.g. `nvidia "export controls" -whisky`',
+        True,
+    ),
+    ("`/watch keywords list`", "this channel's keywords", False),
+    ("`/watch search <words>`", "newest stored stories with those words", False),
+    ("`/watch status`", "everything about this channel", False),
+)
+
+
+async def status(deps: HandlerDeps, command: Command) -> Reply:
+    state = await deps.store.channel_state(channel_key(command))
+    now = deps.clock()
+    if state.destination is None:
+        return info(
+            "This channel is not set up yet.",
+            "Start with `/watch topics`, then `/watch subscribe <topic>`.",
+        )
+    dest = state.destination
+    lines = []
+    if not dest.active:
+        lines.append(f"⚠ Posting here is paused: {dest.inactive_reason or 'no reason recorded'}.")
+    if state.subscriptions:
+        lines.append("Topics:")
+        for sub in state.subscriptions:
+            score = f", min score {sub.min_score:g}" if sub.min_score else ""
+            lines.append(f"• `{sub.topic}` — {sub.mode}{score}")
+    else:
+        lines.append("Topics: none yet (`/watch subscribe <topic>`).")
+    lines.append("Digest: " + digest.describe_schedule(dest, now))
+    if state.include or state.exclude:
+        words = [f"`{w}`" for w in state.include] + [f"`-{w}`" for w in state.exclude]
+        lines.append("Keywords: " + ", ".join(words))
+    else:
+        lines.append("Keywords: none")
+    if state.sources:
+        lines.append(f"Sources added here ({len(state.sources)} of {deps.max_sources_per_channel}):")
+        lines.extend(f"• `{s.id}` {s.name} — {sources.health(s, now)}" for s in state.sources)
+    else:
+        lines.append("Sources added here: none")
+    return info("Frontier Watch in this channel", *lines)
+
+
+async def help_(deps: HandlerDeps, command: Command) -> Reply:
+    lines = [f"{usage} — {what}{' (channel managers)' if manage else ''}" for usage, what, manage in HELP]
+    lines.append(f"Changing settings needs {command.rights.required}; reading is open to everyone.")
+    lines.append("Topics: " + ", ".join(f"`{t}`" for t in deps.topics))
+    return info("Frontier Watch commands", *lines)
