@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     discord_token: SecretStr | None = Field(
         None, validation_alias=AliasChoices("DISCORD_TOKEN", "FW_DISCORD_TOKEN")
     )
+    discord_gateway: bool = Field(
+        True, description="hold Discord's gateway for /watch commands (false: send-only over REST)"
+    )
     discord_guild_id: int | None = Field(
         None, description="sync slash commands to this guild only (instant; for development)"
     )

@@ -83,6 +83,7 @@ class Harness:
             "FW_DISCORD_API_BASE": discord.api_base,
             "FW_SLACK_API_BASE": slack.api_base,
             "DISCORD_TOKEN": "test-discord-token",
+            "FW_DISCORD_GATEWAY": "false",  # send-only: no gateway, so no lookup of Discord's real host
             "SLACK_BOT_TOKEN": "xoxb-test-slack-token",
             "SLACK_SIGNING_SECRET": "test-signing-secret",
             "FW_DELIVERY_LEASE_SECONDS": "2",
@@ -239,20 +240,17 @@ async def test_sigkill_then_restart_delivers_every_entry_once(
 
 
 async def test_outage_then_recovery_delivers_every_entry_once(harness: Harness) -> None:
-    # The outage starts once the process is up (the chat-command side logs in to Discord at start)
-    # and before the digest is due; every send meets 503s until the platforms recover.
-    harness.set_digest_due(datetime.now(UTC) + timedelta(seconds=4))
+    # Both platforms answer 503 from before the process starts until after the digest is due:
+    # nothing may crash, nothing may be posted, and every send is retried until they recover.
+    harness.discord.outage_status = 503
+    harness.slack.outage_status = 503
+    harness.set_digest_due(datetime.now(UTC) + timedelta(seconds=2))
     proc = await harness.cli("run")
     try:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + 60
-        while not harness.discord.calls("PUT", "/api/v10/applications/"):  # commands synced: started
-            assert loop.time() < deadline, "the process did not start"
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.5)
-        harness.discord.outage_status = 503
-        harness.slack.outage_status = 503
+        deadline = loop.time() + 90
         while len(harness.slack.method_calls("chat.postMessage")) < 3 or len(harness.discord.requests) < 3:
+            assert proc.returncode is None, "the process died during the outage"
             assert loop.time() < deadline, "no retries during the outage"
             await asyncio.sleep(0.1)
         assert harness.discord.posted(DCH) == [] and harness.slack.messages.get(SCH, []) == []

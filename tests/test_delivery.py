@@ -204,3 +204,54 @@ async def test_healthy_or_config_sources_get_no_notice(store: Store, database_ur
     assert await deliveries(store, kind="notice") == []
     async with store.sessions() as session:
         assert (await session.scalar(select(m.ChannelSource.failure_notice_at))) is None
+
+
+async def test_stories_stored_but_not_routed_are_routed_once_at_recovery(
+    store: Store, database_url: str
+) -> None:
+    """A crash between storing a story and routing it loses no alert: recovery routes it, once."""
+    from bot.domain import Classification, Entry, SourceSpec
+    from bot.pipeline.cluster import ClusterIndex
+    from bot.pipeline.ingest import Ingestor
+
+    class Natsec:
+        topics = TOPICS
+
+        def classify(self, title: str, summary: str = "") -> Classification:
+            return Classification({"natsec": 0.9}, ("natsec",), {"natsec": ("export controls",)})
+
+    dest = await add_destination(store, "console", "recover", [("natsec", "both", 0.0)])
+    await store.sync_sources([SourceSpec(name="Wire", url="https://wire.example/feed")])
+    await store.save_fetch_states([{"id": s.id, "backlog_done": True} for s in await store.list_sources()])
+    [claimed] = await store.claim_due_sources(timedelta(minutes=5))
+    now = datetime.now(UTC)
+    ingestor = Ingestor(store, Natsec(), ClusterIndex())
+    entries = [
+        Entry(
+            guid="1",
+            url="https://wire.example/1",
+            title="US widens chip export controls",
+            summary="",
+            published=now,
+        ),
+        Entry(
+            guid="2",
+            url="https://wire.example/2",
+            title="Old post",
+            summary="",
+            published=now - timedelta(days=9),
+        ),
+    ]
+    result = await ingestor.ingest(claimed, entries, now, default_outlet="Wire")
+    await ingestor.close()
+    # The process "died" here: the poller never handed the stories to the router.
+    async with store.sessions() as session:
+        routed = dict((await session.execute(select(m.Story.title, m.Story.routed))).all())
+    assert routed == {"US widens chip export controls": False, "Old post": True}  # old posts never alert
+
+    delivery = console([], store, database_url)
+    assert await delivery.router.recover() == 1
+    alerts = await deliveries(store, kind="alert")
+    assert [(r.destination_id, r.story_id) for r in alerts] == [(dest, result.new_stories[0].story_id)]
+    assert await delivery.router.recover() == 0  # routed now: a second start queues nothing
+    assert len(await deliveries(store, kind="alert")) == 1

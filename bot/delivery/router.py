@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.classify.keywords import KeywordFilter
@@ -23,7 +23,8 @@ from bot.delivery.bodies import THREADED
 from bot.delivery.outbox import Outbox
 from bot.digest.entries import ALERTED_STATES, DigestEntry, TopicRule, reason_for
 from bot.digest.text import short_summary
-from bot.pipeline.ingest import NewStory
+from bot.domain import Classification
+from bot.pipeline.ingest import ANNOUNCE_MAX_AGE, NewStory
 from bot.settings import Settings
 from bot.store import models as m
 from bot.store.repo import utcnow
@@ -112,53 +113,67 @@ class Router:
         stories = [s for s in stories if s.announce]
         if not stories:
             return 0
-        changed = 0
         async with self.outbox.sessions.begin() as session:
-            routes = await load_routes(session)
-            if not routes:
-                return 0
-            clusters = sorted({s.cluster_id for s in stories})
-            existing = await self._existing(session, clusters)
-            outlets = await self._outlets(session, clusters)
-            sent_last_hour = await self._recent_alerts(session, now)
-            for story in stories:
-                for route in routes:
-                    alert = existing.get((route.id, story.cluster_id, "alert"))
-                    if alert is not None:
-                        if story.joined_cluster and alert.status in ALERTED_STATES:
-                            changed += await self._followup(
-                                session, route, story, alert, existing, outlets, now
-                            )
-                        continue
-                    matched = self.alert_topics(route, story)
-                    if not matched or (
-                        route.keywords and not route.keywords.matches(story.title, story.summary)
-                    ):
-                        continue
-                    entry = entry_of(story, matched, outlets.get(story.cluster_id, ()))
-                    over = sent_last_hour.get(route.id, 0) >= route.alert_cap
-                    row = {
-                        "destination_id": route.id,
-                        "cluster_id": story.cluster_id,
-                        "story_id": story.story_id,
-                        "kind": "alert",
-                        "payload": {"entry": entry.to_dict(), "at": now.isoformat()},
-                        "next_attempt_at": now,
-                        "created_at": now,
-                    }
-                    if over:
-                        row["status"] = "deferred"
-                        row["error"] = f"alert cap {route.alert_cap}/hour reached: moved to the next digest"
-                    created = await self.outbox.enqueue(session, [row])
-                    if created:
-                        changed += 1
-                        if not over:
-                            sent_last_hour[route.id] = sent_last_hour.get(route.id, 0) + 1
-                        existing[(route.id, story.cluster_id, "alert")] = await session.get(
-                            m.Delivery, created[0]
-                        )
+            changed = await self._route(session, stories, now)
+            # Same transaction as the rows above: a crash before this commit leaves the stories
+            # unrouted, and recover() routes them at the next start.
+            await session.execute(
+                update(m.Story).where(m.Story.id.in_([s.story_id for s in stories])).values(routed=True)
+            )
         if changed and self.on_queued is not None:
             self.on_queued()
+        return changed
+
+    async def recover(self, now: datetime | None = None, limit: int = 2000) -> int:
+        """Route stories that were stored but never routed (a crash or a failed sink in between)."""
+        now = now or utcnow()
+        async with self.outbox.sessions() as session:
+            stories = await unrouted_stories(session, now - ANNOUNCE_MAX_AGE, limit)
+        if stories:
+            log.info("routing %d stories stored before an interruption", len(stories))
+        return await self.route(stories, now) if stories else 0
+
+    async def _route(self, session: AsyncSession, stories: Sequence[NewStory], now: datetime) -> int:
+        changed = 0
+        routes = await load_routes(session)
+        if not routes:
+            return 0
+        clusters = sorted({s.cluster_id for s in stories})
+        existing = await self._existing(session, clusters)
+        outlets = await self._outlets(session, clusters)
+        sent_last_hour = await self._recent_alerts(session, now)
+        for story in stories:
+            for route in routes:
+                alert = existing.get((route.id, story.cluster_id, "alert"))
+                if alert is not None:
+                    if story.joined_cluster and alert.status in ALERTED_STATES:
+                        changed += await self._followup(session, route, story, alert, existing, outlets, now)
+                    continue
+                matched = self.alert_topics(route, story)
+                if not matched or (route.keywords and not route.keywords.matches(story.title, story.summary)):
+                    continue
+                entry = entry_of(story, matched, outlets.get(story.cluster_id, ()))
+                over = sent_last_hour.get(route.id, 0) >= route.alert_cap
+                row = {
+                    "destination_id": route.id,
+                    "cluster_id": story.cluster_id,
+                    "story_id": story.story_id,
+                    "kind": "alert",
+                    "payload": {"entry": entry.to_dict(), "at": now.isoformat()},
+                    "next_attempt_at": now,
+                    "created_at": now,
+                }
+                if over:
+                    row["status"] = "deferred"
+                    row["error"] = f"alert cap {route.alert_cap}/hour reached: moved to the next digest"
+                created = await self.outbox.enqueue(session, [row])
+                if created:
+                    changed += 1
+                    if not over:
+                        sent_last_hour[route.id] = sent_last_hour.get(route.id, 0) + 1
+                    existing[(route.id, story.cluster_id, "alert")] = await session.get(
+                        m.Delivery, created[0]
+                    )
         return changed
 
     async def _existing(self, session: AsyncSession, clusters: list[int]) -> dict[tuple[int, int, str], Any]:
@@ -254,6 +269,44 @@ class Router:
             return 0
         row.payload = payload
         return 1
+
+
+async def unrouted_stories(session: AsyncSession, since: datetime, limit: int) -> list[NewStory]:
+    """Stored, announceable stories the router has not seen, rebuilt as the poller hands them over."""
+    rows = (
+        await session.scalars(
+            select(m.Story)
+            .where(m.Story.routed.is_(False), m.Story.first_seen_at >= since)
+            .order_by(m.Story.id)
+            .limit(limit)
+        )
+    ).all()
+    if not rows:
+        return []
+    scores: dict[int, dict[str, float]] = {r.id: {} for r in rows}
+    passed: dict[int, list[str]] = {r.id: [] for r in rows}
+    evidence: dict[int, dict[str, tuple[str, ...]]] = {r.id: {} for r in rows}
+    found = await session.scalars(select(m.Classification).where(m.Classification.story_id.in_(list(scores))))
+    for c in found:
+        scores[c.story_id][c.topic] = c.score
+        evidence[c.story_id][c.topic] = tuple((c.evidence or {}).get("terms", []))
+        if c.passed:
+            passed[c.story_id].append(c.topic)
+    return [
+        NewStory(
+            story_id=r.id,
+            cluster_id=r.cluster_id,
+            title=r.title,
+            url=r.url,
+            summary=r.summary,
+            outlet=r.outlet,
+            published_at=r.published_at,
+            classification=Classification(scores[r.id], tuple(passed[r.id]), evidence[r.id]),
+            joined_cluster=r.cluster_id != r.id,  # a cluster's id is its founding story's id
+            announce=True,
+        )
+        for r in rows
+    ]
 
 
 def _merge(items: list[dict[str, str]], item: dict[str, str]) -> list[dict[str, str]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -161,10 +163,44 @@ class _ConsoleSetup:
         return None
 
 
+class _RouteRecovery:
+    """Routes stories that were stored but not routed: at start (after a crash between storing and
+    routing) and then every minute (after a sink failed, e.g. on a database hiccup)."""
+
+    name = "route-recovery"
+
+    def __init__(self, router: Router, interval: float = 60.0) -> None:
+        self.router, self.interval = router, interval
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.router.recover()
+        self._task = asyncio.create_task(self._loop(), name="route-recovery")
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.router.recover()
+            except Exception:  # try again next round; never let the loop die
+                log.exception("route recovery failed")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
 def delivery_services(app: App) -> list[Service]:
     """Routes new stories into the outbox (a poller sink), sends it, and runs the digest clock."""
     topics = app.classifier.topics
     delivery = Delivery.build(app.store, app.settings, topics)
     app.poller.sinks.append(delivery.router)
     app.digests = delivery.digests
-    return [_ConsoleSetup(app.store, app.settings, topics), delivery.worker, delivery.digests]
+    return [
+        _ConsoleSetup(app.store, app.settings, topics),
+        delivery.worker,
+        _RouteRecovery(delivery.router),
+        delivery.digests,
+    ]

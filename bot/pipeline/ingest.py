@@ -295,6 +295,7 @@ class Ingestor:
                     "published_at": p.entry.published or now,
                     "first_seen_at": now,
                     "backlog": not p.job.source.backlog_done,
+                    "routed": not _announce(p, now),
                     "extra": dict(p.entry.extra) if p.entry.extra else {},
                 }
                 for p in plans
@@ -368,8 +369,14 @@ def _new_story(plan: _Plan, now: datetime) -> NewStory:
         published_at=published,
         classification=plan.classification,
         joined_cluster=plan.target is not None,
-        announce=plan.job.source.backlog_done and now - published <= ANNOUNCE_MAX_AGE,
+        announce=_announce(plan, now),
     )
+
+
+def _announce(plan: _Plan, now: datetime) -> bool:
+    """New to the world, not just to us: not a first-poll backlog, not an old post resurfacing."""
+    published = plan.entry.published or now
+    return plan.job.source.backlog_done and now - published <= ANNOUNCE_MAX_AGE
 
 
 def _entry_row(

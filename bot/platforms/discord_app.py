@@ -17,12 +17,16 @@ discord.py builds every URL from.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Literal
 
 import discord
 from discord import app_commands
 from discord.http import Route
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.settings import Settings
 from handlers import Command, HandlerDeps, Invocation, Reply, Rights, handle
@@ -290,38 +294,90 @@ def build_client(
 class DiscordService:
     """The gateway connection that receives `/watch` interactions.
 
-    Only one process should hold it (every gateway session receives every interaction), so it runs
-    in the worker (`frontierwatch run`), not in `frontierwatch serve`.
+    Only one process may hold it (every gateway session receives every interaction): it runs in
+    the worker (`frontierwatch run`), never in `frontierwatch serve`, and on PostgreSQL a session
+    advisory lock elects one holder among several replicas (the others keep delivering over REST
+    and take over when the holder's connection drops). Discord being down at start, or later,
+    never stops the process: the service retries with back-off while polling and delivery go on.
     """
 
     name = "discord"
+    LOCK_KEY = 724202  # pg advisory lock id of the gateway holder
+    MAX_DELAY = 300.0  # back-off cap while Discord is unreachable
+    LOCK_RETRY = 30.0  # how often a standby replica asks for the gateway lock
 
-    def __init__(self, settings: Settings, deps: HandlerDeps) -> None:
+    def __init__(self, settings: Settings, deps: HandlerDeps, engine: AsyncEngine | None = None) -> None:
         if settings.discord_token is None:
             raise ValueError("DISCORD_TOKEN is not set")
         self._token = settings.discord_token
+        self._settings, self._deps, self._engine = settings, deps, engine
         self.client, self.tree, self.commands = build_client(settings, deps)
         self._task: asyncio.Task[None] | None = None
+        self.leader = asyncio.Event()
 
     async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="discord-gateway")
+
+    async def _run(self) -> None:
+        delay = min(5.0, self.MAX_DELAY)
+        while True:
+            try:
+                async with self._leadership():
+                    await self._connect()
+                return  # closed by stop()
+            except discord.LoginFailure:
+                log.error("discord: DISCORD_TOKEN was refused; /watch commands are off until it is fixed")
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Discord down, network, a 5xx at login: try again later
+                log.warning("discord: %s; retrying in %.0fs", _describe(exc), delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.MAX_DELAY)
+            if self.client.is_closed():
+                self.client, self.tree, self.commands = build_client(self._settings, self._deps)
+
+    async def _connect(self) -> None:
         await self.client.login(self._token.get_secret_value())
         synced = await self.commands.sync(self.tree)
         where = f"guild {self.commands.guild_id}" if self.commands.guild_id else "all servers"
         log.info("discord: synced %d command(s) to %s", len(synced), where)
         if self.client.application_id is not None:
             log.info("discord: invite the bot with %s", invite_url(self.client.application_id))
-        self._task = asyncio.create_task(self.client.connect(reconnect=True), name="discord-gateway")
+        await self.client.connect(reconnect=True)
+
+    @contextlib.asynccontextmanager
+    async def _leadership(self) -> AsyncIterator[None]:
+        """Hold the gateway lock for as long as the body runs (PostgreSQL only)."""
+        if self._engine is None or self._engine.dialect.name != "postgresql":
+            self.leader.set()
+            yield
+            return
+        async with self._engine.connect() as conn:
+            while not await conn.scalar(text(f"SELECT pg_try_advisory_lock({self.LOCK_KEY})")):
+                await conn.rollback()  # no transaction left open while we wait
+                await asyncio.sleep(self.LOCK_RETRY)
+            self.leader.set()
+            log.info("discord: this replica holds the gateway")
+            try:
+                yield
+            finally:
+                self.leader.clear()
+                with contextlib.suppress(Exception):
+                    await conn.scalar(text(f"SELECT pg_advisory_unlock({self.LOCK_KEY})"))
 
     async def stop(self) -> None:
         await self.client.close()
         if self._task is not None:
-            try:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(self._task, 10)
-            except (TimeoutError, asyncio.CancelledError):
-                pass
-            except Exception:
-                log.exception("discord gateway ended with an error")
             self._task = None
+
+
+def _describe(exc: BaseException) -> str:
+    text_ = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text_}"[:200]
 
 
 if __name__ == "__main__":  # `python -m bot.platforms.discord_app`: print the invite URL

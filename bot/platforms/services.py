@@ -67,10 +67,10 @@ def platform_services(app: App, role: Role = "worker") -> list[Service]:
     services: list[Service] = []
     if role == "worker":
         services.append(WebhookSync(deps.store, settings.webhooks_file, tuple(deps.topics)))
-        if settings.discord_token is not None:
+        if settings.discord_token is not None and settings.discord_gateway:
             from bot.platforms.discord_app import DiscordService
 
-            services.append(DiscordService(settings, deps))
+            services.append(DiscordService(settings, deps, app.engine))
     socket_mode = settings.slack_app_token is not None
     slack = build_slack_app(settings, deps, app.engine) if slack_configured(settings) else None
     if slack is not None and socket_mode and role == "worker":

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -116,7 +117,10 @@ class Story(Base):
     """One article (one canonical URL), wherever it was seen."""
 
     __tablename__ = "stories"
-    __table_args__ = (Index("ix_stories_cluster_id", "cluster_id"),)
+    __table_args__ = (
+        Index("ix_stories_cluster_id", "cluster_id"),
+        Index("ix_stories_unrouted", "routed", "first_seen_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     url_hash: Mapped[str] = mapped_column(String(40), unique=True)
@@ -130,6 +134,9 @@ class Story(Base):
     published_at: Mapped[datetime] = mapped_column(index=True)
     first_seen_at: Mapped[datetime] = mapped_column(index=True)
     backlog: Mapped[bool] = mapped_column(Boolean, default=False)  # stored by a source's first poll
+    # False until the delivery router has queued its alerts (in the router's own transaction), so a
+    # crash between storing and routing is repaired at the next start instead of losing alerts.
+    routed: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
