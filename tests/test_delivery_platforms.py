@@ -69,7 +69,7 @@ def make(store: Store, discord: DiscordAPI | None, slack: SlackAPI | None, **ove
         values.update(SLACK_BOT_TOKEN="xoxb-test", slack_api_base=slack.api_base)
     values.update(over)
     s = Settings(**values)
-    return Delivery.build(store, s, TOPICS, senders=build_senders(s))
+    return Delivery.build(store, s, TOPICS, senders=build_senders(s, engine=store.engine))
 
 
 async def many_stories(store: Store, n: int, topic_cycle: tuple[str, ...] = TOPICS) -> list[Any]:
@@ -351,3 +351,41 @@ async def delivery_rows(store: Store) -> None:
     story = await add_story(store, "Export controls", topics={"natsec": 0.9})
     delivery = make(store, None, None)
     await delivery.router.route([story])
+
+
+async def test_slack_workspaces_installed_through_oauth_use_their_own_bot_token(
+    store: Store, slack_api: SlackAPI
+) -> None:
+    from slack_sdk.oauth.installation_store import Installation
+    from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
+
+    installed = AsyncSQLAlchemyInstallationStore(client_id="cid", engine=store.engine)
+    await installed.async_save(
+        Installation(
+            app_id="A1",
+            team_id="T2",
+            bot_token="xoxb-installed-t2",
+            bot_id="B2",
+            bot_user_id="U2",
+            user_id="U9",
+        )
+    )
+    ours = await add_destination(store, "slack", "C-T2", [("natsec", "both", 0.0)], workspace_id="T2")
+    home = await add_destination(store, "slack", "C-HOME", [("natsec", "both", 0.0)], workspace_id="T1")
+    delivery = make(
+        store, None, slack_api, SLACK_BOT_TOKEN=None, SLACK_CLIENT_ID="cid", SLACK_CLIENT_SECRET="secret"
+    )
+    story = await add_story(store, "US adds AI chip makers to Entity List", topics={"natsec": 0.9})
+    await delivery.router.route([story])
+    await delivery.worker.drain(within=20)
+    await delivery.worker.stop()
+    posts = slack_api.method_calls("chat.postMessage")
+    assert [(c.body["channel"], c.authorization) for c in posts] == [("C-T2", "Bearer xoxb-installed-t2")]
+    # A workspace with no installation (and no SLACK_BOT_TOKEN) is gone for us: marked, not retried.
+    async with store.sessions() as session:
+        home_row = await session.get(m.Destination, home)
+        ours_row = await session.get(m.Destination, ours)
+    assert (
+        home_row is not None and not home_row.active and "not installed" in (home_row.inactive_reason or "")
+    )
+    assert ours_row is not None and ours_row.active

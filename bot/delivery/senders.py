@@ -28,6 +28,7 @@ import discord
 from discord.http import Route
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.delivery.outbox import Dest, Row, Unit
@@ -340,10 +341,19 @@ class SlackSender:
     send can be looked up (``conversations.history`` / ``.replies``) instead of posted twice."""
 
     def __init__(
-        self, token: str, api_base: str, *, timeout: float = 60.0, per_channel_interval: float = 1.0
+        self,
+        token: str | None,
+        api_base: str,
+        *,
+        timeout: float = 60.0,
+        per_channel_interval: float = 1.0,
+        installations: AsyncInstallationStore | None = None,
     ) -> None:
         self.client = AsyncWebClient(token=token, base_url=api_base, timeout=int(max(1, timeout)))
         self.client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
+        self.default_token = token
+        # Workspaces installed through OAuth have their own bot token in the installation store.
+        self.installations = installations
         self.timeout = timeout
         self.interval = per_channel_interval
         self._last: dict[str, float] = {}
@@ -375,6 +385,7 @@ class SlackSender:
         }
         if thread is not None:
             kwargs["thread_ts"] = thread.message_id
+        kwargs["token"] = await self._token(dest)
         try:
             async with asyncio.timeout(self.timeout * 3):  # the retry handler may wait out 429s
                 await self._space(dest.channel_id)
@@ -383,18 +394,40 @@ class SlackSender:
             raise slack_error(exc) from exc
         return Sent(str(response["ts"]))
 
+    async def _token(self, dest: Dest) -> str:
+        """The bot token for the destination's workspace: its OAuth installation, else SLACK_BOT_TOKEN."""
+        if self.installations is not None and dest.workspace_id:
+            try:
+                bot = await self.installations.async_find_bot(enterprise_id=None, team_id=dest.workspace_id)
+            except Exception as exc:  # the store is our database: a hiccup is worth a retry
+                raise Retry(f"Slack: installation lookup failed: {type(exc).__name__}") from exc
+            if bot is not None and bot.bot_token:
+                return str(bot.bot_token)
+        if self.default_token:
+            return self.default_token
+        raise Gone("Slack: the app is not installed in this workspace any more (no bot token)")
+
     async def reconcile(self, dest: Dest, unit: Unit, thread: ThreadRef | None) -> Sent | None:
         want = self.metadata(unit)["event_payload"]
+        token = await self._token(dest)
         try:
             async with asyncio.timeout(self.timeout):
                 if thread is not None:
                     response = await self.client.conversations_replies(
-                        channel=dest.channel_id, ts=thread.message_id, include_all_metadata=True, limit=200
+                        channel=dest.channel_id,
+                        ts=thread.message_id,
+                        include_all_metadata=True,
+                        limit=200,
+                        token=token,
                     )
                 else:
                     oldest = unit.lead.created_at.timestamp() - 300
                     response = await self.client.conversations_history(
-                        channel=dest.channel_id, include_all_metadata=True, limit=200, oldest=f"{oldest:.6f}"
+                        channel=dest.channel_id,
+                        include_all_metadata=True,
+                        limit=200,
+                        oldest=f"{oldest:.6f}",
+                        token=token,
                     )
         except Exception as exc:
             raise slack_error(exc) from exc

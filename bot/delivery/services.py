@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.delivery.digests import DigestService
 from bot.delivery.outbox import Outbox
@@ -34,7 +35,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def build_senders(settings: Settings, write: Callable[[str], None] | None = None) -> dict[str, Sender]:
+def build_senders(
+    settings: Settings, write: Callable[[str], None] | None = None, engine: AsyncEngine | None = None
+) -> dict[str, Sender]:
     """One sender per platform that can be reached with the configured credentials. Webhooks need
     no token (the URL is the credential), so they are always available."""
     timeout = settings.delivery_timeout_seconds
@@ -52,9 +55,21 @@ def build_senders(settings: Settings, write: Callable[[str], None] | None = None
             rate=settings.discord_send_rate,
             timeout=timeout,
         )
-    if settings.slack_bot_token is not None:
+    oauth = settings.slack_client_id is not None and settings.slack_client_secret is not None
+    if settings.slack_bot_token is not None or oauth:
+        installations = None
+        if oauth and engine is not None:
+            from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
+
+            assert settings.slack_client_id is not None
+            installations = AsyncSQLAlchemyInstallationStore(
+                client_id=settings.slack_client_id.get_secret_value(), engine=engine
+            )
         senders["slack"] = SlackSender(
-            settings.slack_bot_token.get_secret_value(), settings.slack_api_base, timeout=timeout
+            settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None,
+            settings.slack_api_base,
+            timeout=timeout,
+            installations=installations,
         )
     return senders
 
@@ -71,7 +86,10 @@ async def ensure_console_destination(store: Store, settings: Settings, topics: S
             .limit(1)
         )
         chat = (
-            settings.discord_token is not None or settings.slack_bot_token is not None or others is not None
+            settings.discord_token is not None
+            or settings.slack_bot_token is not None
+            or settings.slack_client_id is not None
+            or others is not None
         )
         console = await session.scalar(
             select(m.Destination).where(
@@ -141,7 +159,7 @@ class Delivery:
     ) -> Delivery:
         outbox = Outbox(store)
         worker = DeliveryWorker(
-            outbox, settings, senders if senders is not None else build_senders(settings, write)
+            outbox, settings, senders if senders is not None else build_senders(settings, write, store.engine)
         )
         router = Router(outbox, settings, on_queued=worker.wake)
         digests = DigestService(outbox, settings, topics, on_queued=worker.wake)
