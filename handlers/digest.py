@@ -1,4 +1,5 @@
-"""`/watch digest now | time HH:MM [Area/City] | frequency daily|weekly [day]|off`."""
+"""`/watch digest now | time HH:MM [Area/City] | frequency daily|weekly [day]|off | quiet on|off |
+repeats on|off`."""
 
 from __future__ import annotations
 
@@ -32,7 +33,10 @@ USAGE = (
     "`/watch digest now`",
     "`/watch digest time HH:MM [Area/City]` — e.g. `digest time 08:30 Europe/Berlin`",
     "`/watch digest frequency daily|weekly [mon..sun]|off`",
+    "`/watch digest quiet on|off` — a one-line “quiet day” when a digest has no stories",
+    "`/watch digest repeats on|off` — list stories already alerted here in the digest too",
 )
+_SWITCH = {"on": True, "off": False}
 
 
 @cache
@@ -129,9 +133,27 @@ def _until(when: datetime, now: datetime) -> str:
     return f"{hours // 24} days"
 
 
+def describe_quiet(dest: DestinationView | None) -> str:
+    if dest is not None and dest.quiet_day_notice:
+        return "on — a digest period without stories posts a one-line “quiet day”"
+    return "off — a digest period without stories posts nothing"
+
+
+def describe_repeats(dest: DestinationView | None) -> str:
+    if dest is not None and dest.repeat_alerted_in_digest:
+        return "on — the digest also lists stories already alerted in this channel"
+    return "off — stories already alerted in this channel are left out of the digest"
+
+
 async def show(deps: HandlerDeps, command: Command) -> Reply:
     dest = await deps.store.destination(channel_key(command))
-    return info("Digest schedule", describe_schedule(dest, deps.clock()), *USAGE)
+    return info(
+        "Digest schedule",
+        describe_schedule(dest, deps.clock()),
+        "Quiet-day notice: " + describe_quiet(dest) + ".",
+        "Already-alerted stories: " + describe_repeats(dest) + ".",
+        *USAGE,
+    )
 
 
 async def now(deps: HandlerDeps, command: Command) -> Reply:
@@ -188,3 +210,38 @@ async def set_frequency(deps: HandlerDeps, command: Command) -> Reply:
     )
     title = "Digests turned off." if args[0] == "off" else f"Digest frequency set to {args[0]}."
     return done(title, describe_schedule(dest, deps.clock()))
+
+
+def parse_switch(command: Command, usage: str) -> bool:
+    """``on`` → True, ``off`` → False (case-insensitive); anything else is a UsageError."""
+    args = command.invocation.args
+    if len(args) == 1 and args[0].lower() in _SWITCH:
+        return _SWITCH[args[0].lower()]
+    shown = f"`{' '.join(args)}` is not `on` or `off`." if args else "On or off?"
+    raise UsageError(shown, f"Use {usage}.")
+
+
+def _digests_off_note(dest: DestinationView) -> tuple[str, ...]:
+    if dest.digest_frequency != "off":
+        return ()
+    return ("Digests are off for this channel; turn them on with `/watch digest frequency daily`.",)
+
+
+async def set_quiet(deps: HandlerDeps, command: Command) -> Reply:
+    on = parse_switch(command, USAGE[3].split(" — ")[0])
+    dest = await deps.store.set_delivery_options(channel_key(command), quiet_day_notice=on, now=deps.clock())
+    title = "Quiet-day notice turned on." if on else "Quiet-day notice turned off."
+    return done(title, f"Quiet-day notice: {describe_quiet(dest)}.", *_digests_off_note(dest))
+
+
+async def set_repeats(deps: HandlerDeps, command: Command) -> Reply:
+    on = parse_switch(command, USAGE[4].split(" — ")[0])
+    dest = await deps.store.set_delivery_options(
+        channel_key(command), repeat_alerted_in_digest=on, now=deps.clock()
+    )
+    title = (
+        "The digest will repeat stories already alerted here."
+        if on
+        else "The digest will leave out stories already alerted here."
+    )
+    return done(title, f"Already-alerted stories: {describe_repeats(dest)}.", *_digests_off_note(dest))

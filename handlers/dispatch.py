@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from handlers import digest, keywords, search, sources, status, subscriptions
+from handlers import alerts, digest, keywords, search, sources, status, subscriptions
 from handlers.context import HandlerDeps
 from handlers.model import Command, Reply, UsageError, error
 
@@ -22,6 +22,10 @@ ROUTES: dict[tuple[str, str | None], tuple[Handler, bool]] = {
     ("digest", "now"): (digest.now, True),
     ("digest", "time"): (digest.set_time, True),
     ("digest", "frequency"): (digest.set_frequency, True),
+    ("digest", "quiet"): (digest.set_quiet, True),
+    ("digest", "repeats"): (digest.set_repeats, True),
+    ("alerts", None): (alerts.show, False),
+    ("alerts", "cap"): (alerts.set_cap, True),
     ("sources", None): (sources.list_sources, False),
     ("sources", "list"): (sources.list_sources, False),
     ("sources", "add"): (sources.add, True),

@@ -13,9 +13,21 @@ from typing import Literal
 
 Status = Literal["ok", "info", "error", "refused"]
 
-GROUPS = ("subscribe", "unsubscribe", "topics", "digest", "sources", "keywords", "search", "status", "help")
+GROUPS = (
+    "subscribe",
+    "unsubscribe",
+    "topics",
+    "digest",
+    "alerts",
+    "sources",
+    "keywords",
+    "search",
+    "status",
+    "help",
+)
 ACTIONS: dict[str, tuple[str, ...]] = {
-    "digest": ("now", "time", "frequency"),
+    "digest": ("now", "time", "frequency", "quiet", "repeats"),
+    "alerts": ("cap",),
     "sources": ("list", "add", "remove"),
     "keywords": ("add", "remove", "list"),
 }

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from handlers import digest, sources
+from bot.store.chat import ALERT_CAP_MAX
+from handlers import alerts, digest, sources
 from handlers.context import HandlerDeps, channel_key
 from handlers.model import Command, Reply, info
 
@@ -13,6 +14,22 @@ HELP = (
     ("`/watch digest now`", "post this channel's digest now", True),
     ("`/watch digest time HH:MM [Area/City]`", "when the daily digest arrives", True),
     ("`/watch digest frequency daily|weekly [day]|off`", "how often", True),
+    (
+        "`/watch digest quiet on|off`",
+        "a one-line “quiet day” when a digest has no stories; off by default",
+        True,
+    ),
+    (
+        "`/watch digest repeats on|off`",
+        "also list stories already alerted here in the digest; off by default",
+        True,
+    ),
+    (
+        f"`/watch alerts cap <0-{ALERT_CAP_MAX}>`",
+        f"most alerts per hour (default {alerts.DEFAULT_CAP}); more go to the next digest; "
+        "0 = no alerts, digest only",
+        True,
+    ),
     ("`/watch sources list`", "feeds this channel added, with their health", False),
     ("`/watch sources add <url>` / `remove <id>`", "watch an extra feed", True),
     (
@@ -46,6 +63,9 @@ async def status(deps: HandlerDeps, command: Command) -> Reply:
     else:
         lines.append("Topics: none yet (`/watch subscribe <topic>`).")
     lines.append("Digest: " + digest.describe_schedule(dest, now))
+    lines.append(f"Alerts: {alerts.describe_cap(dest)}.")
+    lines.append(f"Quiet-day notice: {digest.describe_quiet(dest)}.")
+    lines.append(f"Already-alerted stories: {digest.describe_repeats(dest)}.")
     if state.include or state.exclude:
         words = [f"`{w}`" for w in state.include] + [f"`-{w}`" for w in state.exclude]
         lines.append("Keywords: " + ", ".join(words))

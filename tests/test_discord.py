@@ -255,6 +255,51 @@ async def test_every_command_end_to_end(dc: DiscordHarness) -> None:
     assert "every topic" in embed_text(body) and await env.rows(m.Subscription) == []
 
 
+async def test_digest_quiet_end_to_end(dc: DiscordHarness) -> None:
+    body = await dc.watch("digest", "quiet", manage=False, notice="on")
+    assert ephemeral(body) and "it needs the Manage Channels permission" in embed_text(body)
+    assert await dc.env.rows(m.Destination) == []
+    body = await dc.watch("digest", "quiet", notice="on")
+    assert body["type"] == 4 and not ephemeral(body) and "Quiet-day notice turned on." in embed_text(body)
+    dest = await dc.env.destination(CHANNEL)
+    assert dest is not None and dest.quiet_day_notice is True and dest.platform == "discord"
+    assert "Quiet-day notice: on" in embed_text(await dc.watch("status", manage=False))
+    body = await dc.watch("digest", "quiet", notice="off")
+    assert "Quiet-day notice turned off." in embed_text(body)
+    dest = await dc.env.destination(CHANNEL)
+    assert dest is not None and dest.quiet_day_notice is False
+
+
+async def test_digest_repeats_end_to_end(dc: DiscordHarness) -> None:
+    body = await dc.watch("digest", "repeats", manage=False, repeats="on")
+    assert ephemeral(body) and "it needs the Manage Channels permission" in embed_text(body)
+    assert await dc.env.rows(m.Destination) == []
+    body = await dc.watch("digest", "repeats", repeats="on")
+    assert not ephemeral(body) and "repeat stories already alerted here" in embed_text(body)
+    dest = await dc.env.destination(CHANNEL)
+    assert dest is not None and dest.repeat_alerted_in_digest is True
+    assert "Already-alerted stories: on" in embed_text(await dc.watch("status", manage=False))
+    await dc.watch("digest", "repeats", repeats="off")
+    dest = await dc.env.destination(CHANNEL)
+    assert dest is not None and dest.repeat_alerted_in_digest is False
+
+
+async def test_alerts_cap_end_to_end(dc: DiscordHarness) -> None:
+    body = await dc.watch("alerts", "cap", manage=False, per_hour=2)
+    assert ephemeral(body) and "it needs the Manage Channels permission" in embed_text(body)
+    assert await dc.env.rows(m.Destination) == []
+    body = await dc.watch("alerts", "cap", per_hour=2)
+    assert not ephemeral(body) and "Alert cap set to 2 per hour." in embed_text(body)
+    dest = await dc.env.destination(CHANNEL)
+    assert dest is not None and dest.alert_cap_per_hour == 2
+    body = await dc.watch("alerts", "cap", per_hour=0)
+    assert "Alerts turned off in this channel." in embed_text(body)
+    dest = await dc.env.destination(CHANNEL)
+    assert dest is not None and dest.alert_cap_per_hour == 0
+    assert "Alerts: off (cap 0)" in embed_text(await dc.watch("status", manage=False))
+    assert "`/watch alerts cap <0-60>`" in embed_text(await dc.watch("help", manage=False))
+
+
 async def test_slow_command_defers_then_follows_up(dc: DiscordHarness) -> None:
     body = await dc.watch("sources", "add", url=dc.feeds.url("/slow.xml"))
     assert body["type"] == 5 and "Now watching Policy Wire" in embed_text(body)
@@ -318,6 +363,9 @@ async def test_search_results_are_link_fields(dc: DiscordHarness) -> None:
         (["sources", "remove"], {"id": 1}),
         (["keywords", "add"], {"keywords": "x"}),
         (["keywords", "remove"], {"keywords": "x"}),
+        (["digest", "quiet"], {"notice": "on"}),
+        (["digest", "repeats"], {"repeats": "on"}),
+        (["alerts", "cap"], {"per_hour": 3}),
     ],
 )
 async def test_members_without_manage_channels_are_refused(
@@ -409,10 +457,23 @@ async def test_guild_sync_payload(dc: DiscordHarness) -> None:
         "status",
         "help",
         "digest",
+        "alerts",
         "sources",
         "keywords",
     }
-    assert {o["name"] for o in subs["digest"]["options"]} == {"now", "time", "frequency"}
+    digest = {o["name"]: o for o in subs["digest"]["options"]}
+    assert set(digest) == {"now", "time", "frequency", "quiet", "repeats"}
+    for name, option in (("quiet", "notice"), ("repeats", "repeats")):
+        [switch] = digest[name]["options"]
+        assert switch["name"] == option and switch["type"] == 3 and switch["required"] is True
+        assert [c["value"] for c in switch["choices"]] == ["on", "off"]
+    assert subs["alerts"]["type"] == 2
+    [cap] = subs["alerts"]["options"]
+    assert cap["name"] == "cap" and cap["type"] == 1
+    [per_hour] = cap["options"]
+    assert (per_hour["name"], per_hour["type"], per_hour["required"]) == ("per_hour", 4, True)
+    assert (per_hour["min_value"], per_hour["max_value"]) == (0, 60)
+    assert dc.api.spec_errors == []  # the whole tree, new options included, matches Discord's spec
     topic = next(o for o in subs["subscribe"]["options"] if o["name"] == "topic")
     assert topic["autocomplete"] is True and topic["required"] is True
     mode = next(o for o in subs["subscribe"]["options"] if o["name"] == "mode")

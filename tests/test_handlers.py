@@ -186,6 +186,128 @@ async def test_digest_now_calls_the_runner_or_says_disabled(env: ChatEnv) -> Non
     assert "No new stories" in (await run(env, "digest now")).title
 
 
+# ---------------------------------------------------------------------------------------- digest options, alert cap
+async def test_digest_quiet_on_and_off(env: ChatEnv) -> None:
+    reply = await run(env, "digest", manager=False)
+    assert "Quiet-day notice: off" in reply.text and "`/watch digest quiet on|off`" in reply.text
+    reply = await run(env, "digest quiet on")
+    assert reply.status == "ok" and not reply.ephemeral
+    assert reply.title == "Quiet-day notice turned on." and "one-line “quiet day”" in reply.text
+    dest = await env.destination("C1")
+    assert dest is not None and dest.quiet_day_notice is True
+    # Only that setting changed; the channel keeps its other defaults.
+    assert (dest.repeat_alerted_in_digest, dest.alert_cap_per_hour, dest.digest_frequency) == (
+        False,
+        5,
+        "daily",
+    )
+    assert "Quiet-day notice: on" in (await run(env, "digest", manager=False)).text
+    reply = await run(env, "digest quiet OFF")
+    assert reply.title == "Quiet-day notice turned off." and "posts nothing" in reply.text
+    dest = await env.destination("C1")
+    assert dest is not None and dest.quiet_day_notice is False
+
+
+async def test_digest_repeats_on_and_off(env: ChatEnv) -> None:
+    reply = await run(env, "digest repeats on")
+    assert reply.status == "ok" and not reply.ephemeral
+    assert "repeat stories already alerted here" in reply.title
+    dest = await env.destination("C1")
+    assert dest is not None and dest.repeat_alerted_in_digest is True and dest.quiet_day_notice is False
+    assert "Already-alerted stories: on" in (await run(env, "digest", manager=False)).text
+    reply = await run(env, "digest repeats off")
+    assert "leave out stories already alerted here" in reply.title
+    dest = await env.destination("C1")
+    assert dest is not None and dest.repeat_alerted_in_digest is False
+
+
+async def test_alerts_cap_sets_the_hourly_limit(env: ChatEnv) -> None:
+    reply = await run(env, "alerts", manager=False)
+    assert (
+        reply.status == "info" and "at most 5 per hour" in reply.text and "`/watch alerts cap" in reply.text
+    )
+    assert await env.rows(m.Destination) == []  # reading leaves no trace
+    reply = await run(env, "alerts cap 3")
+    assert reply.status == "ok" and not reply.ephemeral
+    assert reply.title == "Alert cap set to 3 per hour." and "next digest, with a note" in reply.text
+    dest = await env.destination("C1")
+    assert dest is not None and dest.alert_cap_per_hour == 3
+    reply = await run(env, "alerts cap 0")
+    assert reply.title == "Alerts turned off in this channel." and "every story goes to the next digest" in (
+        reply.text
+    )
+    dest = await env.destination("C1")
+    assert dest is not None and dest.alert_cap_per_hour == 0
+    assert "off (cap 0)" in (await run(env, "alerts", manager=False)).text
+    await run(env, "alerts cap 60")
+    dest = await env.destination("C1")
+    assert dest is not None and dest.alert_cap_per_hour == 60
+    assert (dest.quiet_day_notice, dest.repeat_alerted_in_digest) == (False, False)
+
+
+async def test_options_warn_when_digests_are_off(env: ChatEnv) -> None:
+    await run(env, "digest frequency off")
+    for text in ("alerts cap 0", "digest quiet on", "digest repeats on"):
+        reply = await run(env, text)
+        assert reply.status == "ok" and "Digests are off" in reply.text, text
+        assert "`/watch digest frequency daily`" in reply.text
+    reply = await run(env, "alerts cap 2", channel="C2")  # digests on: no warning
+    assert "Digests are off" not in reply.text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "accepted"),
+    [
+        ("digest quiet", "On or off?", "`/watch digest quiet on|off`"),
+        ("digest quiet maybe", "`maybe` is not `on` or `off`", "`/watch digest quiet on|off`"),
+        ("digest quiet on off", "`on off` is not `on` or `off`", "`/watch digest quiet on|off`"),
+        ("digest repeats", "On or off?", "`/watch digest repeats on|off`"),
+        ("digest repeats yes", "`yes` is not `on` or `off`", "`/watch digest repeats on|off`"),
+        ("alerts cap", "Give one number", "from 0 to 60"),
+        ("alerts cap 3 4", "Give one number", "from 0 to 60"),
+        ("alerts cap many", "`many` is not a whole number", "from 0 to 60"),
+        ("alerts cap 2.5", "`2.5` is not a whole number", "from 0 to 60"),
+        ("alerts cap 61", "Alert cap `61` is out of range", "from 0 to 60"),
+        ("alerts cap -1", "Alert cap `-1` is out of range", "0 = no alerts"),
+    ],
+)
+async def test_option_bad_input_says_what_is_accepted_and_saves_nothing(
+    env: ChatEnv, text: str, expected: str, accepted: str
+) -> None:
+    reply = await run(env, text)
+    assert reply.status == "error" and reply.ephemeral
+    assert expected in reply.title and accepted in reply.text, reply.text
+    assert await env.rows(m.Destination) == []
+
+
+async def test_option_bad_input_keeps_earlier_settings(env: ChatEnv) -> None:
+    await run(env, "alerts cap 7")
+    await run(env, "digest quiet on")
+    assert (await run(env, "alerts cap 99")).status == "error"
+    assert (await run(env, "digest quiet sometimes")).status == "error"
+    assert (await run(env, "digest repeats")).status == "error"
+    [dest] = await env.rows(m.Destination)
+    assert (dest.alert_cap_per_hour, dest.quiet_day_notice, dest.repeat_alerted_in_digest) == (7, True, False)
+
+
+async def test_store_refuses_an_out_of_range_cap(env: ChatEnv) -> None:
+    from bot.store.chat import ChannelKey
+
+    with pytest.raises(ValueError, match="from 0 to 60"):
+        await env.store.set_delivery_options(ChannelKey("slack", "T1", "C1"), alert_cap_per_hour=61)
+    assert await env.rows(m.Destination) == []
+
+
+def test_parser_knows_the_new_actions() -> None:
+    assert parse_text("alerts cap 3") == parse_text("ALERTS Cap 3")
+    inv = parse_text("alerts cap 3")
+    assert (inv.group, inv.action, inv.args) == ("alerts", "cap", ("3",))
+    assert parse_text("digest quiet on").action == "quiet"
+    assert parse_text("digest repeats off").action == "repeats"
+    with pytest.raises(UsageError, match="`alerts` has no action `limit`"):
+        parse_text("alerts limit 3")
+
+
 # ---------------------------------------------------------------------------------------- sources
 async def test_sources_add_list_remove(env: ChatEnv, feeds: FeedServer) -> None:
     url = feeds.url("/feed.xml")
@@ -392,6 +514,18 @@ async def test_status_shows_everything_about_the_channel(env: ChatEnv, feeds: Fe
     assert "Daily at 07:15 Asia/Tokyo; next: Sun 2026-03-29 07:15 Asia/Tokyo (in 10 h 15 min)" in text
     assert "Keywords: `nvidia`, `-whisky`" in text
     assert "Policy Wire — failing ×3: HTTP 404 Not Found" in text and "(1 of 3)" in text
+    assert "Alerts: at most 5 per hour" in text
+    assert "Quiet-day notice: off" in text and "Already-alerted stories: off" in text
+
+
+async def test_status_shows_the_delivery_options(env: ChatEnv) -> None:
+    await run(env, "alerts cap 0")
+    await run(env, "digest quiet on")
+    await run(env, "digest repeats on")
+    text = (await run(env, "status", manager=False)).text
+    assert "Alerts: off (cap 0) — every story goes to the next digest instead." in text
+    assert "Quiet-day notice: on — a digest period without stories posts a one-line “quiet day”." in text
+    assert "Already-alerted stories: on — the digest also lists stories already alerted" in text
 
 
 async def test_help_lists_commands_and_the_needed_right(env: ChatEnv) -> None:
@@ -406,6 +540,9 @@ async def test_help_lists_commands_and_the_needed_right(env: ChatEnv) -> None:
         "keywords",
         "search",
         "status",
+        "`/watch digest quiet on|off`",
+        "`/watch digest repeats on|off`",
+        "`/watch alerts cap <0-60>`",
     ):
         assert word in reply.text
     assert MANAGER in reply.text
@@ -424,6 +561,10 @@ WRITE_COMMANDS = (
     "sources remove 1",
     "keywords add nvidia",
     "keywords remove nvidia",
+    "digest quiet on",
+    "digest repeats on",
+    "alerts cap 3",
+    "alerts cap 999",  # rights are checked before the arguments
 )
 
 
@@ -437,7 +578,18 @@ async def test_configuration_needs_a_channel_manager(env: ChatEnv, text: str) ->
 
 
 @pytest.mark.parametrize(
-    "text", ["topics", "status", "search chips", "sources list", "keywords list", "help", "digest", "sources"]
+    "text",
+    [
+        "topics",
+        "status",
+        "search chips",
+        "sources list",
+        "keywords list",
+        "help",
+        "digest",
+        "sources",
+        "alerts",
+    ],
 )
 async def test_reading_is_open_to_everyone(env: ChatEnv, text: str) -> None:
     reply = await run(env, text, manager=False)

@@ -205,6 +205,66 @@ async def test_every_command_end_to_end(slack: SlackHarness) -> None:
     assert slack.ack_errors == []
 
 
+async def test_digest_quiet_end_to_end(slack: SlackHarness) -> None:
+    reply = await slack.command("digest quiet on", user="UPLAIN")
+    assert reply["response_type"] == "ephemeral" and "needs Slack workspace admin or owner" in text_of(reply)
+    assert await slack.env.rows(m.Destination) == []
+    reply = await slack.command("digest quiet maybe", user="UADMIN")
+    assert reply["response_type"] == "ephemeral" and "`maybe` is not `on` or `off`" in text_of(reply)
+    assert "`/watch digest quiet on|off`" in text_of(reply) and await slack.env.rows(m.Destination) == []
+    reply = await slack.command("digest quiet on", user="UADMIN")
+    assert reply["response_type"] == "in_channel" and "Quiet-day notice turned on." in text_of(reply)
+    dest = await slack.env.destination("C1")
+    assert dest is not None and dest.quiet_day_notice is True and dest.platform == "slack"
+    assert "Quiet-day notice: on" in text_of(await slack.command("status"))
+    await slack.command("digest quiet off", user="UADMIN")
+    dest = await slack.env.destination("C1")
+    assert dest is not None and dest.quiet_day_notice is False
+    assert slack.ack_errors == []
+
+
+async def test_digest_repeats_end_to_end(slack: SlackHarness) -> None:
+    reply = await slack.command("digest repeats on", user="UPLAIN")
+    assert reply["response_type"] == "ephemeral" and "needs Slack workspace admin or owner" in text_of(reply)
+    reply = await slack.command("digest repeats", user="UADMIN")
+    assert reply["response_type"] == "ephemeral" and "On or off?" in text_of(reply)
+    assert await slack.env.rows(m.Destination) == []
+    reply = await slack.command("digest repeats on", user="UOWNER")
+    assert reply["response_type"] == "in_channel"
+    assert "repeat stories already alerted here" in text_of(reply)
+    dest = await slack.env.destination("C1")
+    assert dest is not None and dest.repeat_alerted_in_digest is True
+    assert "Already-alerted stories: on" in text_of(await slack.command("digest"))
+    await slack.command("digest repeats off", user="UOWNER")
+    dest = await slack.env.destination("C1")
+    assert dest is not None and dest.repeat_alerted_in_digest is False
+    assert slack.ack_errors == []
+
+
+async def test_alerts_cap_end_to_end(slack: SlackHarness) -> None:
+    reply = await slack.command("alerts cap 2", user="UPLAIN")
+    assert reply["response_type"] == "ephemeral" and "needs Slack workspace admin or owner" in text_of(reply)
+    for bad, expected in (("alerts cap 61", "out of range"), ("alerts cap two", "not a whole number")):
+        reply = await slack.command(bad, user="UALLOW")
+        assert reply["response_type"] == "ephemeral" and expected in text_of(reply)
+        assert "from 0 to 60" in text_of(reply)
+    reply = await slack.command("alerts limit 2", user="UALLOW")
+    assert reply["response_type"] == "ephemeral" and "`alerts cap`" in text_of(reply)
+    assert await slack.env.rows(m.Destination) == []
+    reply = await slack.command("alerts cap 2", user="UALLOW")
+    assert reply["response_type"] == "in_channel" and "Alert cap set to 2 per hour." in text_of(reply)
+    dest = await slack.env.destination("C1")
+    assert dest is not None and dest.alert_cap_per_hour == 2
+    reply = await slack.command("alerts cap 0", user="UALLOW")
+    assert "Alerts turned off in this channel." in text_of(reply)
+    dest = await slack.env.destination("C1")
+    assert dest is not None and dest.alert_cap_per_hour == 0
+    assert "Alerts: off (cap 0)" in text_of(await slack.command("status"))
+    assert "Alerts: off (cap 0)" in text_of(await slack.command("alerts"))
+    assert "`/watch alerts cap &lt;0-60&gt;`" in text_of(await slack.command("help"))  # mrkdwn-escaped
+    assert slack.ack_errors == []
+
+
 async def test_slow_command_is_acknowledged_then_answered_on_response_url(slack: SlackHarness) -> None:
     before = len(slack.api.responses)
     status, raw = await slack.post(slack.body(f"sources add {slack.feeds.url('/slow.xml')}", user="UADMIN"))
@@ -275,6 +335,9 @@ def _dt() -> Any:
         "sources remove 1",
         "keywords add x",
         "keywords remove x",
+        "digest quiet on",
+        "digest repeats on",
+        "alerts cap 3",
     ],
 )
 async def test_non_admin_is_refused_every_change(slack: SlackHarness, text: str) -> None:
@@ -296,7 +359,7 @@ async def test_admin_owner_and_allowlist_may_configure(slack: SlackHarness) -> N
 
 
 async def test_reading_needs_no_admin_check(slack: SlackHarness) -> None:
-    for command in ("status", "topics", "help", "sources list", "keywords list", "search chips"):
+    for command in ("status", "topics", "help", "sources list", "keywords list", "search chips", "alerts"):
         reply = await slack.command(command, user="UPLAIN")
         assert "⛔" not in text_of(reply)
     assert slack.api.method_calls("users.info") == []

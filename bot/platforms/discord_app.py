@@ -1,7 +1,8 @@
 """The Discord adapter: a discord.py client with one app-command group, `/watch`.
 
-Subcommands map one-to-one onto the platform-neutral handlers; `digest`, `sources` and `keywords`
-are subcommand groups. Topics and time zones autocomplete; modes and frequencies are fixed choices.
+Subcommands map one-to-one onto the platform-neutral handlers; `digest`, `alerts`, `sources` and
+`keywords` are subcommand groups. Topics and time zones autocomplete; modes, frequencies and on/off
+switches are fixed choices, and the alert cap is an integer range, so Discord validates them too.
 
 Permissions: Discord only lets a *top-level* command carry ``default_member_permissions``, so with one
 `/watch` group it would hide the reading commands from ordinary members too. By default the group is
@@ -29,7 +30,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.settings import Settings
+from bot.store.chat import ALERT_CAP_MAX
 from handlers import Command, HandlerDeps, Invocation, Reply, Rights, handle
+from handlers.alerts import DEFAULT_CAP
 from handlers.digest import search_timezones
 
 log = logging.getLogger(__name__)
@@ -224,6 +227,37 @@ class DiscordCommands:
             day: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] | None = None,
         ) -> None:
             await run(interaction, Invocation("digest", "frequency", (frequency, *([day] if day else []))))
+
+        @digest.command(
+            name="quiet", description="Post a one-line 'quiet day' when a digest is empty (channel managers)"
+        )
+        @app_commands.describe(notice="on: a one-line notice when there is nothing; off: post nothing")
+        async def digest_quiet(interaction: discord.Interaction, notice: Literal["on", "off"]) -> None:
+            await run(interaction, Invocation("digest", "quiet", (notice,)))
+
+        @digest.command(
+            name="repeats",
+            description="Also list stories already alerted here in the digest (channel managers)",
+        )
+        @app_commands.describe(repeats="on: list them again in the digest; off: leave them out (default)")
+        async def digest_repeats(interaction: discord.Interaction, repeats: Literal["on", "off"]) -> None:
+            await run(interaction, Invocation("digest", "repeats", (repeats,)))
+
+        alerts = app_commands.Group(
+            name="alerts", description="This channel's immediate alerts", parent=watch
+        )
+
+        @alerts.command(
+            name="cap", description="Most alerts per hour; more go to the digest (channel managers)"
+        )
+        @app_commands.describe(
+            per_hour=f"0 to {ALERT_CAP_MAX}; 0 = no alerts, everything goes to the digest "
+            f"(default {DEFAULT_CAP})"
+        )
+        async def alerts_cap(
+            interaction: discord.Interaction, per_hour: app_commands.Range[int, 0, ALERT_CAP_MAX]
+        ) -> None:
+            await run(interaction, Invocation("alerts", "cap", (str(per_hour),)))
 
         sources = app_commands.Group(name="sources", description="Feeds this channel adds", parent=watch)
 

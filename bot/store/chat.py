@@ -24,6 +24,8 @@ from bot.store import models as m
 from bot.store.db import session_factory
 
 __all__ = [
+    "ALERT_CAP_DEFAULT",
+    "ALERT_CAP_MAX",
     "FREQUENCIES",
     "MODES",
     "WEEKDAYS",
@@ -42,6 +44,8 @@ __all__ = [
 MODES = ("alerts", "digest", "both")
 FREQUENCIES = ("daily", "weekly", "off")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+ALERT_CAP_DEFAULT = 5  # alerts per channel per hour until the channel sets its own cap
+ALERT_CAP_MAX = 60  # alerts per channel per hour; 0 = no alerts, everything goes to the digest
 WEBHOOK_PLATFORMS = ("discord_webhook", "slack_webhook")
 _REMOVED_FROM_FILE = "removed from the webhooks file"
 
@@ -97,6 +101,9 @@ class DestinationView:
     last_digest_at: datetime | None
     active: bool
     inactive_reason: str | None
+    alert_cap_per_hour: int
+    quiet_day_notice: bool
+    repeat_alerted_in_digest: bool
 
     @classmethod
     def of(cls, row: m.Destination) -> DestinationView:
@@ -114,6 +121,9 @@ class DestinationView:
             last_digest_at=row.last_digest_at,
             active=row.active,
             inactive_reason=row.inactive_reason,
+            alert_cap_per_hour=row.alert_cap_per_hour,
+            quiet_day_notice=row.quiet_day_notice,
+            repeat_alerted_in_digest=row.repeat_alerted_in_digest,
         )
 
 
@@ -215,7 +225,7 @@ class ChatStore:
                 digest_time="08:00",
                 digest_frequency="daily",
                 digest_weekday="mon",
-                alert_cap_per_hour=5,
+                alert_cap_per_hour=ALERT_CAP_DEFAULT,
                 quiet_day_notice=False,
                 repeat_alerted_in_digest=False,
                 active=True,
@@ -327,6 +337,34 @@ class ChatStore:
             dest.next_digest_at = next_digest_at(
                 dest.digest_time, dest.timezone, dest.digest_frequency, dest.digest_weekday, now
             )
+            await session.flush()
+            return DestinationView.of(dest)
+
+    # ------------------------------------------------------------------ delivery options
+    async def set_delivery_options(
+        self,
+        key: ChannelKey,
+        *,
+        quiet_day_notice: bool | None = None,
+        repeat_alerted_in_digest: bool | None = None,
+        alert_cap_per_hour: int | None = None,
+        now: datetime | None = None,
+    ) -> DestinationView:
+        """Change the quiet-day notice, repeats in the digest and the hourly alert cap (None = keep).
+
+        Checked before anything is written, so a bad value leaves the channel untouched.
+        """
+        if alert_cap_per_hour is not None and not 0 <= alert_cap_per_hour <= ALERT_CAP_MAX:
+            raise ValueError(f"alert cap must be from 0 to {ALERT_CAP_MAX}, not {alert_cap_per_hour}")
+        now = now or utcnow()
+        async with self.sessions.begin() as session:
+            dest = await self._get_or_create(session, key, now)
+            if quiet_day_notice is not None:
+                dest.quiet_day_notice = quiet_day_notice
+            if repeat_alerted_in_digest is not None:
+                dest.repeat_alerted_in_digest = repeat_alerted_in_digest
+            if alert_cap_per_hour is not None:
+                dest.alert_cap_per_hour = alert_cap_per_hour
             await session.flush()
             return DestinationView.of(dest)
 
