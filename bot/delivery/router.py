@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.classify.keywords import KeywordFilter
 from bot.delivery.bodies import THREADED
 from bot.delivery.outbox import Outbox
-from bot.digest.entries import ALERTED_STATES, DigestEntry, TopicRule, reason_for
+from bot.digest.entries import ALERTED_STATES, DigestEntry, TopicRule, first_seen_line, reason_for
 from bot.digest.text import short_summary
 from bot.domain import Classification
 from bot.pipeline.ingest import ANNOUNCE_MAX_AGE, NewStory
@@ -63,19 +63,26 @@ async def load_routes(session: AsyncSession) -> list[Route]:
     return [r for r in routes.values() if r.rules]
 
 
-def entry_of(story: NewStory, matched: dict[str, float], outlets: Sequence[str]) -> DigestEntry:
+def entry_of(
+    story: NewStory,
+    matched: dict[str, float],
+    outlets: Sequence[str],
+    founder: tuple[dict[str, Any] | None, datetime] | None = None,
+) -> DigestEntry:
     evidence = {t: list(story.classification.evidence.get(t, ())) for t in matched}
+    shown = tuple(outlets) or (story.outlet,)
     return DigestEntry(
         cluster_id=story.cluster_id,
         story_id=story.story_id,
         title=story.title,
         url=story.url,
-        outlets=tuple(outlets) or (story.outlet,),
+        outlets=shown,
         published_at=story.published_at,
         topic=max(matched.items(), key=lambda kv: (kv[1], kv[0]))[0],
         topics=matched,
         reason=reason_for(matched, evidence),
         summary=short_summary(story.summary) if story.summary else "",
+        first_seen=first_seen_line(founder[0], founder[1], len(shown)) if founder else "",
     )
 
 
@@ -141,6 +148,7 @@ class Router:
         clusters = sorted({s.cluster_id for s in stories})
         existing = await self._existing(session, clusters)
         outlets = await self._outlets(session, clusters)
+        founders = await self._founders(session, clusters)
         sent_last_hour = await self._recent_alerts(session, now)
         for story in stories:
             for route in routes:
@@ -152,7 +160,9 @@ class Router:
                 matched = self.alert_topics(route, story)
                 if not matched or (route.keywords and not route.keywords.matches(story.title, story.summary)):
                     continue
-                entry = entry_of(story, matched, outlets.get(story.cluster_id, ()))
+                entry = entry_of(
+                    story, matched, outlets.get(story.cluster_id, ()), founders.get(story.cluster_id)
+                )
                 over = sent_last_hour.get(route.id, 0) >= route.alert_cap
                 row = {
                     "destination_id": route.id,
@@ -198,6 +208,17 @@ class Router:
         for cid, outlet, _first in rows:
             out.setdefault(cid, []).append(outlet)
         return out
+
+    async def _founders(
+        self, session: AsyncSession, clusters: list[int]
+    ) -> dict[int, tuple[dict[str, Any] | None, datetime]]:
+        """Each cluster's founding story: its tracker metadata and when we first saw it."""
+        rows = await session.execute(
+            select(m.Cluster.id, m.Story.extra, m.Story.first_seen_at)
+            .join(m.Story, m.Story.id == m.Cluster.representative_story_id)
+            .where(m.Cluster.id.in_(clusters))
+        )
+        return {cid: (extra, seen) for cid, extra, seen in rows}
 
     async def _recent_alerts(self, session: AsyncSession, now: datetime) -> dict[int, int]:
         rows = await session.execute(

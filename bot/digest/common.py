@@ -95,8 +95,11 @@ class DigestHeader:
         )
 
 
-def entry_meta(outlets: list[str] | tuple[str, ...], published: datetime, at: datetime) -> str:
-    return f"{outlets_line(list(outlets))} · {age(published, at)}"
+def entry_meta(
+    outlets: list[str] | tuple[str, ...], published: datetime, at: datetime, first_seen: str = ""
+) -> str:
+    meta = f"{outlets_line(list(outlets))} · {age(published, at)}"
+    return f"{meta} · {first_seen}" if first_seen else meta
 
 
 def quiet_line(header: DigestHeader) -> str:

@@ -42,7 +42,10 @@ def embed_chars(embed: dict[str, Any]) -> int:
 
 
 def entry_embed(entry: DigestEntry, at: datetime, *, show_topic: bool) -> dict[str, Any]:
-    lines = [entry_meta(entry.outlets, entry.published_at, at), f"*Why:* {clip(entry.reason, 300)}"]
+    lines = [
+        entry_meta(entry.outlets, entry.published_at, at, entry.first_seen),
+        f"*Why:* {clip(entry.reason, 300)}",
+    ]
     if entry.summary:
         lines.append(clip(entry.summary, 600))
     embed: dict[str, Any] = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
@@ -57,6 +57,7 @@ class DigestEntry:
     summary: str  # one or two sentences
     weight: float = 1.0  # source weight (ranking)
     overflow: bool = False  # moved here because the channel hit its alert cap
+    first_seen: str = ""  # "first seen on the Hugging Face Hub at 09:12 UTC, covered by 4 outlets since"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -72,6 +73,7 @@ class DigestEntry:
             "summary": self.summary,
             "weight": self.weight,
             "overflow": self.overflow,
+            "first_seen": self.first_seen,
         }
 
     @classmethod
@@ -89,6 +91,7 @@ class DigestEntry:
             summary=str(data.get("summary") or ""),
             weight=float(data.get("weight", 1.0)),
             overflow=bool(data.get("overflow", False)),
+            first_seen=str(data.get("first_seen") or ""),
         )
 
     @property
@@ -134,6 +137,22 @@ class Selection:
     destination_id: int | None = None  # None: a preview for no particular channel
     repeat_alerted: bool = False
     limit: int = 500  # clusters; a digest is a summary, and this bounds memory on a huge backlog
+
+
+TRACKER_PLACES = {"hf_models": "on the Hugging Face Hub", "github_releases": "on GitHub"}
+
+
+def first_seen_line(founder_extra: dict[str, Any] | None, founder_seen: datetime, outlets: int) -> str:
+    """For a release a tracker found before the news: where and when it appeared first, and how
+    many outlets have covered it since. Empty for clusters a news outlet started."""
+    place = TRACKER_PLACES.get(str((founder_extra or {}).get("tracker", "")))
+    if place is None:
+        return ""
+    line = f"first seen {place} at {founder_seen.astimezone(UTC):%H:%M} UTC"
+    others = max(0, outlets - 1)
+    if others:
+        line += f", covered by {others} outlet{'s' if others != 1 else ''} since"
+    return line
 
 
 def reason_for(topics: dict[str, float], evidence: dict[str, list[str]], max_terms: int = 3) -> str:
@@ -268,6 +287,9 @@ async def _entries_for(
                 summary=short_summary(rep.summary) if rep.summary else "",
                 weight=max((weights.get(s.source_id, 1.0) for s in members), default=1.0),
                 overflow=cid in overflow,
+                first_seen=first_seen_line(
+                    rep.extra, rep.first_seen_at, len(outlets.get(cid) or [rep.outlet])
+                ),
             )
         )
     return out

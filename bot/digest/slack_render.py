@@ -52,7 +52,7 @@ def _context(text: str) -> dict[str, Any]:
 def entry_block(entry: DigestEntry, at: datetime) -> dict[str, Any]:
     lines = [
         f"*{link(entry.url, clip(entry.title, 300))}*",
-        escape(entry_meta(entry.outlets, entry.published_at, at)),
+        escape(entry_meta(entry.outlets, entry.published_at, at, entry.first_seen)),
         f"_Why: {escape(clip(entry.reason, 300))}_",
     ]
     if entry.summary:

@@ -148,7 +148,8 @@ def text_digest(header: DigestHeader, entries: Sequence[DigestEntry]) -> str:
             out.append(f"## {topic_label(entry.topic)} ({count})")
             previous = entry.topic
         out.append(f"• {entry.title}" + ("  [held back from alerts]" if entry.overflow else ""))
-        out.append(f"  {outlets_line(list(entry.outlets))} · {age(entry.published_at, header.at)}")
+        seen = f" · {entry.first_seen}" if entry.first_seen else ""
+        out.append(f"  {outlets_line(list(entry.outlets))} · {age(entry.published_at, header.at)}{seen}")
         out.append(f"  {entry.url}")
         out.append(f"  why: {entry.reason}")
         if entry.summary:
@@ -162,7 +163,9 @@ def text_alert(entry: DigestEntry, at: datetime) -> str:
     topics = ", ".join(topic_label(t) for t in sorted(entry.topics, key=lambda t: -entry.topics[t]))
     lines = [
         f"● NEW [{topics}] {entry.title}",
-        f"    {outlets_line(list(entry.outlets))} · {age(entry.published_at, at)} — {entry.url}",
+        f"    {outlets_line(list(entry.outlets))} · {age(entry.published_at, at)}"
+        + (f" · {entry.first_seen}" if entry.first_seen else "")
+        + f" — {entry.url}",
         f"    why: {entry.reason}",
     ]
     if entry.summary:
