@@ -77,6 +77,8 @@ class ParsedFeed:
     bozo_reason: str | None = None
     error: str | None = None  # why nothing could be ingested; None when entries (or an empty feed) came out
     next_url: str | None = None  # pagination (Hub API Link header)
+    item_hashes: frozenset[bytes] = frozenset()  # every item element of the document (delta parsing)
+    items_skipped: int = 0  # items left unparsed because their bytes were parsed in an earlier poll
 
 
 @dataclass(frozen=True, slots=True)

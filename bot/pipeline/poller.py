@@ -50,7 +50,8 @@ class SourceOutcome:
     name: str
     status: Status
     new: int = 0  # new stories stored
-    entries: int = 0  # entries in the document(s)
+    entries: int = 0  # items in the document(s)
+    parsed: int = 0  # items feedparser had to read (unchanged items of a changed feed are skipped)
     http_status: int = 0
     error: str | None = None
     backlog: bool = False  # first poll: stored without announcing
@@ -91,6 +92,9 @@ class Poller:
         self.sinks = list(sinks)
         self._rng = rng or random.Random()
         self._cycle_lock = asyncio.Lock()
+        # Hashes of each source's item elements as of its last stored poll (delta parsing); in
+        # memory only: after a restart, or on another replica, a feed is simply parsed whole once.
+        self._known_items: dict[int, frozenset[bytes]] = {}
 
     async def poll_due(
         self,
@@ -204,14 +208,18 @@ class Poller:
                 summary_chars=self.settings.summary_chars,
                 org=spec.org,
                 repo=spec.repo,
+                known_items=self._known_items.get(source.id, frozenset()) if pages == 1 else frozenset(),
             )
             if parsed.error is not None:
                 outcome.status, outcome.error = "failed", parsed.error
                 return
-            outcome.entries += len(parsed.entries)
+            outcome.entries += len(parsed.entries) + parsed.items_skipped
+            outcome.parsed += len(parsed.entries)
             ingested = await self.ingestor.ingest(
                 source, parsed.entries, utcnow(), default_outlet=source.name
             )
+            if pages == 1:  # stored: from now on these items need no parsing
+                self._known_items[source.id] = parsed.item_hashes
             state["backlog_done"] = True
             outcome.new += len(ingested.new_stories)
             if ingested.new_stories:

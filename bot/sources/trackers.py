@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -525,8 +525,12 @@ def parse_for_kind(
     org: str | None = None,
     repo: str | None = None,
     hub_base: str = DEFAULT_HUB_BASE,
+    known_items: frozenset[bytes] = frozenset(),
 ) -> ParsedFeed:
-    """Parse a fetched body the way its source kind needs; the process pool's single entry point."""
+    """Parse a fetched body the way its source kind needs; the process pool's single entry point.
+
+    ``known_items``: hashes of the item elements this source's previous poll parsed; feeds and
+    GitHub release feeds then parse only the items that are new or changed (see ``delta``)."""
     if kind == "hf_models":
         if not org:
             return ParsedFeed(entries=[], error="hf_models source without `org`")
@@ -534,12 +538,34 @@ def parse_for_kind(
     if kind == "github_releases":
         if not repo:
             return ParsedFeed(entries=[], error="github_releases source without `repo`")
-        return parse_github_releases(body, headers, url, repo=repo, summary_chars=summary_chars)
+        name = repo
+        return _delta(
+            body,
+            known_items,
+            lambda doc: parse_github_releases(doc, headers, url, repo=name, summary_chars=summary_chars),
+        )
     if kind == "feed":
         from bot.sources.parser import parse_feed
 
         try:
-            return parse_feed(body, headers, url, summary_chars=summary_chars)
+            return _delta(
+                body, known_items, lambda doc: parse_feed(doc, headers, url, summary_chars=summary_chars)
+            )
         except Exception as exc:
             return ParsedFeed(entries=[], error=f"feed could not be parsed: {exc!r}"[:300])
     return ParsedFeed(entries=[], error=f"unknown source kind {kind!r}")
+
+
+def _delta(body: bytes, known: frozenset[bytes], parse: Callable[[bytes], ParsedFeed]) -> ParsedFeed:
+    """Parse only the new or changed items when the previous poll's items are known."""
+    from bot.sources.delta import changed_document
+
+    document, hashes, skipped = changed_document(body, known)
+    if document is None:  # every item was parsed before: nothing new
+        return ParsedFeed(entries=[], item_hashes=hashes, items_skipped=skipped)
+    parsed = parse(document)
+    if document is not body and (parsed.error is not None or (parsed.bozo and not parsed.entries)):
+        parsed = parse(body)  # the cut-down document misbehaved: the whole one decides
+        skipped = 0
+    parsed.item_hashes, parsed.items_skipped = hashes, skipped
+    return parsed
