@@ -13,7 +13,7 @@ from bot.classify import Classifier, load_classifier
 from bot.pipeline.cluster import ClusterIndex
 from bot.pipeline.ingest import Ingestor
 from bot.pipeline.poller import Poller, StorySink
-from bot.services import DigestRunner, Service
+from bot.services import DigestRunner, Service, ServiceStartError
 from bot.settings import Settings
 from bot.sources.config import load_sources
 from bot.sources.fetcher import FeedFetcher
@@ -22,6 +22,14 @@ from bot.store.db import create_engine, migrate
 from bot.store.repo import Store
 
 log = logging.getLogger(__name__)
+
+
+def _one_line(exc: BaseException) -> str:
+    data = getattr(getattr(exc, "response", None), "data", None)
+    if isinstance(data, dict) and data.get("error"):  # a platform's own error code says it best
+        return f"{type(exc).__name__}: {data['error']}"
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:300]
 
 
 @dataclass
@@ -78,9 +86,22 @@ class App:
         self.services.extend(platform_services(self))
 
     async def start_services(self) -> None:
+        """Start every service in order; one that cannot start (a refused token, a port in use)
+        stops the start with one clear line, after the ones already started are stopped."""
+        started: list[Service] = []
         for service in self.services:
             log.info("starting %s", service.name)
-            await service.start()
+            try:
+                await service.start()
+            except Exception as exc:
+                for done in reversed(started):
+                    try:
+                        await done.stop()
+                    except Exception:
+                        log.exception("stopping %s failed", done.name)
+                self.services = started[:0]
+                raise ServiceStartError(f"{service.name} could not start: {_one_line(exc)}") from exc
+            started.append(service)
 
     async def stop_services(self) -> None:
         for service in reversed(self.services):

@@ -19,11 +19,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from bot import __version__
+from bot.services import ServiceStartError
 from bot.settings import Settings, SettingsError, load_settings
 
 T = TypeVar("T")
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # an error is one line, never wrapped
 _DURATION = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
 
 
@@ -60,7 +61,7 @@ def _run(coro: Awaitable[T]) -> T:
 
     try:
         return asyncio.run(main())
-    except _ConfigProblem as exc:
+    except (_ConfigProblem, ServiceStartError) as exc:
         err.print(f"error: {exc}", markup=False)
         sys.exit(2)
 

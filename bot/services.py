@@ -9,6 +9,10 @@ from __future__ import annotations
 from typing import Protocol
 
 
+class ServiceStartError(Exception):
+    """A service could not start; the message is one line naming it and why."""
+
+
 class Service(Protocol):
     name: str
 

@@ -167,5 +167,7 @@ def test_first_seen_line() -> None:
     assert first_seen_line({"tracker": "github_releases"}, at, 2) == (
         "first seen on GitHub at 09:12 UTC, covered by 1 outlet since"
     )
-    assert first_seen_line({"tracker": "hf_models"}, at, 1) == "first seen on the Hugging Face Hub at 09:12 UTC"
+    assert (
+        first_seen_line({"tracker": "hf_models"}, at, 1) == "first seen on the Hugging Face Hub at 09:12 UTC"
+    )
     assert first_seen_line({}, at, 3) == "" and first_seen_line(None, at, 3) == ""

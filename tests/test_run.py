@@ -110,3 +110,35 @@ async def test_run_announces_new_stories_on_the_console_and_stops_on_ctrl_c(tmp_
         err = (await proc.stderr.read()).decode()
         assert code == 0, err
         assert "stopping" in err and "Traceback" not in err
+
+
+async def test_run_with_a_refused_slack_app_token_stops_with_one_clear_line(tmp_path: Path) -> None:
+    from tests.support.slack_api import SlackAPI
+
+    async with SlackAPI() as slack:
+        sources = tmp_path / "sources.toml"
+        sources.write_text("")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("FW_", "DISCORD_", "SLACK_"))}
+        env.update(
+            FW_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'run.sqlite3'}",
+            FW_SOURCES_FILE=str(sources),
+            FW_PARSE_WORKERS="-1",
+            FW_SLACK_API_BASE=slack.api_base,
+            SLACK_BOT_TOKEN="xoxb-bot-token-secret",
+            SLACK_APP_TOKEN="xoxb-put-in-the-wrong-slot",  # Socket Mode needs an xapp- token
+        )
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "run",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            cwd=REPO,
+        )
+        _out, err = await asyncio.wait_for(proc.communicate(), 60)
+    last = err.decode().strip().splitlines()[-1]
+    assert proc.returncode == 2, err.decode()
+    assert last.startswith("error: slack-socket-mode could not start") and "not_allowed_token_type" in last
+    assert "xoxb-put-in-the-wrong-slot" not in err.decode() and "xoxb-bot-token-secret" not in err.decode()

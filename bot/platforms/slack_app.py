@@ -227,8 +227,20 @@ class SlackSocketService:
     async def start(self) -> None:
         from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-        self._handler = AsyncSocketModeHandler(self._app, self._token)
-        await self._handler.connect_async()
+        handler: Any = AsyncSocketModeHandler(self._app, self._token)  # slack-bolt: untyped
+        # Ask for the first WebSocket URL here rather than inside connect_async(): slack-sdk retries
+        # a refused token there forever, so a wrong SLACK_APP_TOKEN (revoked, or not an xapp- token)
+        # would hang this start, and with it every service after it, logging a retry every 10 s.
+        # Slack's refusal now fails the start; network errors are still retried by connect_async().
+        try:
+            handler.client.wss_uri = await handler.client.issue_new_wss_url()
+        except SlackApiError:
+            await handler.close_async()
+            raise
+        except Exception as exc:
+            log.warning("slack: no Socket Mode URL yet (%s); retrying", type(exc).__name__)
+        self._handler = handler  # so that stop() also ends a start that is still retrying
+        await handler.connect_async()
 
     async def stop(self) -> None:
         if self._handler is not None:

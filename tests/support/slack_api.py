@@ -5,6 +5,12 @@ given ``../shared``), keeps posted messages (with ``metadata`` and ``thread_ts``
 ``conversations.history`` can answer reconciliation queries, enforces roughly one message per
 second per channel with short bursts (429 + ``Retry-After``), and simulates outages (5xx) and
 channels that are gone. Point slack-sdk at it with ``base_url=server.api_base``.
+
+Socket Mode: ``apps.connections.open`` (app-level ``xapp-`` token only) hands out a
+``ws://…/socket?ticket=…`` URL; the WebSocket there behaves like Slack's Socket Mode server: it
+greets every connection with ``hello``, delivers envelopes the test pushes (``push_envelope``,
+``push_slash_command``), records the acknowledgements the app sends back (``socket_acks``) and can
+ask the app to reconnect (``socket_disconnect``: ``{"type": "disconnect", "reason": ...}``).
 """
 
 from __future__ import annotations
@@ -14,16 +20,18 @@ import itertools
 import json
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 from tests.support.specs import slack_request_errors
 
 TEAM_ID, BOT_USER = "T0000000001", "U0000000BOT"
+APP_ID = "A0000000001"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,12 +67,23 @@ class SlackAPI:
     _sent: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
     _runner: web.AppRunner | None = None
     base: str = ""
+    # Socket Mode (see the module docstring).
+    socket_tickets: list[str] = field(default_factory=list)  # issued by apps.connections.open
+    socket_connections: list[str] = field(default_factory=list)  # ticket of every accepted connection
+    socket_hellos: int = 0
+    socket_acks: list[dict[str, Any]] = field(default_factory=list)  # {"envelope_id": ..., "payload": ...}
+    socket_received: list[Any] = field(default_factory=list)  # every text frame the app sent
+    _sockets: list[web.WebSocketResponse] = field(default_factory=list)  # open, oldest first
+    _socket_changed: asyncio.Condition | None = None
+    _envelopes: Any = field(default_factory=lambda: itertools.count(1))
 
     async def start(self) -> None:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/response/{id}", self._response_url)
         app.router.add_post("/services/{a}/{b}/{c}", self._incoming_webhook)
+        app.router.add_get("/socket", self._socket)
+        self._socket_changed = asyncio.Condition()
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -73,6 +92,8 @@ class SlackAPI:
         self.base = f"http://127.0.0.1:{port}"
 
     async def stop(self) -> None:
+        for ws in list(self._sockets):  # an open WebSocket would hold the server's shutdown
+            await ws.close(code=1001, message=b"server stopping")
         if self._runner:
             await self._runner.cleanup()
 
@@ -108,6 +129,8 @@ class SlackAPI:
         else:
             body = dict(await request.post())
         self.calls.append(SlackCall(method, body, request.headers.get("Authorization")))
+        if method == "apps.connections.open":  # newer than the 2020 spec; app-level token only
+            return self._m_apps_connections_open(request.headers.get("Authorization"), body)
         if self.shared is not None and method not in {"oauth.v2.access"}:
             problems = slack_request_errors(
                 self.shared, method, body, authorization=request.headers.get("Authorization")
@@ -259,6 +282,142 @@ class SlackAPI:
                 "enterprise": None,
                 "is_enterprise_install": False,
             }
+        )
+
+    # ------------------------------------------------------------------ Socket Mode
+    def _m_apps_connections_open(self, authorization: str | None, body: dict[str, Any]) -> web.Response:
+        if self.outage_status is not None:
+            return web.Response(status=self.outage_status, text="upstream connect error")
+        token = (authorization or "").removeprefix("Bearer ") if authorization else str(body.get("token", ""))
+        if not token:
+            return web.json_response({"ok": False, "error": "not_authed"})
+        if not token.startswith("xapp-"):
+            return web.json_response({"ok": False, "error": "not_allowed_token_type"})
+        ticket = f"t{len(self.socket_tickets) + 1}-{time.monotonic_ns()}"
+        self.socket_tickets.append(ticket)
+        ws_base = self.base.replace("http://", "ws://", 1)
+        return web.json_response({"ok": True, "url": f"{ws_base}/socket?ticket={ticket}&app_id={APP_ID}"})
+
+    async def _socket(self, request: web.Request) -> web.StreamResponse:
+        ticket = request.query.get("ticket", "")
+        if ticket not in self.socket_tickets:
+            return web.Response(status=401, text="invalid ticket")
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self.socket_connections.append(ticket)
+        self._sockets.append(ws)
+        try:
+            await ws.send_json(
+                {
+                    "type": "hello",
+                    "num_connections": len(self._sockets),
+                    "debug_info": {
+                        "host": "applink-standin",
+                        "build_number": 1,
+                        "approximate_connection_time": 18060,
+                    },
+                    "connection_info": {"app_id": APP_ID},
+                }
+            )
+            await self._socket_notify(hello=True)
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                try:
+                    data = json.loads(msg.data)
+                except ValueError:
+                    data = msg.data
+                self.socket_received.append(data)
+                if isinstance(data, dict) and "envelope_id" in data:
+                    self.socket_acks.append(data)
+                await self._socket_notify()
+        finally:
+            if ws in self._sockets:
+                self._sockets.remove(ws)
+            await self._socket_notify()
+        return ws
+
+    async def _socket_notify(self, *, hello: bool = False) -> None:
+        assert self._socket_changed is not None
+        async with self._socket_changed:
+            if hello:
+                self.socket_hellos += 1
+            self._socket_changed.notify_all()
+
+    async def wait_socket(self, predicate: Callable[[], bool], within: float = 5.0) -> None:
+        """Wait until ``predicate()`` holds (checked after every Socket Mode event); TimeoutError after ``within`` seconds."""
+        assert self._socket_changed is not None
+        async with self._socket_changed:
+            await asyncio.wait_for(self._socket_changed.wait_for(predicate), within)
+
+    async def wait_connected(self, hellos: int = 1, within: float = 5.0) -> None:
+        """Wait until ``hellos`` connections have been greeted in all and one is open."""
+        await self.wait_socket(lambda: self.socket_hellos >= hellos and bool(self._sockets), within)
+
+    @property
+    def open_sockets(self) -> int:
+        return len(self._sockets)
+
+    async def push_envelope(
+        self, payload: dict[str, Any], *, type: str = "slash_commands", accepts_response_payload: bool = True
+    ) -> str:
+        """Deliver an envelope on the newest open connection; returns its ``envelope_id``."""
+        if not self._sockets:
+            raise RuntimeError("no Socket Mode connection is open")
+        envelope_id = f"env-{next(self._envelopes)}-{time.monotonic_ns()}"
+        await self._sockets[-1].send_json(
+            {
+                "envelope_id": envelope_id,
+                "type": type,
+                "accepts_response_payload": accepts_response_payload,
+                "payload": payload,
+            }
+        )
+        return envelope_id
+
+    async def push_slash_command(
+        self,
+        text: str,
+        *,
+        user: str = "U1",
+        channel: str = "C1",
+        team: str = TEAM_ID,
+        command: str = "/watch",
+        response_key: str | None = None,
+    ) -> str:
+        """A slash command as Slack delivers it in Socket Mode (the form fields as a dict)."""
+        payload = {
+            "token": "deprecated",
+            "team_id": team,
+            "team_domain": "frontier",
+            "channel_id": channel,
+            "channel_name": "policy",
+            "user_id": user,
+            "user_name": user.lower(),
+            "command": command,
+            "text": text,
+            "api_app_id": APP_ID,
+            "is_enterprise_install": "false",
+            "response_url": self.response_url(response_key or f"s{time.monotonic_ns()}"),
+            "trigger_id": "1.2.3",
+        }
+        return await self.push_envelope(payload)
+
+    async def wait_ack(self, envelope_id: str, within: float = 3.0) -> dict[str, Any]:
+        """The acknowledgement the app sent for ``envelope_id`` (TimeoutError if none in time)."""
+
+        def acked() -> bool:
+            return any(a["envelope_id"] == envelope_id for a in self.socket_acks)
+
+        await self.wait_socket(acked, within)
+        return next(a for a in self.socket_acks if a["envelope_id"] == envelope_id)
+
+    async def socket_disconnect(self, reason: str = "refresh_requested") -> None:
+        """Ask the app to reconnect, as Slack does before it retires a connection."""
+        if not self._sockets:
+            raise RuntimeError("no Socket Mode connection is open")
+        await self._sockets[-1].send_json(
+            {"type": "disconnect", "reason": reason, "debug_info": {"host": "applink-standin"}}
         )
 
     async def _response_url(self, request: web.Request) -> web.Response:
