@@ -51,7 +51,7 @@ def _logging(level: str) -> None:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    for noisy in ("apscheduler.executors.default", "apscheduler.scheduler"):
+    for noisy in ("apscheduler.executors.default", "apscheduler.scheduler", "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
