@@ -17,12 +17,12 @@ import asyncio
 import gzip as gzip_module
 import socket
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Self
 
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 from multidict import CIMultiDict
+
+from tests.support.loopback import LoopbackServer
 
 __all__ = ["FeedServer", "RecordedRequest", "StaticResolver"]
 
@@ -58,46 +58,18 @@ def _etag_matches(header: str, etag: str) -> bool:
     return "*" in candidates or bare(etag) in candidates
 
 
-class FeedServer:
+class FeedServer(LoopbackServer):
     """Serves registered paths on loopback; unknown paths get 404."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._routes: dict[str, _Route] = {}
         self.requests: list[RecordedRequest] = []
-        self._runner: web.AppRunner | None = None
-        self.host = ""
-        self.port = 0
 
     # --- lifecycle
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        # Cancel handlers when the client goes away, so a test that gave up on a slow
-        # response does not keep stop() waiting for the full delay.
-        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        self.host = host
-        self.port = self._runner.addresses[0][1]
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # --- addresses
 

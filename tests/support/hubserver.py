@@ -32,12 +32,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 from aiohttp import web
 from multidict import CIMultiDict, MultiMapping
+
+from tests.support.loopback import LoopbackServer
 
 __all__ = ["HubMode", "HubRequest", "HubServer", "synthetic_model", "synthetic_page"]
 
@@ -150,10 +151,11 @@ def synthetic_page(
     ]
 
 
-class HubServer:
+class HubServer(LoopbackServer):
     """Serves ``/api/models`` from an in-memory model list and ``releases.atom`` feeds."""
 
     def __init__(self, models: Iterable[Mapping[str, Any]] = ()) -> None:
+        super().__init__()
         self.models: list[dict[str, Any]] = [dict(m) for m in models]
         self.releases: dict[str, tuple[bytes, str]] = {}
         self.requests: list[HubRequest] = []
@@ -161,39 +163,12 @@ class HubServer:
         self.retry_after: int | None = 30
         self.reset_seconds = 120
         self.quota: int | None = None  # model requests answered before 429s start
-        self._runner: web.AppRunner | None = None
-        self.host = ""
-        self.port = 0
 
     # --- lifecycle
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_get("/api/models", self._models)
         app.router.add_get("/{owner}/{name}/releases.atom", self._releases)
-        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        self.host = host
-        self.port = self._runner.addresses[0][1]
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     @property
     def base(self) -> str:
