@@ -59,10 +59,18 @@ def _run(coro: Awaitable[T]) -> T:
     async def main() -> T:
         return await coro
 
+    from sqlalchemy.exc import SQLAlchemyError
+
     try:
         return asyncio.run(main())
     except (_ConfigProblem, ServiceStartError) as exc:
         err.print(f"error: {exc}", markup=False)
+        sys.exit(2)
+    except (OSError, SQLAlchemyError) as exc:  # the database is unreachable, refused us, or broke
+        from bot.settings import hide_password
+
+        reason = hide_password(" ".join(str(getattr(exc, "orig", None) or exc).split()))[:300]
+        err.print(f"error: database: {type(exc).__name__}: {reason}", markup=False)
         sys.exit(2)
 
 
@@ -85,7 +93,9 @@ async def _build_app(settings: Settings, **kwargs: Any) -> Any:
 
 def _safe_url(url: str) -> str:
     """A database URL without its password, for messages."""
-    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+    from bot.settings import hide_password
+
+    return hide_password(url)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -169,6 +169,12 @@ class Settings(BaseSettings):
         return frozenset(part.strip() for part in self.slack_admins.split(",") if part.strip())
 
 
+def hide_password(text: str) -> str:
+    """A URL with its password (userinfo or ``password=`` query item) replaced by ``***``."""
+    text = re.sub(r"(://[^:/@\s]*):[^@\s]*@", r"\1:***@", text)
+    return re.sub(r"(?i)([?&](?:password|pass|pwd)=)[^&\s]*", r"\1***", text)
+
+
 def _setting_name(loc: tuple[Any, ...]) -> str:
     field = str(loc[0]) if loc else "?"
     info = Settings.model_fields.get(field)
@@ -189,7 +195,7 @@ def load_settings(**overrides: Any) -> Settings:
         field = str(first.get("loc", ("",))[0]) if first.get("loc") else ""
         secret = "secret" in field or "token" in field
         if isinstance(given, str):
-            given = re.sub(r"://([^:/@]*):[^@/]*@", r"://\1:***@", given)  # a password in a URL
+            given = hide_password(given)
         shown = "" if secret or isinstance(given, dict) or given is None else f" (got {given!r})"
         if first.get("type") == "extra_forbidden":
             raise SettingsError(f"unknown setting {name} in the config file") from None

@@ -157,3 +157,15 @@ def test_prune_forgets_old_stories() -> None:
     index.add(story(2, "New headline about something else entirely", "B", at=NOW))
     index.prune(NOW)
     assert len(index) == 1
+
+
+def test_a_future_dated_story_does_not_stop_pruning() -> None:
+    index = ClusterIndex(window=timedelta(hours=72))
+    stuck = story(1, "Feed dated next year by mistake", "A", at=NOW + timedelta(days=365))
+    stuck.seen = NOW - timedelta(hours=80)
+    index.add(stuck)
+    old = story(2, "An old headline about chip rules", "B", at=NOW - timedelta(hours=79))
+    old.seen = NOW - timedelta(hours=79)
+    index.add(old)
+    index.prune(NOW)
+    assert len(index) == 0

@@ -258,3 +258,28 @@ async def test_cli_classify_contract(tmp_path: Path, server: FeedServer) -> None
     assert "natsec" in first["topics"] and set(first["scores"]) >= {"distillation", "ip", "natsec", "release"}
     assert first["evidence"]["natsec"]
     assert second["topics"] == []
+
+
+async def test_a_failed_parse_keeps_the_old_etag_so_nothing_is_lost(
+    tmp_path: Path, server: FeedServer
+) -> None:
+    app = await App.build(settings_for(tmp_path, server))
+    try:
+        await app.poller.poll_due()
+        # The feed changes, but this response is broken: its ETag must not be remembered, or
+        # the next poll would be answered 304 and the new items never read.
+        server.add(
+            "/wire.xml", b"<html><body>maintenance</body></html>", content_type="text/html", etag='"wire-2"'
+        )
+        await make_due(app)
+        report = await app.poller.poll_due()
+        assert {o.name: o.status for o in report.outcomes}["wire"] == "failed"
+        assert {s.name: s.etag for s in await app.store.list_sources()}["wire"] == '"wire-1"'
+        server.add(
+            "/wire.xml", rss("Wire", [("r1", *RELEASE), ("c1", *CHIPS), ("w1", *WHISKY)]), etag='"wire-3"'
+        )
+        await make_due(app)
+        report = await app.poller.poll_due()
+        assert {o.name: o.new for o in report.outcomes}["wire"] == 1
+    finally:
+        await app.close()

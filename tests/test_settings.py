@@ -79,6 +79,18 @@ def test_password_in_a_bad_database_url_is_not_echoed(monkeypatch: pytest.Monkey
     assert "hunter2" not in str(info.value) and "bot:***@db.example" in str(info.value)
 
 
+def test_hide_password_covers_slashes_and_query_items() -> None:
+    from bot.settings import hide_password
+
+    assert (
+        hide_password("postgresql+asyncpg://bob:s3cr/et@db.example/fw")
+        == "postgresql+asyncpg://bob:***@db.example/fw"
+    )
+    assert hide_password("postgresql://db.example/fw?user=bob&password=s3cret&ssl=1") == (
+        "postgresql://db.example/fw?user=bob&password=***&ssl=1"
+    )
+
+
 def test_secrets_are_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_TOKEN", "hf_supersecretvalue")
     monkeypatch.setenv("DISCORD_TOKEN", "discord-secret-token")

@@ -179,3 +179,37 @@ async def test_stories_in_one_batch_cluster_with_each_other(store: Store) -> Non
     assert len({s.cluster_id for s in result.new_stories}) == 1
     rows = await store.list_stories(since=NOW - timedelta(days=1))
     assert sorted(rows[0].outlets) == ["CNN", "The Guardian"]
+
+
+async def test_batch_story_matching_a_batch_story_that_joined_an_existing_cluster(store: Store) -> None:
+    """Yesterday outlet A's story founded a cluster; today AP's version joins it, and A's
+    follow-up piece (which may not join A's own story) matches AP's: all three end in one cluster."""
+    ingestor, _ = await _ingestor(store)
+    reuters, guardian = sorted(
+        await store.claim_due_sources(timedelta(minutes=5), NOW + timedelta(hours=1)),
+        key=lambda c: c.name,
+        reverse=True,
+    )
+    first = await ingestor.ingest(
+        reuters,
+        [entry("e", "US tightens chip export rules for China AI labs", "https://r.example/e")],
+        NOW,
+        default_outlet="Reuters",
+    )
+    founder = first.new_stories[0].cluster_id
+    batch = [
+        entry(
+            "ap",
+            "US tightens chip export rules for Chinese AI labs, AP reports",
+            "https://g.example/ap",
+            outlet="AP",
+        ),
+        entry(
+            "r2",
+            "US tightens chip export rules for Chinese AI labs, AP reports today",
+            "https://g.example/r2",
+            outlet="Reuters",
+        ),
+    ]
+    result = await ingestor.ingest(guardian, batch, NOW, default_outlet="Guardian")
+    assert [s.cluster_id for s in result.new_stories] == [founder, founder]

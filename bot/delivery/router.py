@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.classify.keywords import KeywordFilter
@@ -30,6 +30,7 @@ from bot.store import models as m
 from bot.store.repo import utcnow
 
 log = logging.getLogger(__name__)
+RECOVER_GRACE = timedelta(minutes=2)
 
 
 @dataclass(slots=True)
@@ -132,10 +133,14 @@ class Router:
         return changed
 
     async def recover(self, now: datetime | None = None, limit: int = 2000) -> int:
-        """Route stories that were stored but never routed (a crash or a failed sink in between)."""
+        """Route stories that were stored but never routed (a crash or a failed sink in between).
+
+        Stories stored in the last two minutes are left to the poller, which is routing them."""
         now = now or utcnow()
         async with self.outbox.sessions() as session:
-            stories = await unrouted_stories(session, now - ANNOUNCE_MAX_AGE, limit)
+            stories = await unrouted_stories(
+                session, now - ANNOUNCE_MAX_AGE, limit, before=now - RECOVER_GRACE
+            )
         if stories:
             log.info("routing %d stories stored before an interruption", len(stories))
         return await self.route(stories, now) if stories else 0
@@ -292,12 +297,15 @@ class Router:
         return 1
 
 
-async def unrouted_stories(session: AsyncSession, since: datetime, limit: int) -> list[NewStory]:
+async def unrouted_stories(
+    session: AsyncSession, since: datetime, limit: int, *, before: datetime | None = None
+) -> list[NewStory]:
     """Stored, announceable stories the router has not seen, rebuilt as the poller hands them over."""
+    recent = m.Story.first_seen_at <= before if before is not None else true()
     rows = (
         await session.scalars(
             select(m.Story)
-            .where(m.Story.routed.is_(False), m.Story.first_seen_at >= since)
+            .where(m.Story.routed.is_(False), m.Story.first_seen_at >= since, recent)
             .order_by(m.Story.id)
             .limit(limit)
         )

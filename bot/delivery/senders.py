@@ -179,9 +179,11 @@ def discord_error(exc: BaseException) -> SendError:
         if status == 404:
             return Gone(f"Discord: not found ({code}) {clip(exc.text, 200)}")
         return Rejected(f"Discord: HTTP {status} code {code}: {clip(exc.text, 300)}")
+    # The exception's text may carry the request URL, and a webhook URL is a credential: only the
+    # type goes into logs and the outbox.
     if isinstance(exc, TimeoutError | aiohttp.ClientError | OSError):
-        return Retry(f"Discord: {type(exc).__name__}: {exc}", ambiguous=True)
-    return Retry(f"Discord: unexpected {type(exc).__name__}: {exc}", ambiguous=True)
+        return Retry(f"Discord: {type(exc).__name__}", ambiguous=True)
+    return Retry(f"Discord: unexpected {type(exc).__name__}", ambiguous=True)
 
 
 def _embeds(body: dict[str, Any]) -> list[discord.Embed]:
@@ -332,8 +334,8 @@ def slack_error(exc: BaseException) -> SendError:
             return Retry("Slack: request_timeout", ambiguous=True)
         return Rejected(f"Slack: {error or f'HTTP {status}'}")
     if isinstance(exc, TimeoutError | aiohttp.ClientError | OSError):
-        return Retry(f"Slack: {type(exc).__name__}: {exc}", ambiguous=True)
-    return Retry(f"Slack: unexpected {type(exc).__name__}: {exc}", ambiguous=True)
+        return Retry(f"Slack: {type(exc).__name__}", ambiguous=True)
+    return Retry(f"Slack: unexpected {type(exc).__name__}", ambiguous=True)
 
 
 class SlackSender:

@@ -191,6 +191,7 @@ class IndexedStory:
     raw: frozenset[str]  # raw_tokens(title)
     at: datetime
     model: tuple[str, ...] | None = None  # set for tracker stories
+    seen: datetime | None = None  # when it was first stored (prunes the index); None: ``at``
     identifiers: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
@@ -238,8 +239,10 @@ class ClusterIndex:
             story.cluster_id = cluster_id
 
     def prune(self, now: datetime) -> None:
+        # By first-seen time, which grows with insertion order; a published date can be anything
+        # (a feed dated next year must not stop pruning for the life of the process).
         cutoff = now - self.window
-        while self._stories and self._stories[0].at < cutoff:
+        while self._stories and (self._stories[0].seen or self._stories[0].at) < cutoff:
             old = self._stories.popleft()
             self._by_id.pop(old.story_id, None)
             self._models.pop(old.story_id, None)

@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 # Older entries are stored but never announced: a feed that surfaces an old post is not news.
 ANNOUNCE_MAX_AGE = timedelta(days=3)
 MAX_BATCH_ENTRIES = 5000  # per transaction
+WIDE_REFRESH_EVERY = timedelta(minutes=1)
+WIDE_REFRESH_MARGIN = timedelta(minutes=5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,11 +107,22 @@ class Ingestor:
         self.index = index
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
+        self._wide_refresh_at: datetime | None = None
 
     async def refresh_index(self, now: datetime) -> None:
-        """Load stories stored since the last refresh (by any replica) into the cluster index."""
-        rows = await self.store.recent_stories_for_index(self.index.last_story_id, now - self.index.window)
-        for story_id, cluster_id, outlet, title, at, extra in rows:
+        """Load stories stored since the last refresh (by any replica) into the cluster index.
+
+        Usually by id (cheap). Every minute also by first-seen time over a trailing margin: on
+        PostgreSQL another replica's ids are handed out at insert but visible only at commit, so a
+        lower id can appear after higher ones were read; ``add`` ignores stories already held."""
+        after, since = self.index.last_story_id, now - self.index.window
+        if self._wide_refresh_at is None or now - self._wide_refresh_at >= WIDE_REFRESH_EVERY:
+            after = 0
+            if self._wide_refresh_at is not None:
+                since = max(since, self._wide_refresh_at - WIDE_REFRESH_MARGIN)
+            self._wide_refresh_at = now
+        rows = await self.store.recent_stories_for_index(after, since)
+        for story_id, cluster_id, outlet, title, published, first_seen, extra in rows:
             model = extra.get("model") if extra else None
             self.index.add(
                 IndexedStory(
@@ -118,8 +131,9 @@ class Ingestor:
                     outlet=outlet,
                     tokens=headline_tokens(title),
                     raw=raw_tokens(title),
-                    at=at,
+                    at=min(published, first_seen),
                     model=model_key(model) if isinstance(model, str) else None,
+                    seen=first_seen,
                 )
             )
         self.index.prune(now)
@@ -149,7 +163,13 @@ class Ingestor:
                 job = self._queue.get_nowait()
                 batch.append(job)
                 size += len(job.entries)
-            await self._write(batch)
+            try:
+                await self._write(batch)
+            finally:
+                # Whatever happened (cancellation included), no caller may wait forever.
+                for job in batch:
+                    if not job.done.done():
+                        job.done.set_exception(RuntimeError("the story writer stopped"))
 
     async def _write(self, batch: list[_Job]) -> None:
         try:
@@ -161,7 +181,8 @@ class Ingestor:
                 try:
                     await self._write_once([job])
                 except Exception as exc:
-                    job.done.set_exception(exc)
+                    if not job.done.done():
+                        job.done.set_exception(exc)
         except Exception as exc:
             for job in batch:
                 if not job.done.done():
@@ -256,7 +277,8 @@ class Ingestor:
             outlet=outlet,
             tokens=headline_tokens(entry.title),
             raw=raw_tokens(entry.title),
-            at=entry.published or job.now,
+            at=min(entry.published or job.now, job.now),  # a future date is not trusted
+            seen=job.now,
             model=model_key(model) if model else None,
         )
         classification = self.classifier.classify(entry.title, entry.summary)
@@ -268,8 +290,10 @@ class Ingestor:
         else:
             local = batch_index.find(indexed)
             if local is not None:
-                leader = by_provisional[local.cluster_id]
-                plan.target = leader if leader.target is None else leader.target
+                # The matched batch story founded a new cluster (join it) or joined one itself
+                # (join the same target); either way it is found by its provisional story id.
+                matched = by_provisional[local.story_id]
+                plan.target = matched if matched.target is None else matched.target
                 indexed.cluster_id = local.cluster_id
             else:
                 indexed.cluster_id = indexed.story_id

@@ -107,9 +107,13 @@ class Poller:
         async with self._cycle_lock:
             now = now or utcnow()
             report = PollReport(started=now)
-            claimed = await self.store.claim_due_sources(LEASE, now)
+            # Claimed in chunks, so a big install's lease (10 minutes) never runs out mid-cycle
+            # and several replicas share the work instead of one taking all of it.
+            chunk_size = max(1000, self.settings.fetch_concurrency * 8)
+            claimed = await self.store.claim_due_sources(LEASE, now, limit=chunk_size)
+            total = len(claimed)
             if on_claimed:
-                on_claimed(len(claimed))
+                on_claimed(total)
             if not claimed:
                 report.finished = utcnow()
                 return report
@@ -129,10 +133,16 @@ class Poller:
                     states.clear()
                     await self.store.save_fetch_states(batch)
 
-            async with asyncio.TaskGroup() as group:
-                for source in claimed:
-                    group.create_task(one(source))
-            await self.store.save_fetch_states(states)
+            while claimed:
+                async with asyncio.TaskGroup() as group:
+                    for source in claimed:
+                        group.create_task(one(source))
+                await self.store.save_fetch_states(states)
+                states.clear()
+                claimed = await self.store.claim_due_sources(LEASE, now, limit=chunk_size)
+                total += len(claimed)
+                if claimed and on_claimed:
+                    on_claimed(total)
             report.outcomes.sort(key=lambda o: o.source_id)
             report.finished = utcnow()
             return report
@@ -196,8 +206,6 @@ class Poller:
                 return
             if result.not_modified:
                 return  # 304: nothing to parse
-            if pages == 1:
-                state["etag"], state["last_modified"] = result.etag, result.last_modified
             assert result.body is not None
             parsed = await self.parser.submit(
                 parse_for_kind,
@@ -218,7 +226,10 @@ class Poller:
             ingested = await self.ingestor.ingest(
                 source, parsed.entries, utcnow(), default_outlet=source.name
             )
-            if pages == 1:  # stored: from now on these items need no parsing
+            if pages == 1:
+                # Stored: only now may the next poll be conditional, and these items be skipped.
+                # (Saved before, a failed parse or store would be answered 304 and lost.)
+                state["etag"], state["last_modified"] = result.etag, result.last_modified
                 self._known_items[source.id] = parsed.item_hashes
             state["backlog_done"] = True
             outcome.new += len(ingested.new_stories)
@@ -230,7 +241,8 @@ class Poller:
                     await self._emit(announce)
             # Follow pagination only while every entry was new (we have not caught up yet),
             # and never on a first poll, which should not crawl a whole organisation.
-            caught_up = len(ingested.new_stories) + ingested.new_sightings < len(parsed.entries)
+            seen_before = len(parsed.entries) - len(ingested.new_stories) - ingested.new_sightings
+            caught_up = seen_before + parsed.items_skipped > 0
             url = parsed.next_url if (source.backlog_done and not caught_up) else None
 
     async def _emit(self, stories: Sequence[NewStory]) -> None:

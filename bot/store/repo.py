@@ -197,8 +197,9 @@ class Store:
 
     async def recent_stories_for_index(
         self, after_id: int, since: datetime
-    ) -> list[tuple[int, int, str, str, datetime, dict[str, Any]]]:
-        """Stories newer than ``after_id`` seen since ``since``: (id, cluster, outlet, title, at, extra)."""
+    ) -> list[tuple[int, int, str, str, datetime, datetime, dict[str, Any]]]:
+        """Stories with an id above ``after_id`` first seen since ``since``:
+        (id, cluster, outlet, title, published, first seen, extra)."""
         async with self.sessions() as session:
             rows = await session.execute(
                 select(
@@ -207,12 +208,13 @@ class Store:
                     m.Story.outlet,
                     m.Story.title,
                     m.Story.published_at,
+                    m.Story.first_seen_at,
                     m.Story.extra,
                 )
                 .where(m.Story.id > after_id, m.Story.first_seen_at >= since)
                 .order_by(m.Story.id)
             )
-            return [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+            return [(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows]
 
     async def refresh_cluster_counts(self, session: AsyncSession, cluster_ids: Iterable[int]) -> None:
         ids = sorted(set(cluster_ids))
