@@ -213,3 +213,26 @@ async def test_batch_story_matching_a_batch_story_that_joined_an_existing_cluste
     ]
     result = await ingestor.ingest(guardian, batch, NOW, default_outlet="Guardian")
     assert [s.cluster_id for s in result.new_stories] == [founder, founder]
+
+
+async def test_index_picks_up_stories_that_became_visible_late(store: Store) -> None:
+    """On PostgreSQL another replica's lower ids can become visible after higher ones were read;
+    the minute-by-minute gap check loads them, so both replicas cluster alike."""
+    replica_a, _ = await _ingestor(store)
+    replica_b = Ingestor(store, KeywordClassifier(), ClusterIndex())
+    [source, *_] = await store.claim_due_sources(timedelta(minutes=5), NOW + timedelta(hours=1))
+    await replica_a.refresh_index(NOW)
+    replica_a.index.last_story_id = 10**9  # as if A had read far past B's uncommitted ids
+    result = await replica_b.ingest(
+        source,
+        [entry("late", "Late committed story about chips", "https://x.example/late")],
+        NOW,
+        default_outlet="X",
+    )
+    await replica_b.close()
+    story_id = result.new_stories[0].story_id
+    await replica_a.refresh_index(NOW + timedelta(seconds=10))
+    assert story_id not in replica_a.index  # not yet: the gap check runs once a minute
+    await replica_a.refresh_index(NOW + timedelta(seconds=61))
+    assert story_id in replica_a.index
+    await replica_a.close()

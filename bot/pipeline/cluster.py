@@ -222,6 +222,9 @@ class ClusterIndex:
     def __len__(self) -> int:
         return len(self._by_id)
 
+    def __contains__(self, story_id: object) -> bool:
+        return story_id in self._by_id
+
     def add(self, story: IndexedStory) -> None:
         if story.story_id in self._by_id:
             return

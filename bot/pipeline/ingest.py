@@ -17,7 +17,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 ANNOUNCE_MAX_AGE = timedelta(days=3)
 MAX_BATCH_ENTRIES = 5000  # per transaction
 WIDE_REFRESH_EVERY = timedelta(minutes=1)
-WIDE_REFRESH_MARGIN = timedelta(minutes=5)
+WIDE_REFRESH_MARGIN = timedelta(minutes=2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,16 +112,24 @@ class Ingestor:
     async def refresh_index(self, now: datetime) -> None:
         """Load stories stored since the last refresh (by any replica) into the cluster index.
 
-        Usually by id (cheap). Every minute also by first-seen time over a trailing margin: on
-        PostgreSQL another replica's ids are handed out at insert but visible only at commit, so a
-        lower id can appear after higher ones were read; ``add`` ignores stories already held."""
-        after, since = self.index.last_story_id, now - self.index.window
+        By id, which is cheap. Every minute it also looks for gaps: on PostgreSQL another replica's
+        ids are handed out at insert but visible only at commit, so a lower id can appear after
+        higher ones were read. Only the ids of the last minutes are read for that, and only the
+        missing stories are loaded."""
+        since = now - self.index.window
+        self._add_rows(await self.store.recent_stories_for_index(self.index.last_story_id, since))
+        if self._wide_refresh_at is not None and now - self._wide_refresh_at >= WIDE_REFRESH_EVERY:
+            recent = max(since, self._wide_refresh_at - WIDE_REFRESH_MARGIN)
+            ids = await self.store.story_ids_seen_since(recent, self.index.last_story_id)
+            missing = [i for i in ids if i not in self.index]
+            for start in range(0, len(missing), 500):
+                chunk = missing[start : start + 500]
+                self._add_rows(await self.store.recent_stories_for_index(0, since, ids=chunk))
         if self._wide_refresh_at is None or now - self._wide_refresh_at >= WIDE_REFRESH_EVERY:
-            after = 0
-            if self._wide_refresh_at is not None:
-                since = max(since, self._wide_refresh_at - WIDE_REFRESH_MARGIN)
             self._wide_refresh_at = now
-        rows = await self.store.recent_stories_for_index(after, since)
+        self.index.prune(now)
+
+    def _add_rows(self, rows: list[tuple[int, int, str, str, datetime, datetime, dict[str, Any]]]) -> None:
         for story_id, cluster_id, outlet, title, published, first_seen, extra in rows:
             model = extra.get("model") if extra else None
             self.index.add(
@@ -136,7 +144,6 @@ class Ingestor:
                     seen=first_seen,
                 )
             )
-        self.index.prune(now)
 
     async def ingest(
         self, source: ClaimedSource, entries: list[Entry], now: datetime, *, default_outlet: str

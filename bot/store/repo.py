@@ -196,10 +196,11 @@ class Store:
         return found
 
     async def recent_stories_for_index(
-        self, after_id: int, since: datetime
+        self, after_id: int, since: datetime, *, ids: Sequence[int] | None = None
     ) -> list[tuple[int, int, str, str, datetime, datetime, dict[str, Any]]]:
-        """Stories with an id above ``after_id`` first seen since ``since``:
+        """Stories with an id above ``after_id`` (or with these ``ids``) first seen since ``since``:
         (id, cluster, outlet, title, published, first seen, extra)."""
+        wanted = [m.Story.id > after_id] if ids is None else [m.Story.id.in_(list(ids))]
         async with self.sessions() as session:
             rows = await session.execute(
                 select(
@@ -211,10 +212,18 @@ class Store:
                     m.Story.first_seen_at,
                     m.Story.extra,
                 )
-                .where(m.Story.id > after_id, m.Story.first_seen_at >= since)
+                .where(*wanted, m.Story.first_seen_at >= since)
                 .order_by(m.Story.id)
             )
             return [(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows]
+
+    async def story_ids_seen_since(self, since: datetime, up_to_id: int) -> list[int]:
+        """Ids (at most ``up_to_id``) of stories first seen since ``since``: cheap gap detection."""
+        async with self.sessions() as session:
+            found = await session.scalars(
+                select(m.Story.id).where(m.Story.first_seen_at >= since, m.Story.id <= up_to_id)
+            )
+            return list(found)
 
     async def refresh_cluster_counts(self, session: AsyncSession, cluster_ids: Iterable[int]) -> None:
         ids = sorted(set(cluster_ids))
