@@ -14,8 +14,8 @@ converge on the same clusters without a shared lock on the hot path.
 
 from __future__ import annotations
 
+import heapq
 import re
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -213,7 +213,8 @@ class ClusterIndex:
     window: timedelta = timedelta(hours=72)
     threshold: float = 0.6
     min_shared: int = 3
-    _stories: deque[IndexedStory] = field(default_factory=deque)
+    _by_time: list[tuple[datetime, int]] = field(default_factory=list)  # heap of (at, story id)
+    _horizon: datetime | None = None  # stories older than this are outside every window
     _postings: dict[str, set[int]] = field(default_factory=dict)
     _by_id: dict[int, IndexedStory] = field(default_factory=dict)
     _models: dict[int, IndexedStory] = field(default_factory=dict)
@@ -226,15 +227,19 @@ class ClusterIndex:
         return story_id in self._by_id
 
     def add(self, story: IndexedStory) -> None:
+        self.last_story_id = max(self.last_story_id, story.story_id)
         if story.story_id in self._by_id:
             return
+        if story.seen is not None and story.at > story.seen:
+            story.at = story.seen  # a date in the future is not trusted
+        if self._horizon is not None and story.at < self._horizon:
+            return  # an old post (a backlog, a resurfaced item): nothing new can cluster with it
         self._by_id[story.story_id] = story
-        self._stories.append(story)
+        heapq.heappush(self._by_time, (story.at, story.story_id))
         for token in story.tokens:
             self._postings.setdefault(token, set()).add(story.story_id)
         if story.model:
             self._models[story.story_id] = story
-        self.last_story_id = max(self.last_story_id, story.story_id)
 
     def move(self, story_id: int, cluster_id: int) -> None:
         story = self._by_id.get(story_id)
@@ -242,12 +247,15 @@ class ClusterIndex:
             story.cluster_id = cluster_id
 
     def prune(self, now: datetime) -> None:
-        # By first-seen time, which grows with insertion order; a published date can be anything
-        # (a feed dated next year must not stop pruning for the life of the process).
+        # By the story's time (published, never later than first seen), in a heap: a backlog of
+        # old posts leaves at once, and no date, however wrong, can pin the index.
         cutoff = now - self.window
-        while self._stories and (self._stories[0].seen or self._stories[0].at) < cutoff:
-            old = self._stories.popleft()
-            self._by_id.pop(old.story_id, None)
+        self._horizon = cutoff
+        while self._by_time and self._by_time[0][0] < cutoff:
+            _at, story_id = heapq.heappop(self._by_time)
+            old = self._by_id.pop(story_id, None)
+            if old is None:
+                continue
             self._models.pop(old.story_id, None)
             for token in old.tokens:
                 posting = self._postings.get(token)

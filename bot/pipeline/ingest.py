@@ -120,7 +120,7 @@ class Ingestor:
         self._add_rows(await self.store.recent_stories_for_index(self.index.last_story_id, since))
         if self._wide_refresh_at is not None and now - self._wide_refresh_at >= WIDE_REFRESH_EVERY:
             recent = max(since, self._wide_refresh_at - WIDE_REFRESH_MARGIN)
-            ids = await self.store.story_ids_seen_since(recent, self.index.last_story_id)
+            ids = await self.store.story_ids_seen_since(recent, self.index.last_story_id, since)
             missing = [i for i in ids if i not in self.index]
             for start in range(0, len(missing), 500):
                 chunk = missing[start : start + 500]

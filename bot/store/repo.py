@@ -217,11 +217,18 @@ class Store:
             )
             return [(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows]
 
-    async def story_ids_seen_since(self, since: datetime, up_to_id: int) -> list[int]:
-        """Ids (at most ``up_to_id``) of stories first seen since ``since``: cheap gap detection."""
+    async def story_ids_seen_since(
+        self, since: datetime, up_to_id: int, published_after: datetime
+    ) -> list[int]:
+        """Ids (at most ``up_to_id``) of stories first seen since ``since`` and published after
+        ``published_after`` (older ones cannot cluster with anything new): cheap gap detection."""
         async with self.sessions() as session:
             found = await session.scalars(
-                select(m.Story.id).where(m.Story.first_seen_at >= since, m.Story.id <= up_to_id)
+                select(m.Story.id).where(
+                    m.Story.first_seen_at >= since,
+                    m.Story.id <= up_to_id,
+                    m.Story.published_at >= published_after,
+                )
             )
             return list(found)
 
