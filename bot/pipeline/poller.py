@@ -109,7 +109,7 @@ class Poller:
             report = PollReport(started=now)
             # Claimed in chunks, so a big install's lease (10 minutes) never runs out mid-cycle
             # and several replicas share the work instead of one taking all of it.
-            chunk_size = max(1000, self.settings.fetch_concurrency * 8)
+            chunk_size = max(1000, self.settings.fetch_concurrency * 4)
             claimed = await self.store.claim_due_sources(LEASE, now, limit=chunk_size)
             total = len(claimed)
             if on_claimed:
@@ -120,29 +120,41 @@ class Poller:
             await self.ingestor.refresh_index(now)
             states: list[dict[str, Any]] = []
             limit = asyncio.Semaphore(self.settings.fetch_concurrency)
+            in_flight = 0
+            progressed = asyncio.Event()
 
             async def one(source: ClaimedSource) -> None:
-                async with limit:
-                    outcome, state = await self._poll_source(source, report)
-                states.append(state)
-                report.outcomes.append(outcome)
-                if on_progress:
-                    on_progress(outcome)
-                if len(states) >= 500:  # keep transactions short on big installs
-                    batch = states[:]
-                    states.clear()
-                    await self.store.save_fetch_states(batch)
+                nonlocal in_flight
+                try:
+                    async with limit:
+                        outcome, state = await self._poll_source(source, report)
+                    states.append(state)
+                    report.outcomes.append(outcome)
+                    if on_progress:
+                        on_progress(outcome)
+                    if len(states) >= 500:  # keep transactions short on big installs
+                        batch = states[:]
+                        states.clear()
+                        await self.store.save_fetch_states(batch)
+                finally:
+                    in_flight -= 1
+                    progressed.set()
 
-            while claimed:
-                async with asyncio.TaskGroup() as group:
+            async with asyncio.TaskGroup() as group:
+                while claimed:
                     for source in claimed:
+                        in_flight += 1
                         group.create_task(one(source))
-                await self.store.save_fetch_states(states)
-                states.clear()
-                claimed = await self.store.claim_due_sources(LEASE, now, limit=chunk_size)
-                total += len(claimed)
-                if claimed and on_claimed:
-                    on_claimed(total)
+                    # Claim the next chunk when this one is nearly done: leases are taken just
+                    # before their work starts, and the pipeline never drains between chunks.
+                    while in_flight > chunk_size // 4:
+                        progressed.clear()
+                        await progressed.wait()
+                    claimed = await self.store.claim_due_sources(LEASE, now, limit=chunk_size)
+                    total += len(claimed)
+                    if claimed and on_claimed:
+                        on_claimed(total)
+            await self.store.save_fetch_states(states)
             report.outcomes.sort(key=lambda o: o.source_id)
             report.finished = utcnow()
             return report
