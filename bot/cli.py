@@ -8,7 +8,7 @@ import logging
 import re
 import signal
 import sys
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -146,25 +146,6 @@ async def _run_forever(settings: Settings) -> None:
     finally:
         err.print("stopping…", markup=False)
         await app.close()
-
-
-async def console_sink(stories: Sequence[Any]) -> None:
-    from bot.digest.text import alert_text
-
-    for story in stories:
-        if story.classification.topics:
-            out.print(
-                alert_text(
-                    story.title,
-                    story.url,
-                    story.outlet,
-                    story.classification,
-                    story.summary,
-                    joined=story.joined_cluster,
-                ),
-                markup=False,
-            )
-            out.print()
 
 
 # ---------------------------------------------------------------------------------------- poll

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -18,7 +19,8 @@ from aiohttp import web
 from rich.console import Console
 
 from bot.app import App
-from bot.digest.text import render_text_digest
+from bot.digest.text import alert_text, render_text_digest
+from bot.pipeline.ingest import NewStory
 from bot.settings import Settings
 
 DEMO_FEEDS = Path(__file__).resolve().parent / "demo_feeds"
@@ -83,13 +85,20 @@ async def run_demo(console: Console, *, keep: bool = False) -> None:
         allow_private_sources=True,  # the demo server is on loopback; real installs keep the guard on
         parse_workers=-1,
     )
-    printed: list[str] = []
 
-    async def show(stories: object) -> None:
-        from bot.cli import console_sink
-
-        await console_sink(stories)  # type: ignore[arg-type]
-        printed.append("x")
+    async def show(stories: Sequence[NewStory]) -> None:
+        # The demo prints straight from the poller; `run` goes through the delivery outbox.
+        for story in stories:
+            if story.classification.topics:
+                text = alert_text(
+                    story.title,
+                    story.url,
+                    story.outlet,
+                    story.classification,
+                    story.summary,
+                    joined=story.joined_cluster,
+                )
+                console.print(text + "\n", markup=False)
 
     app = await App.build(settings, sinks=[show])
     try:
