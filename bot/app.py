@@ -68,7 +68,11 @@ class App:
             await engine.dispose()
             raise
         fetcher = FeedFetcher(settings)
-        parser = ParserPool(settings.parse_workers if parse_workers is None else parse_workers)
+        parser = ParserPool(
+            settings.parse_workers if parse_workers is None else parse_workers,
+            timeout=settings.parse_timeout,
+            memory_mb=settings.parse_memory_mb,
+        )
         index = ClusterIndex(
             window=timedelta(hours=settings.cluster_window_hours), threshold=settings.cluster_similarity
         )

@@ -141,8 +141,7 @@ async def _run_forever(settings: Settings) -> None:
     scheduler = build_scheduler(app.poller, settings.poll_tick_seconds)
     try:
         app.add_services()
-        await app.start_services()
-        await run_forever(scheduler, stop)
+        await run_forever(scheduler, stop, app.start_services)
     finally:
         err.print("stopping…", markup=False)
         await app.close()

@@ -79,6 +79,7 @@ class ParsedFeed:
     next_url: str | None = None  # pagination (Hub API Link header)
     item_hashes: frozenset[bytes] = frozenset()  # every item element of the document (delta parsing)
     items_skipped: int = 0  # items left unparsed because their bytes were parsed in an earlier poll
+    items_dropped: int = 0  # items beyond FW_MAX_ITEMS_PER_FEED, ignored
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,3 +97,15 @@ class Classification:
             terms = ", ".join(self.evidence.get(topic, ())[:max_terms])
             parts.append(f"{topic} ({terms})" if terms else topic)
         return "; ".join(parts)
+
+
+#: The longest wait a server may impose through Retry-After or RateLimit: beyond it a hostile or
+#: broken value ("inf", "1e20", a year-9999 date) would silence a source for good, or overflow.
+MAX_SERVER_DELAY_SECONDS = 7 * 24 * 3600.0
+
+
+def clamp_server_delay(seconds: float | None) -> float | None:
+    """A server-given delay in ``[0, MAX_SERVER_DELAY_SECONDS]``; None when it is not a number."""
+    if seconds is None or seconds != seconds:  # NaN is not a delay
+        return None
+    return min(max(0.0, seconds), MAX_SERVER_DELAY_SECONDS)

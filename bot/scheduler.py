@@ -9,13 +9,16 @@ the schedule.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.pipeline.poller import Poller, PollReport
+from bot.store.db import log_failure
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +30,20 @@ def build_scheduler(poller: Poller, tick_seconds: float) -> AsyncIOScheduler:
     )
 
     async def poll_tick() -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            _running_polls.add(task)
         try:
             report = await poller.poll_due()
-        except Exception:  # the next tick tries again; a crash here must not kill the timer
-            log.exception("poll cycle failed")
+        except asyncio.CancelledError:  # shutdown: the leases lapse and another cycle redoes it
+            log.info("poll cycle stopped by shutdown")
             return
+        except Exception as exc:  # the next tick tries again; a crash here must not kill the timer
+            log_failure(log, "poll cycle failed", exc)
+            return
+        finally:
+            if task is not None:
+                _running_polls.discard(task)
         _log_report(report)
 
     scheduler.add_job(
@@ -42,6 +54,9 @@ def build_scheduler(poller: Poller, tick_seconds: float) -> AsyncIOScheduler:
         next_run_time=datetime.now(UTC),
     )
     return scheduler
+
+
+_running_polls: set[asyncio.Task[object]] = set()
 
 
 def _log_report(report: PollReport) -> None:
@@ -60,10 +75,36 @@ def _log_report(report: PollReport) -> None:
             log.warning("source %r failed: %s", outcome.name, outcome.error)
 
 
-async def run_forever(scheduler: AsyncIOScheduler, stop: asyncio.Event) -> None:
-    """Run the timers until ``stop`` is set, then wait for the running job to finish."""
+async def run_forever(
+    scheduler: AsyncIOScheduler,
+    stop: asyncio.Event,
+    start_services: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Run the timers until ``stop`` is set, then stop a running poll cycle.
+
+    The timers start first: polling never waits for a chat platform. ``start_services`` runs beside
+    them; a stop while it is still starting (Slack or Discord unreachable) ends it at once, and a
+    service that cannot start at all (``ServiceStartError``) ends the run with its message."""
     scheduler.start()
     try:
+        if start_services is not None:
+            starting = asyncio.ensure_future(start_services())
+            stopping = asyncio.ensure_future(stop.wait())
+            try:
+                await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopping.cancel()
+                if not starting.done():
+                    starting.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await starting
+            if not starting.cancelled():
+                starting.result()  # a service that could not start ends the run with its reason
         await stop.wait()
     finally:
         scheduler.shutdown(wait=False)
+        running = list(_running_polls)
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.wait(running, timeout=10)

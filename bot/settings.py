@@ -59,10 +59,22 @@ class Settings(BaseSettings):
     parse_workers: int = Field(
         0, ge=-1, le=64, description="0 = one per CPU core, -1 = parse inline (no processes)"
     )
+    parse_timeout: float = Field(
+        60.0, gt=0, le=3600, description="seconds one feed may take to parse before its worker is killed"
+    )
+    parse_memory_mb: int = Field(
+        1024, ge=0, description="address-space cap of each parser process in MB (0 = no cap)"
+    )
+    max_items_per_feed: int = Field(
+        1000, ge=1, le=100_000, description="items read from one document; the rest are ignored"
+    )
     cluster_window_hours: int = Field(72, ge=1, le=24 * 14)
     cluster_similarity: float = Field(0.6, gt=0, le=1, description="headline similarity to join a cluster")
     # --- scheduling
     poll_tick_seconds: float = Field(30.0, gt=0)
+    poll_lease_seconds: float = Field(
+        45.0, ge=5, le=3600, description="a claimed source's lease; renewed while it is worked on"
+    )
     # --- trackers
     hf_api_base: str = "https://huggingface.co"
     github_base: str = "https://github.com"

@@ -3,6 +3,7 @@ local Discord and Slack stand-ins (spec-validated bodies, rate limits, outages, 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -389,3 +390,32 @@ async def test_slack_workspaces_installed_through_oauth_use_their_own_bot_token(
         home_row is not None and not home_row.active and "not installed" in (home_row.inactive_reason or "")
     )
     assert ours_row is not None and ours_row.active
+
+
+async def test_a_slow_discord_never_gets_a_second_copy_after_its_nonce_window(
+    store: Store, discord_api: DiscordAPI
+) -> None:
+    """Every send reaches Discord but its answer never comes back in time; the retry comes after
+    Discord has forgotten the nonce. The worker must find its own messages, not post them again."""
+    await add_destination(store, "discord", DCH)
+    discord_api.nonce_window = 0.2  # Discord's "few minutes", shortened
+    discord_api.hold_responses = asyncio.Event()
+    delivery = make(store, discord_api, None, delivery_timeout_seconds=0.5, delivery_max_backoff_seconds=1.0)
+    stories = [await add_story(store, f"Export controls story {i}", topics={"natsec": 0.9}) for i in range(5)]
+    await delivery.router.route(stories)
+    try:
+        await delivery.worker.drain(within=30)
+    finally:
+        discord_api.hold_responses.set()
+        discord_api.hold_responses = None
+    await delivery.worker.drain(within=30)  # Discord answers again: whatever is left goes out once
+    await delivery.worker.stop()
+    posted = discord_api.posted(DCH)
+    assert len(posted) == 5, [e["title"] for m in posted for e in m["embeds"]]  # 5: the hourly alert cap
+    assert discord_api.calls("GET", f"/api/v10/channels/{DCH}/messages")  # looked before resending
+    rows = await deliveries(store)
+    assert {r.status for r in rows} == {"sent"}
+    assert sorted(r.platform_message_id for r in rows) == sorted(m["id"] for m in posted)
+    for message in posted:  # the marker that made them findable, validated against the spec
+        assert message["embeds"][-1]["footer"]["text"].startswith("ref fw")
+    assert discord_api.spec_errors == []

@@ -103,16 +103,86 @@ async def test_dead_worker_gives_parser_crashed_and_the_pool_recovers() -> None:
         await pool.parse(TINY, HEADERS, URL)
         parsing = asyncio.create_task(pool.parse(body, HEADERS, URL))
         await asyncio.sleep(0.3)
-        executor = pool._executor
-        assert executor is not None
-        # Test-only peek at the executor's workers, to simulate an OOM kill or a segfault.
-        for pid in list(executor._processes):
+        # Simulate an OOM kill or a segfault of the worker.
+        for pid in pool.worker_pids():
             os.kill(pid, signal.SIGKILL)
         crashed = await asyncio.wait_for(parsing, timeout=30)
-        assert crashed == ParsedFeed(entries=[], error="parser crashed")
+        assert crashed.entries == [] and crashed.error is not None
+        assert crashed.error.startswith("parser crashed")
         assert pool.crashes == 1
         recovered = await pool.parse(TINY, HEADERS, URL)
         assert recovered.error is None and [e.title for e in recovered.entries] == ["x"]
+
+
+def quadratic_attributes(count: int) -> bytes:
+    """A feed whose one element carries ``count`` attributes: feedparser's handling is quadratic."""
+    attrs = " ".join(f'a{i}="v"' for i in range(count))
+    return (
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><item {attrs}><title>x</title>'
+        "<link>https://big.example/x</link></item></channel></rss>"
+    ).encode()
+
+
+async def test_a_parse_past_the_time_limit_is_stopped_and_its_worker_replaced() -> None:
+    hostile = quadratic_attributes(60_000)
+    async with ParserPool(workers=2, timeout=2.0) as pool:
+        await pool.parse(TINY, HEADERS, URL)
+        before = set(pool.worker_pids())
+        started = time.perf_counter()
+        slow, good = await asyncio.gather(pool.parse(hostile, HEADERS, URL), pool.parse(TINY, HEADERS, URL))
+        elapsed = time.perf_counter() - started
+        assert slow.entries == [] and slow.error == "parse took longer than 2s: stopped"
+        assert good.error is None and len(good.entries) == 1  # the other parse was not disturbed
+        assert elapsed < 10
+        assert pool.timeouts == 1
+        # The stuck worker is gone (no orphan at 100 % CPU) and a fresh one serves the next parse.
+        await asyncio.sleep(0.5)
+        after = set(pool.worker_pids())
+        assert len(after) == 2 and before - after
+        for pid in before - after:
+            assert not _alive(pid)
+        again = await pool.parse(TINY, HEADERS, URL)
+        assert again.error is None
+
+
+async def test_closing_the_pool_does_not_wait_for_a_running_parse() -> None:
+    pool = ParserPool(workers=1, timeout=600)
+    await pool.parse(TINY, HEADERS, URL)
+    [pid] = pool.worker_pids()
+    running = asyncio.create_task(pool.parse(quadratic_attributes(200_000), HEADERS, URL))
+    await asyncio.sleep(0.5)
+    started = time.perf_counter()
+    await asyncio.to_thread(pool.close)
+    assert time.perf_counter() - started < 15
+    result = await asyncio.wait_for(running, 15)
+    assert result.error is not None
+    await asyncio.sleep(0.2)
+    assert not _alive(pid)
+
+
+async def test_a_worker_runs_under_its_memory_cap() -> None:
+    async with ParserPool(workers=1, memory_mb=400) as pool:
+        result = await pool.submit(_allocate, 1200)
+        assert result.error is not None and "MemoryError" in result.error
+        fine = await pool.parse(TINY, HEADERS, URL)  # the worker survived its MemoryError
+        assert fine.error is None
+
+
+def _allocate(megabytes: int) -> ParsedFeed:
+    """Runs in a worker: parse_feed's contract is to turn MemoryError into an error, like this."""
+    try:
+        blob = bytearray(megabytes * 1024 * 1024)
+    except MemoryError as exc:
+        return ParsedFeed(entries=[], error=f"parser error: {type(exc).__name__}")
+    return ParsedFeed(entries=[], error=None if len(blob) < 0 else "allocated")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 async def test_closed_pool_refuses_work() -> None:

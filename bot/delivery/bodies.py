@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
+import discord
+
 from bot.delivery.outbox import Unit
 from bot.digest import discord_render, slack_render
 from bot.digest.common import DigestHeader, quiet_line
@@ -103,12 +105,43 @@ def unit_body(platform: str, unit: Unit, previous_topic: str | None = None) -> d
     raise ValueError(f"unknown delivery kind {unit.kind!r}")
 
 
+DISCORD_EMBEDS_MAX_CHARS = 6000
+DISCORD_FOOTER_MAX_CHARS = 2048
+
+
+def discord_marker(ref: str) -> str:
+    return f"ref {ref}"
+
+
+def with_discord_marker(body: dict[str, Any], ref: str) -> dict[str, Any]:
+    """``body`` with ``ref <nonce>`` at the end of its last embed's footer.
+
+    Discord keeps a message's nonce only for "a few minutes" and never shows it in the channel's
+    history, so this visible marker is what lets an ambiguous send be found later (reconciliation)
+    instead of posted twice. Left out when it would break Discord's limits."""
+    embeds = [dict(e) for e in body.get("embeds") or []]
+    if not embeds:
+        return body
+    marker = discord_marker(ref)
+    last = embeds[-1]
+    footer = dict(last.get("footer") or {})
+    text = str(footer.get("text") or "")
+    new_text = f"{text} · {marker}" if text else marker
+    total = sum(len(discord.Embed.from_dict(e)) for e in embeds) + len(new_text) - len(text)
+    if len(new_text) > DISCORD_FOOTER_MAX_CHARS or total > DISCORD_EMBEDS_MAX_CHARS:
+        return body
+    footer["text"] = new_text
+    last["footer"] = footer
+    return {**body, "embeds": embeds}
+
+
 def discord_wire(body: dict[str, Any], nonce: str | None = None) -> dict[str, Any]:
     """The JSON discord.py will POST for ``body`` (what ``digest --preview`` prints and the
     Discord sender sends), including ``nonce``/``enforce_nonce`` when a nonce is given."""
-    import discord
     from discord.http import handle_message_parameters
 
+    if nonce is not None:
+        body = with_discord_marker(body, nonce)
     params = handle_message_parameters(
         content=body.get("content") or None,
         embeds=[discord.Embed.from_dict(e) for e in body.get("embeds") or []],

@@ -31,6 +31,7 @@ from bot.digest.entries import DigestEntry, Selection, TopicRule, select_entries
 from bot.digest.schedule import ScheduleError, local_date_label, next_digest_at
 from bot.settings import Settings
 from bot.store import models as m
+from bot.store.db import log_failure
 from bot.store.repo import utcnow
 
 log = logging.getLogger(__name__)
@@ -153,8 +154,8 @@ class DigestService:
     async def _tick_job(self) -> None:
         try:
             await self.tick()
-        except Exception:  # the next tick tries again
-            log.exception("digest tick failed")
+        except Exception as exc:  # the next tick tries again
+            log_failure(log, "digest tick failed", exc)
 
     # ------------------------------------------------------------------ the clock
     async def tick(self, now: datetime | None = None) -> list[PlannedDigest]:

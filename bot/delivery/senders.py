@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Protocol
 
 import aiohttp
@@ -31,6 +32,7 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.delivery.bodies import discord_marker, with_discord_marker
 from bot.delivery.outbox import Dest, Row, Unit
 from bot.digest.common import clip
 
@@ -190,6 +192,9 @@ def _embeds(body: dict[str, Any]) -> list[discord.Embed]:
     return [discord.Embed.from_dict(e) for e in body.get("embeds") or []]
 
 
+RECONCILE_PAGES = 5  # of 100 messages: how far back an ambiguous send is looked for
+
+
 class DiscordSender:
     """Bot-token sends to channels: ``get_partial_messageable(id).send(..., nonce=...)``."""
 
@@ -232,9 +237,10 @@ class DiscordSender:
                     else:
                         target = thread.thread_id
                 await self.pace.acquire()
+                marked = with_discord_marker(body, unit.nonce)
                 message = await client.get_partial_messageable(int(target)).send(
-                    content=body.get("content") or None,
-                    embeds=_embeds(body),
+                    content=marked.get("content") or None,
+                    embeds=_embeds(marked),
                     nonce=unit.nonce,
                     allowed_mentions=discord.AllowedMentions.none(),
                 )
@@ -261,7 +267,44 @@ class DiscordSender:
         return str(data["id"])
 
     async def reconcile(self, dest: Dest, unit: Unit, thread: ThreadRef | None) -> Sent | None:
-        # Resending with the same nonce is the reconciliation: Discord returns the first message.
+        """Look for this unit's own message (its ``ref`` marker, or its nonce where Discord shows
+        it) among the bot's messages since shortly before the unit was queued. The nonce alone is
+        not enough: Discord forgets it after a few minutes, and a retry after a long back-off or a
+        restart would then post the message a second time."""
+        client = await self._client()
+        created_thread: str | None = None
+        target = dest.channel_id
+        if thread is not None:
+            # A thread started on a message has the message's id, even if we never recorded it.
+            target = thread.thread_id or thread.message_id
+            created_thread = None if thread.thread_id else thread.message_id
+        marker = discord_marker(unit.nonce)
+        after = discord.utils.time_snowflake(unit.lead.created_at - timedelta(minutes=5))
+        me = str(client.user.id) if client.user is not None else None
+        try:
+            async with asyncio.timeout(self.timeout):
+                for _page in range(RECONCILE_PAGES):
+                    await self.pace.acquire()
+                    page: list[dict[str, Any]] = [
+                        dict(m) for m in await client.http.logs_from(int(target), limit=100, after=after)
+                    ]
+                    for message in page:
+                        if me is not None and str((message.get("author") or {}).get("id")) != me:
+                            continue
+                        if str(message.get("nonce") or "") == unit.nonce or any(
+                            str((embed.get("footer") or {}).get("text") or "").endswith(marker)
+                            for embed in message.get("embeds") or []
+                        ):
+                            return Sent(str(message["id"]), created_thread)
+                    if len(page) < 100:
+                        return None
+                    after = max(int(message["id"]) for message in page)
+        except discord.NotFound:
+            return None  # no such thread (yet): nothing was posted in it
+        except SendError:
+            raise
+        except Exception as exc:
+            raise discord_error(exc) from exc
         return None
 
     async def close(self) -> None:

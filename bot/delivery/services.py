@@ -27,6 +27,7 @@ from bot.delivery.worker import DeliveryWorker
 from bot.services import Service
 from bot.settings import Settings
 from bot.store import models as m
+from bot.store.db import log_failure
 from bot.store.repo import Store, utcnow
 
 if TYPE_CHECKING:
@@ -200,8 +201,8 @@ class _RouteRecovery:
             await asyncio.sleep(self.interval)
             try:
                 await self.router.recover()
-            except Exception:  # try again next round; never let the loop die
-                log.exception("route recovery failed")
+            except Exception as exc:  # try again next round; never let the loop die
+                log_failure(log, "route recovery failed", exc)
 
     async def stop(self) -> None:
         if self._task is not None:

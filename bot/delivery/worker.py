@@ -21,6 +21,7 @@ from bot.delivery.bodies import THREADED, unit_body
 from bot.delivery.outbox import Dest, Outbox, Unit
 from bot.delivery.senders import Gone, Rejected, Retry, Sender, ThreadRef, thread_ref
 from bot.settings import Settings
+from bot.store.db import log_failure
 from bot.store.repo import utcnow
 
 log = logging.getLogger(__name__)
@@ -93,8 +94,8 @@ class DeliveryWorker:
                 await self.run_once()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # a database hiccup must not kill the worker; the next sweep retries
-                log.exception("outbox sweep failed")
+            except Exception as exc:  # a database hiccup must not kill the worker; the next sweep retries
+                log_failure(log, "outbox sweep failed", exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.settings.delivery_tick_seconds)
 

@@ -108,6 +108,7 @@ class Ingestor:
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self._wide_refresh_at: datetime | None = None
+        self._index_lock = asyncio.Lock()
 
     async def refresh_index(self, now: datetime) -> None:
         """Load stories stored since the last refresh (by any replica) into the cluster index.
@@ -116,6 +117,10 @@ class Ingestor:
         ids are handed out at insert but visible only at commit, so a lower id can appear after
         higher ones were read. Only the ids of the last minutes are read for that, and only the
         missing stories are loaded."""
+        async with self._index_lock:
+            await self._refresh_index(now)
+
+    async def _refresh_index(self, now: datetime) -> None:
         since = now - self.index.window
         self._add_rows(await self.store.recent_stories_for_index(self.index.last_story_id, since))
         if self._wide_refresh_at is not None and now - self._wide_refresh_at >= WIDE_REFRESH_EVERY:
@@ -208,27 +213,10 @@ class Ingestor:
             if not fresh:
                 return
             stored = await self.store.stories_by_url(session, list({sha1(e.url) for _, _, e in fresh}))
-            sightings: list[_Sighting] = []
-            touched: set[int] = set()
-            planned: dict[str, _Plan] = {}
-            # Stories of this batch can cluster with each other (a Google News feed carries
-            # several outlets, and several feeds run the same story at once).
-            batch_index = ClusterIndex(window=self.index.window, threshold=self.index.threshold)
-            by_provisional: dict[int, _Plan] = {}
-            for job, guid_hash, entry in fresh:
-                url_hash = sha1(entry.url)
-                outlet = entry.outlet or job.default_outlet
-                if url_hash in stored:
-                    sightings.append(_Sighting(job, guid_hash, outlet, url_hash))
-                    touched.add(stored[url_hash][1])
-                    continue
-                if url_hash in planned:
-                    if planned[url_hash].job is not job:  # same URL in two feeds of this batch
-                        sightings.append(_Sighting(job, guid_hash, outlet, url_hash))
-                    continue
-                plan = self._plan(job, guid_hash, entry, url_hash, outlet, batch_index, by_provisional)
-                planned[url_hash] = plan
-                plans.append(plan)
+            # Classifying and clustering a big batch is CPU work: it runs in a thread so the event
+            # loop keeps serving chat and fetches (the index is only touched under _index_lock).
+            async with self._index_lock:
+                plans, sightings, touched, planned = await asyncio.to_thread(self._plan_batch, fresh, stored)
             if plans:
                 await self._insert_stories(session, plans, now)
             ids = {url_hash: story_id for url_hash, (story_id, _c) in stored.items()}
@@ -249,10 +237,38 @@ class Ingestor:
             if touched:
                 await self.store.refresh_cluster_counts(session, touched)
         # Only after the commit: a rolled-back batch must leave no trace in the index.
-        for plan in plans:
-            plan.indexed.story_id, plan.indexed.cluster_id = plan.story_id, _cluster_of(plan)
-            self.index.add(plan.indexed)
-            plan.job.new_stories.append(_new_story(plan, now))
+        async with self._index_lock:
+            for plan in plans:
+                plan.indexed.story_id, plan.indexed.cluster_id = plan.story_id, _cluster_of(plan)
+                self.index.add(plan.indexed)
+                plan.job.new_stories.append(_new_story(plan, now))
+
+    def _plan_batch(
+        self, fresh: list[tuple[_Job, str, Entry]], stored: dict[str, tuple[int, int]]
+    ) -> tuple[list[_Plan], list[_Sighting], set[int], dict[str, _Plan]]:
+        plans: list[_Plan] = []
+        sightings: list[_Sighting] = []
+        touched: set[int] = set()
+        planned: dict[str, _Plan] = {}
+        # Stories of this batch can cluster with each other (a Google News feed carries
+        # several outlets, and several feeds run the same story at once).
+        batch_index = ClusterIndex(window=self.index.window, threshold=self.index.threshold)
+        by_provisional: dict[int, _Plan] = {}
+        for job, guid_hash, entry in fresh:
+            url_hash = sha1(entry.url)
+            outlet = entry.outlet or job.default_outlet
+            if url_hash in stored:
+                sightings.append(_Sighting(job, guid_hash, outlet, url_hash))
+                touched.add(stored[url_hash][1])
+                continue
+            if url_hash in planned:
+                if planned[url_hash].job is not job:  # same URL in two feeds of this batch
+                    sightings.append(_Sighting(job, guid_hash, outlet, url_hash))
+                continue
+            plan = self._plan(job, guid_hash, entry, url_hash, outlet, batch_index, by_provisional)
+            planned[url_hash] = plan
+            plans.append(plan)
+        return plans, sightings, touched, planned
 
     async def _fresh_entries(self, session: AsyncSession, batch: list[_Job]) -> list[tuple[_Job, str, Entry]]:
         """Entries not yet seen in their own source, first occurrence of each guid."""

@@ -9,23 +9,29 @@ to the ``on_story`` callbacks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import random
+import socket
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from bot.domain import FetchResult, ParsedFeed
+from bot.domain import FetchResult, ParsedFeed, clamp_server_delay
 from bot.pipeline.ingest import Ingestor, NewStory
 from bot.settings import Settings
 from bot.sources.trackers import parse_for_kind, rate_limit_reset, request_headers, request_url
+from bot.store.db import is_database_outage
 from bot.store.repo import ClaimedSource, Store, utcnow
 
 log = logging.getLogger(__name__)
 
 Status = Literal["new", "unchanged", "failed"]
-LEASE = timedelta(minutes=10)
+SAVE_RETRY_SECONDS = 300.0  # how long poll results are retried through a database outage
+DATABASE_RETRY = timedelta(seconds=30)  # a poll cut short by the database is retried this soon
 MAX_PAGES = 3  # tracker pagination per poll: enough to catch up after a burst, polite otherwise
 
 
@@ -92,6 +98,9 @@ class Poller:
         self.sinks = list(sinks)
         self._rng = rng or random.Random()
         self._cycle_lock = asyncio.Lock()
+        # Names this poller in the leases it takes (host, pid and a random part: unique even when
+        # two pollers share a process, as in tests).
+        self.owner = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         # Hashes of each source's item elements as of its last stored poll (delta parsing); in
         # memory only: after a restart, or on another replica, a feed is simply parsed whole once.
         self._known_items: dict[int, frozenset[bytes]] = {}
@@ -103,61 +112,125 @@ class Poller:
         on_claimed: Callable[[int], None] | None = None,
         on_progress: Callable[[SourceOutcome], None] | None = None,
     ) -> PollReport:
-        """Poll every source that is due now. Cycles never overlap within a process."""
+        """Poll every source that is due now. Cycles never overlap within a process.
+
+        Sources are claimed with a short lease (``FW_POLL_LEASE_SECONDS``) that a heartbeat renews
+        while they wait or are worked on: if this process dies, or loses the database, another
+        replica (or this one, once the database is back) polls them again within about a lease
+        and a tick, instead of after a long fixed lease."""
         async with self._cycle_lock:
             now = now or utcnow()
             report = PollReport(started=now)
-            # Claimed in chunks, so a big install's lease (10 minutes) never runs out mid-cycle
-            # and several replicas share the work instead of one taking all of it.
+            lease = timedelta(seconds=self.settings.poll_lease_seconds)
+            # Claimed in chunks, so several replicas share the work of a big install instead of one
+            # taking all of it.
             chunk_size = max(1000, self.settings.fetch_concurrency * 4)
-            claimed = await self.store.claim_due_sources(LEASE, now, limit=chunk_size)
+            claimed = await self.store.claim_due_sources(lease, now, limit=chunk_size, owner=self.owner)
             total = len(claimed)
             if on_claimed:
                 on_claimed(total)
             if not claimed:
                 report.finished = utcnow()
                 return report
-            await self.ingestor.refresh_index(now)
-            states: list[dict[str, Any]] = []
-            limit = asyncio.Semaphore(self.settings.fetch_concurrency)
-            in_flight = 0
-            progressed = asyncio.Event()
-
-            async def one(source: ClaimedSource) -> None:
-                nonlocal in_flight
-                try:
-                    async with limit:
-                        outcome, state = await self._poll_source(source, report)
-                    states.append(state)
-                    report.outcomes.append(outcome)
-                    if on_progress:
-                        on_progress(outcome)
-                    if len(states) >= 500:  # keep transactions short on big installs
-                        batch = states[:]
-                        states.clear()
-                        await self.store.save_fetch_states(batch)
-                finally:
-                    in_flight -= 1
-                    progressed.set()
-
-            async with asyncio.TaskGroup() as group:
-                while claimed:
-                    for source in claimed:
-                        in_flight += 1
-                        group.create_task(one(source))
-                    # Claim the next chunk when this one is nearly done: leases are taken just
-                    # before their work starts, and the pipeline never drains between chunks.
-                    while in_flight > chunk_size // 4:
-                        progressed.clear()
-                        await progressed.wait()
-                    claimed = await self.store.claim_due_sources(LEASE, now, limit=chunk_size)
-                    total += len(claimed)
-                    if claimed and on_claimed:
-                        on_claimed(total)
-            await self.store.save_fetch_states(states)
+            held: set[int] = {s.id for s in claimed}  # claimed and not yet saved: leases to renew
+            heartbeat = asyncio.create_task(self._renew_leases(held, lease), name="poll-lease-heartbeat")
+            try:
+                await self.ingestor.refresh_index(now)
+                await self._poll_claimed(
+                    claimed, report, held, now, lease, chunk_size, total, on_claimed, on_progress
+                )
+            finally:
+                heartbeat.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await heartbeat
             report.outcomes.sort(key=lambda o: o.source_id)
             report.finished = utcnow()
             return report
+
+    async def _poll_claimed(
+        self,
+        claimed: list[ClaimedSource],
+        report: PollReport,
+        held: set[int],
+        now: datetime,
+        lease: timedelta,
+        chunk_size: int,
+        total: int,
+        on_claimed: Callable[[int], None] | None,
+        on_progress: Callable[[SourceOutcome], None] | None,
+    ) -> None:
+        states: list[dict[str, Any]] = []
+        limit = asyncio.Semaphore(self.settings.fetch_concurrency)
+        in_flight = 0
+        progressed = asyncio.Event()
+
+        async def one(source: ClaimedSource) -> None:
+            nonlocal in_flight
+            try:
+                async with limit:
+                    outcome, state = await self._poll_source(source, report)
+                states.append(state)
+                report.outcomes.append(outcome)
+                if on_progress:
+                    on_progress(outcome)
+                if len(states) >= 500:  # keep transactions short on big installs
+                    batch = states[:]
+                    states.clear()
+                    await self._save_states(batch, held)
+            finally:
+                in_flight -= 1
+                progressed.set()
+
+        async with asyncio.TaskGroup() as group:
+            while claimed:
+                for source in claimed:
+                    in_flight += 1
+                    group.create_task(one(source))
+                # Claim the next chunk when this one is nearly done: leases are taken just
+                # before their work starts, and the pipeline never drains between chunks.
+                while in_flight > chunk_size // 4:
+                    progressed.clear()
+                    await progressed.wait()
+                try:
+                    claimed = await self.store.claim_due_sources(
+                        lease, max(now, utcnow()), limit=chunk_size, owner=self.owner
+                    )
+                except Exception as exc:  # the database went away: finish what is claimed
+                    log.warning("claiming more sources failed: %s", _one_line(exc))
+                    claimed = []
+                held.update(s.id for s in claimed)
+                total += len(claimed)
+                if claimed and on_claimed:
+                    on_claimed(total)
+        await self._save_states(states, held)
+
+    async def _renew_leases(self, held: set[int], lease: timedelta) -> None:
+        every = max(1.0, lease.total_seconds() / 3)
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.store.renew_source_leases(sorted(held), lease, self.owner)
+            except Exception as exc:  # an outage: the leases lapse, and that is what frees them
+                log.warning("renewing source leases failed: %s", _one_line(exc))
+
+    async def _save_states(self, batch: list[dict[str, Any]], held: set[int]) -> None:
+        """Save fetch states, retrying through a database outage. Never raises: a save that never
+        succeeds only means those sources are polled again once their lease has lapsed."""
+        if not batch:
+            return
+        delay, deadline = 0.5, asyncio.get_running_loop().time() + SAVE_RETRY_SECONDS
+        while True:
+            try:
+                await self.store.save_fetch_states(batch, owner=self.owner)
+                break
+            except Exception as exc:
+                if asyncio.get_running_loop().time() + delay > deadline:
+                    log.error("saving the poll results of %d sources failed: %s", len(batch), _one_line(exc))
+                    break
+                log.warning("saving poll results failed (%s); retrying in %.0fs", _one_line(exc), delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        held.difference_update(state["id"] for state in batch)
 
     async def _poll_source(
         self, source: ClaimedSource, report: PollReport
@@ -170,8 +243,34 @@ class Poller:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug or a database hiccup must not stop the other sources
+            outcome.status = "failed"
+            if is_database_outage(exc):
+                # Not the source's fault: no back-off, no failure counted; polled again soon.
+                log.warning("polling %s: the database failed (%s)", source.name, _one_line(exc))
+                outcome.error = f"database unavailable: {_one_line(exc)}"[:300]
+                state.update(last_error=outcome.error, next_poll_at=utcnow() + DATABASE_RETRY)
+                outcome.elapsed = (utcnow() - started).total_seconds()
+                return outcome, state
             log.exception("polling %s failed", source.name)
+            outcome.error = f"internal error: {type(exc).__name__}: {exc}"[:300]
+        try:
+            self._schedule_next(source, outcome, state, started)
+        except Exception as exc:  # whatever a source's answer did, its failure stays its own
+            log.exception("scheduling %s failed", source.name)
             outcome.status, outcome.error = "failed", f"internal error: {type(exc).__name__}: {exc}"[:300]
+            state = {
+                "id": source.id,
+                "last_polled_at": started,
+                "failure_count": source.failure_count + 1,
+                "last_error": outcome.error,
+                "next_poll_at": started + self._interval(source),
+            }
+        outcome.elapsed = (utcnow() - started).total_seconds()
+        return outcome, state
+
+    def _schedule_next(
+        self, source: ClaimedSource, outcome: SourceOutcome, state: dict[str, Any], started: datetime
+    ) -> None:
         if outcome.status == "failed":
             failures = source.failure_count + 1
             state.update(
@@ -191,8 +290,6 @@ class Poller:
                 last_success_at=started,
                 next_poll_at=started + self._interval(source),
             )
-        outcome.elapsed = (utcnow() - started).total_seconds()
-        return outcome, state
 
     async def _fetch_parse_ingest(
         self, source: ClaimedSource, outcome: SourceOutcome, state: dict[str, Any], report: PollReport
@@ -229,6 +326,7 @@ class Poller:
                 org=spec.org,
                 repo=spec.repo,
                 known_items=self._known_items.get(source.id, frozenset()) if pages == 1 else frozenset(),
+                max_items=self.settings.max_items_per_feed,
             )
             if parsed.error is not None:
                 outcome.status, outcome.error = "failed", parsed.error
@@ -269,7 +367,14 @@ class Poller:
         return timedelta(seconds=base * (1 + self._rng.random() * self.settings.interval_jitter))
 
     def _backoff(self, source: ClaimedSource, failures: int, retry_after: float | None) -> timedelta:
-        base = source.interval_minutes * 60.0 * 2 ** min(failures - 1, 16)
+        base = source.interval_minutes * 60.0 * 2 ** min(max(failures, 1) - 1, 16)
         capped = min(base, self.settings.max_backoff_minutes * 60.0)
-        delay = max(capped, retry_after or 0.0)
+        # A server may ask for more than our own cap, but never for more than a week (and "inf"
+        # or "1e20" must neither silence a source for good nor overflow a timedelta).
+        delay = max(capped, clamp_server_delay(retry_after) or 0.0)
         return timedelta(seconds=delay * (1 + self._rng.random() * self.settings.interval_jitter))
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}"[:200] if text else type(exc).__name__

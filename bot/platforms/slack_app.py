@@ -14,9 +14,11 @@ acknowledgement; slow ones (fetching a feed for `sources add`, a digest) are ack
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -215,34 +217,94 @@ def slack_configured(settings: Settings) -> bool:
 
 
 class SlackSocketService:
-    """Socket Mode: the app opens a WebSocket to Slack, no public URL needed (one process only)."""
+    """Socket Mode: the app opens a WebSocket to Slack, no public URL needed (one process only).
+
+    Starting never waits for Slack: a refused token fails the start in one line (when Slack can be
+    reached to say so), and an unreachable Slack is retried in the background, with one log line per
+    outage rather than a traceback every ten seconds, while polling and delivery go on."""
 
     name = "slack-socket-mode"
+    FIRST_TRY_SECONDS = 5.0
 
     def __init__(self, app: AsyncApp, app_token: str) -> None:
         self._app = app
         self._token = app_token
         self._handler: Any = None
+        self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-        handler: Any = AsyncSocketModeHandler(self._app, self._token)  # slack-bolt: untyped
+        handler: Any = AsyncSocketModeHandler(self._app, self._token, logger=_socket_logger())  # untyped
+        self._handler = handler  # so that stop() also ends a connection that is still retrying
         # Ask for the first WebSocket URL here rather than inside connect_async(): slack-sdk retries
         # a refused token there forever, so a wrong SLACK_APP_TOKEN (revoked, or not an xapp- token)
-        # would hang this start, and with it every service after it, logging a retry every 10 s.
-        # Slack's refusal now fails the start; network errors are still retried by connect_async().
+        # would never be reported. Slack's refusal fails the start; an unreachable Slack does not.
         try:
-            handler.client.wss_uri = await handler.client.issue_new_wss_url()
+            handler.client.wss_uri = await asyncio.wait_for(
+                handler.client.issue_new_wss_url(), self.FIRST_TRY_SECONDS
+            )
         except SlackApiError:
+            self._handler = None
             await handler.close_async()
             raise
         except Exception as exc:
-            log.warning("slack: no Socket Mode URL yet (%s); retrying", type(exc).__name__)
-        self._handler = handler  # so that stop() also ends a start that is still retrying
-        await handler.connect_async()
+            log.warning(
+                "slack: Socket Mode cannot reach Slack yet (%s); polling goes on, Slack connects when it can",
+                type(exc).__name__,
+            )
+        self._task = asyncio.create_task(self._connect(handler), name="slack-socket-mode")
+
+    async def _connect(self, handler: Any) -> None:
+        try:
+            await handler.connect_async()  # retries by itself until connected or closed
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.error(
+                "slack: Socket Mode stopped: %s", " ".join(str(exc).split())[:200] or type(exc).__name__
+            )
 
     async def stop(self) -> None:
-        if self._handler is not None:
-            await self._handler.close_async()
-            self._handler = None
+        handler, self._handler = self._handler, None
+        task, self._task = self._task, None
+        if handler is not None:
+            handler.client.closed = True  # ends slack-sdk's retry loop at its next turn
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, 5)
+        if handler is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(handler.close_async(), 5)
+
+
+class _OneLineRetries(logging.Filter):
+    """slack-sdk logs every failed Socket Mode connection attempt with a traceback, every ten
+    seconds. Keep the first line of each outage, then one reminder every five minutes."""
+
+    REMIND_EVERY = 300.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last: float | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.getMessage().startswith("Failed to connect"):
+            if "session" in record.getMessage() and "established" in record.getMessage():
+                self._last = None  # connected: the next failure is a new outage
+            return True
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        now = time.monotonic()
+        if self._last is not None and now - self._last < self.REMIND_EVERY:
+            return False
+        self._last = now
+        return True
+
+
+def _socket_logger() -> logging.Logger:
+    logger = logging.getLogger("bot.platforms.slack.socket_mode")
+    if not any(isinstance(f, _OneLineRetries) for f in logger.filters):
+        logger.addFilter(_OneLineRetries())
+    return logger

@@ -23,7 +23,7 @@ from aiohttp.abc import AbstractResolver
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from bot.domain import FetchResult
+from bot.domain import FetchResult, clamp_server_delay
 from bot.settings import Settings
 from bot.sources.urlsafety import (
     ALLOWED_SCHEMES,
@@ -53,7 +53,8 @@ class _FetchProblem(Exception):
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date); None if unusable."""
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), clamped to
+    :data:`bot.domain.MAX_SERVER_DELAY_SECONDS`; None if unusable."""
     if value is None:
         return None
     text = value.strip()
@@ -64,15 +65,15 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     except ValueError:
         pass
     else:
-        return max(0.0, seconds) if seconds == seconds else None  # NaN is not a delay
+        return clamp_server_delay(seconds)
     try:
         when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:  # HTTP-dates are GMT by definition
         when = when.replace(tzinfo=UTC)
     current = now or datetime.now(UTC)
-    return max(0.0, (when - current).total_seconds())
+    return clamp_server_delay((when - current).total_seconds())
 
 
 def _size(n: int) -> str:

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, unquote, urlencode, urljoin, urlsplit
 
-from bot.domain import SOURCE_KINDS, Entry, ParsedFeed, SourceSpec
+from bot.domain import SOURCE_KINDS, Entry, ParsedFeed, SourceSpec, clamp_server_delay
 from bot.settings import Settings
 from bot.sources.normalize import clean_text, cut_at_word, to_utc
 
@@ -77,7 +77,7 @@ _HF_PLACEHOLDER_BEFORE = datetime(2022, 3, 3, tzinfo=UTC)
 _HF_ORG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 _GITHUB_REPO_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
 _LINK_NEXT_RE = re.compile(r"<([^>]*)>\s*((?:;\s*[^;,]+)*)")
-_RATELIMIT_T_RE = re.compile(r";\s*t\s*=\s*(\d+(?:\.\d+)?)")
+_RATELIMIT_T_RE = re.compile(r";\s*t\s*=\s*(\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)")
 _RELEASE_TAG_PATH = "/releases/tag/"
 _GITHUB_ID_RE = re.compile(r"^tag:github\.com,2008:Repository/\d+/(?P<tag>.+)$")
 
@@ -226,8 +226,11 @@ def rate_limit_reset(headers: Mapping[str, str]) -> float | None:
     match = _RATELIMIT_T_RE.search(value)
     if not match:
         return None
-    seconds = float(match.group(1))
-    return seconds if math.isfinite(seconds) else None
+    try:
+        seconds = float(match.group(1))
+    except (ValueError, OverflowError):
+        return None
+    return clamp_server_delay(seconds)
 
 
 def _hf_time(value: object) -> datetime | None:
@@ -526,11 +529,41 @@ def parse_for_kind(
     repo: str | None = None,
     hub_base: str = DEFAULT_HUB_BASE,
     known_items: frozenset[bytes] = frozenset(),
+    max_items: int = 0,
 ) -> ParsedFeed:
     """Parse a fetched body the way its source kind needs; the process pool's single entry point.
 
     ``known_items``: hashes of the item elements this source's previous poll parsed; feeds and
-    GitHub release feeds then parse only the items that are new or changed (see ``delta``)."""
+    GitHub release feeds then parse only the items that are new or changed (see ``delta``).
+    ``max_items`` (0 = no cap): at most that many entries come out of one document; an XML
+    document whose entity declarations would expand far past its size is refused unparsed."""
+    parsed = _parse_for_kind(
+        kind, body, headers, url, summary_chars, org, repo, hub_base, known_items, max_items
+    )
+    if max_items and len(parsed.entries) > max_items:
+        parsed.items_dropped += len(parsed.entries) - max_items
+        del parsed.entries[max_items:]
+    return parsed
+
+
+def _parse_for_kind(
+    kind: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    url: str,
+    summary_chars: int,
+    org: str | None,
+    repo: str | None,
+    hub_base: str,
+    known_items: frozenset[bytes],
+    max_items: int,
+) -> ParsedFeed:
+    if kind in ("feed", "github_releases"):
+        from bot.sources.xmlguard import entity_problem
+
+        problem = entity_problem(body)
+        if problem is not None:
+            return ParsedFeed(entries=[], error=f"refused: {problem}")
     if kind == "hf_models":
         if not org:
             return ParsedFeed(entries=[], error="hf_models source without `org`")
@@ -543,28 +576,35 @@ def parse_for_kind(
             body,
             known_items,
             lambda doc: parse_github_releases(doc, headers, url, repo=name, summary_chars=summary_chars),
+            max_items,
         )
     if kind == "feed":
         from bot.sources.parser import parse_feed
 
         try:
             return _delta(
-                body, known_items, lambda doc: parse_feed(doc, headers, url, summary_chars=summary_chars)
+                body,
+                known_items,
+                lambda doc: parse_feed(doc, headers, url, summary_chars=summary_chars),
+                max_items,
             )
         except Exception as exc:
             return ParsedFeed(entries=[], error=f"feed could not be parsed: {exc!r}"[:300])
     return ParsedFeed(entries=[], error=f"unknown source kind {kind!r}")
 
 
-def _delta(body: bytes, known: frozenset[bytes], parse: Callable[[bytes], ParsedFeed]) -> ParsedFeed:
+def _delta(
+    body: bytes, known: frozenset[bytes], parse: Callable[[bytes], ParsedFeed], max_items: int = 0
+) -> ParsedFeed:
     """Parse only the new or changed items when the previous poll's items are known."""
     from bot.sources.delta import changed_document
 
-    document, hashes, skipped = changed_document(body, known)
+    document, hashes, skipped = changed_document(body, known, max_items=max_items)
     if document is None:  # every item was parsed before: nothing new
         return ParsedFeed(entries=[], item_hashes=hashes, items_skipped=skipped)
     parsed = parse(document)
     if document is not body and (parsed.error is not None or (parsed.bozo and not parsed.entries)):
+        # (A whole-document reparse of a capped feed is still capped by the caller.)
         parsed = parse(body)  # the cut-down document misbehaved: the whole one decides
         skipped = 0
     parsed.item_hashes, parsed.items_skipped = hashes, skipped

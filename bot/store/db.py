@@ -101,3 +101,24 @@ def head_revision() -> str | None:
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    """True for errors that mean "the database cannot be reached right now" (connection refused
+    or reset, server gone), as opposed to a bug: those are logged in one line, not a traceback."""
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, (OperationalError, ConnectionError, TimeoutError)) or (
+        isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError | PermissionError)
+    )
+
+
+def log_failure(logger: logging.Logger, what: str, exc: BaseException) -> None:
+    """Log a failed background step: one line for a database outage, a traceback for anything else."""
+    if is_database_outage(exc):
+        text = " ".join(str(exc).split())[:200]
+        logger.warning("%s: the database is unreachable (%s: %s)", what, type(exc).__name__, text)
+    else:
+        logger.error("%s", what, exc_info=exc)

@@ -91,6 +91,9 @@ class Source(Base):
     last_modified: Mapped[str | None] = mapped_column(String(100))
     next_poll_at: Mapped[datetime] = mapped_column(index=True)
     lease_until: Mapped[datetime | None]
+    # Which poller holds the lease: a late save from a replica that lost it must not clear or
+    # overwrite the lease (and state) of the replica that took the source over.
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
     last_polled_at: Mapped[datetime | None]
     last_success_at: Mapped[datetime | None]
     last_status: Mapped[int | None] = mapped_column(Integer)

@@ -6,9 +6,9 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.domain import SourceSpec
@@ -117,10 +117,18 @@ class Store:
             return list((await session.scalars(select(m.Source).order_by(m.Source.id))).all())
 
     async def claim_due_sources(
-        self, owner_lease: timedelta, now: datetime | None = None, limit: int = 100_000
+        self,
+        owner_lease: timedelta,
+        now: datetime | None = None,
+        limit: int = 100_000,
+        *,
+        owner: str | None = None,
     ) -> list[ClaimedSource]:
         """Claim the sources due for a poll, with a lease, so that no two replicas poll the same
-        source. ``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite serializes writers anyway."""
+        source. ``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite serializes writers anyway.
+
+        ``owner`` names the claiming poller; :meth:`renew_source_leases` and
+        :meth:`save_fetch_states` then only touch rows whose lease it still holds."""
         now = now or utcnow()
         due = (
             select(m.Source.id)
@@ -136,7 +144,7 @@ class Store:
         stmt = (
             update(m.Source)
             .where(m.Source.id.in_(due.scalar_subquery()))
-            .values(lease_until=now + owner_lease)
+            .values(lease_until=now + owner_lease, lease_owner=owner)
             .returning(
                 m.Source.id,
                 m.Source.name,
@@ -157,13 +165,56 @@ class Store:
             rows = (await session.execute(stmt)).all()
         return sorted((ClaimedSource(**row._mapping) for row in rows), key=lambda s: s.id)
 
-    async def save_fetch_states(self, states: Iterable[dict[str, Any]]) -> None:
-        """Write many sources' fetch state (and release their lease) in one transaction."""
-        batch = [dict(s, lease_until=None) for s in states]
-        if not batch:
-            return
+    async def renew_source_leases(
+        self, ids: Sequence[int], lease: timedelta, owner: str, now: datetime | None = None
+    ) -> int:
+        """Extend the leases this ``owner`` still holds on ``ids``; returns how many it holds."""
+        if not ids:
+            return 0
+        until = (now or utcnow()) + lease
+        renewed = 0
         async with self.sessions.begin() as session:
-            await session.execute(update(m.Source), batch)
+            for chunk in _chunks(list(ids), 1000):
+                result = await session.execute(
+                    update(m.Source)
+                    .where(m.Source.id.in_(chunk), m.Source.lease_owner == owner)
+                    .values(lease_until=until)
+                    .execution_options(synchronize_session=False)
+                )
+                renewed += _rowcount(result)
+        return renewed
+
+    async def save_fetch_states(self, states: Iterable[dict[str, Any]], *, owner: str | None = None) -> int:
+        """Write many sources' fetch state (and release their lease) in one transaction.
+
+        With ``owner``, a row is written only while that owner still holds its lease: a poller that
+        lost a source (it stalled past the lease and another replica took over) must not overwrite
+        the newer state. Returns the number of rows written."""
+        batch = [dict(s, lease_until=None, lease_owner=None) for s in states]
+        if not batch:
+            return 0
+        if owner is None:
+            async with self.sessions.begin() as session:
+                await session.execute(update(m.Source), batch)
+            return len(batch)
+        by_keys: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for row in batch:
+            by_keys.setdefault(tuple(sorted(k for k in row if k != "id")), []).append(row)
+        written = 0
+        async with self.sessions.begin() as session:
+            for keys, rows in by_keys.items():
+                # On the table, not the mapped class: with a list of parameters the ORM would turn
+                # this into its bulk UPDATE by primary key and drop the owner condition.
+                table = cast(Table, m.Source.__table__)
+                stmt = (
+                    update(table)
+                    .where(table.c.id == bindparam("b_id"), table.c.lease_owner == owner)
+                    .values({key: bindparam(f"b_{key}") for key in keys})
+                )
+                params = [{f"b_{k}": v for k, v in row.items()} for row in rows]
+                result = await (await session.connection()).execute(stmt, params)
+                written += _rowcount(result)
+        return written
 
     # ------------------------------------------------------------------ stories
     async def known_entries(
@@ -328,6 +379,11 @@ class Store:
             for name, model in (("sources", m.Source), ("stories", m.Story), ("clusters", m.Cluster)):
                 out[name] = int(await session.scalar(select(func.count()).select_from(model)) or 0)
             return out
+
+
+def _rowcount(result: Any) -> int:
+    count = getattr(result, "rowcount", -1)
+    return int(count) if isinstance(count, int) and count >= 0 else 0
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:

@@ -59,6 +59,9 @@ def user(uid: str, name: str, bot: bool = False) -> dict[str, Any]:
     }
 
 
+DISCORD_EPOCH_MS = 1420070400000
+
+
 @dataclass
 class DiscordAPI:
     shared: Path | None = None  # validate bodies against the spec when set
@@ -80,7 +83,7 @@ class DiscordAPI:
     # like a send that reached Discord but whose answer never came back (crash/timeout tests).
     hold_responses: asyncio.Event | None = None
     holding: int = 0  # responses currently held
-    _ids: Any = field(default_factory=lambda: itertools.count(200000000000000000))
+    _ids: Any = field(default_factory=lambda: itertools.count(1))
     _nonces: dict[tuple[str, str], tuple[float, dict[str, Any]]] = field(default_factory=dict)
     _sent: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
     _global: deque[float] = field(default_factory=deque)
@@ -124,7 +127,10 @@ class DiscordAPI:
 
     # ------------------------------------------------------------------ handling
     def _new_id(self) -> str:
-        return str(next(self._ids))
+        # Real snowflakes: the creation time in the high bits (clients page history by it), and a
+        # counter in the low 22 bits so ids stay unique and increasing.
+        stamp = int(time.time() * 1000) - DISCORD_EPOCH_MS
+        return str((stamp << 22) | (next(self._ids) & 0x3FFFFF))
 
     def _message(self, channel_id: str, body: dict[str, Any], **extra: Any) -> dict[str, Any]:
         return {
@@ -232,7 +238,7 @@ class DiscordAPI:
         if m == "PUT" and parts[0] == "applications" and parts[-1] == "commands":
             return jr([dict(c, id=self._new_id(), application_id=APP_ID, version="1") for c in body or []])
         if parts[0] == "channels" and len(parts) >= 2:
-            response = self._channel(m, parts, body or {})
+            response = self._channel(m, parts, body or {}, dict(request.query))
             if self.hold_responses is not None and m == "POST" and parts[2:] == ["messages"]:
                 self.holding += 1
                 try:
@@ -258,7 +264,9 @@ class DiscordAPI:
             )
         return jr({"message": "404: Not Found", "code": 0}, 404)
 
-    def _channel(self, m: str, parts: list[str], body: dict[str, Any]) -> web.Response:
+    def _channel(
+        self, m: str, parts: list[str], body: dict[str, Any], query: dict[str, str] | None = None
+    ) -> web.Response:
         channel_id = parts[1]
         if channel_id in self.gone_channels:
             return jr({"message": "Unknown Channel", "code": 10003}, 404)
@@ -277,6 +285,21 @@ class DiscordAPI:
                     "parent_id": None,
                 }
             )
+        if m == "GET" and parts[2:] == ["messages"]:
+            # GET /channels/{id}/messages: newest first, at most `limit` (1-100), `after`/`before`
+            # a snowflake. Discord keeps no nonce in history, so none is listed.
+            q = query or {}
+            limit = max(1, min(100, int(q.get("limit", "50"))))
+            history = [dict(msg) for msg in self.messages.get(channel_id, [])]
+            for msg in history:
+                msg.pop("nonce", None)
+            if "after" in q:
+                newer = [msg for msg in history if int(msg["id"]) > int(q["after"])]
+                page = newer[:limit]  # the oldest `limit` after the id, returned newest first
+                return jr(list(reversed(page)))
+            if "before" in q:
+                history = [msg for msg in history if int(msg["id"]) < int(q["before"])]
+            return jr(list(reversed(history))[:limit])
         if m == "POST" and parts[2:] == ["messages"]:
             nonce = body.get("nonce")
             if nonce is not None and body.get("enforce_nonce"):
