@@ -55,7 +55,7 @@ class App:
         parse_workers: int | None = None,
     ) -> App:
         """Migrate the database, load the taxonomy and sources, and wire the pipeline."""
-        classifier = load_classifier(settings.topics_file)
+        classifier = load_classifier(settings.topics_file, settings.topic_model)
         specs = load_sources(settings.sources_file, default_interval=settings.default_interval_minutes)
         engine = create_engine(settings.database_url)
         try:

@@ -254,7 +254,7 @@ async def _stories(
     from bot.store.repo import Store
 
     try:
-        known = load_classifier(settings.topics_file).topics
+        known = load_classifier(settings.topics_file, "off").topics
     except Exception as exc:
         raise _ConfigProblem(str(exc)) from None
     if topic is not None and topic not in known:
@@ -296,7 +296,7 @@ def classify(explain: bool) -> None:
 
     settings = _settings()
     try:
-        classifier = load_classifier(settings.topics_file)
+        classifier = load_classifier(settings.topics_file, settings.topic_model)
     except TopicsConfigError as exc:
         err.print(f"error: {exc}", markup=False)
         sys.exit(2)
@@ -306,20 +306,172 @@ def classify(explain: bool) -> None:
 
 
 @main.command(name="eval")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def eval_command(file: Path) -> None:
-    """Per-topic precision, recall and F1, macro-F1 and the misclassified items of a labeled JSONL file."""
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--splits",
+    is_flag=True,
+    help="Report every split of the labelled corpus (train, validation, test) instead of FILES.",
+)
+@click.option(
+    "--data",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("config/labelled"),
+    show_default=True,
+    help="The labelled corpus (with --splits).",
+)
+def eval_command(files: tuple[Path, ...], splits: bool, data: Path) -> None:
+    """Per-topic precision, recall and F1, macro-F1, the hard-negative rate and the misclassified
+    items of labelled JSONL files (records with `topics` or `labels`); --splits reports each split."""
     from bot.classify import TopicsConfigError, load_classifier
     from bot.classify.evaluate import LabeledSetError, evaluate, format_report, load_labeled
 
     settings = _settings()
+    if splits:
+        files = tuple(data / f"{name}.jsonl" for name in ("train", "validation", "test"))
+        missing = [str(f) for f in files if not f.exists()]
+        if missing:
+            err.print(f"error: no labelled corpus at {data} (missing {', '.join(missing)})", markup=False)
+            sys.exit(2)
+    if not files:
+        err.print("error: give a labelled JSONL file, or --splits", markup=False)
+        sys.exit(2)
     try:
-        classifier = load_classifier(settings.topics_file)
-        items = load_labeled(file)
+        classifier = load_classifier(settings.topics_file, settings.topic_model)
+        reports = []
+        for file in files:
+            items = load_labeled(file)
+            if not items:
+                raise LabeledSetError(f"{file}: no labelled items")
+            reports.append((file, evaluate(classifier, items)))
     except (TopicsConfigError, LabeledSetError) as exc:
         err.print(f"error: {exc}", markup=False)
         sys.exit(2)
-    out.print(format_report(evaluate(classifier, items)), markup=False)
+    for n, (file, report) in enumerate(reports):
+        if len(reports) > 1:
+            out.print(f"{'' if n == 0 else chr(10)}== {file} ==", markup=False)
+        out.print(format_report(report, max_items=20 if splits else None), markup=False)
+
+
+@main.command()
+@click.option(
+    "--data",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("config/labelled"),
+    show_default=True,
+    help="The labelled corpus: its train.jsonl and validation.jsonl are read (never test.jsonl).",
+)
+@click.option(
+    "--extra",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="More labelled JSONL for training (your own labels, `frontierwatch feedback export`). Repeatable.",
+)
+@click.option("--feedback", is_flag=True, help="Also learn from the chat feedback stored in the database.")
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the model (default: the packaged model file). Use it with FW_TOPIC_MODEL.",
+)
+def train(data: Path, extra: tuple[Path, ...], feedback: bool, out_path: Path | None) -> None:
+    """Train the learned topic model from the labelled corpus (reproducible: same data, same file)."""
+    from bot.classify import PACKAGED_MODEL, RuleClassifier, TopicsConfigError
+    from bot.classify.evaluate import LabeledSetError
+    from bot.classify.taxonomy import load_taxonomy
+    from bot.classify.train import load_training_data, train_model
+
+    settings = _settings()
+    target = out_path or PACKAGED_MODEL
+    train_files = [data / "train.jsonl", *extra]
+    validation = [data / "validation.jsonl"]
+    missing = [str(f) for f in (*train_files, *validation) if not f.exists()]
+    if missing:
+        err.print(f"error: missing labelled data: {', '.join(missing)}", markup=False)
+        sys.exit(2)
+    try:
+        rules = RuleClassifier(load_taxonomy(settings.topics_file))
+        if feedback:
+            exported = _run(_export_feedback_file(settings))
+            train_files.append(exported)
+        loaded = load_training_data(train_files, validation)
+    except (TopicsConfigError, LabeledSetError) as exc:
+        err.print(f"error: {exc}", markup=False)
+        sys.exit(2)
+    model = train_model(rules, loaded)
+    model.save(target)
+    for topic, info in model.meta["topics"].items():
+        if info.get("model"):
+            v = info["validation_at_threshold"]
+            threshold = next(t.threshold for t in model.topics if t.name == topic)
+            out_line = (
+                f"{topic}: learned (C={info['C']:g}, {info['train_positives']} training examples); "
+                f"validation at threshold {threshold:.2f}: precision {v['precision']:.3f}, "
+                f"recall {v['recall']:.3f}, F1 {v['f1']:.3f}"
+            )
+        else:
+            out_line = f"{topic}: rules only ({info['train_positives']} training examples; {info['reason']})"
+        out.print(out_line, markup=False)
+    size = target.stat().st_size
+    out.print(
+        f"wrote {target} ({size / 1024:.0f} KB, {model.meta['features']} features, "
+        f"{model.meta['train_items']} training and {model.meta['validation_items']} validation items)",
+        markup=False,
+    )
+
+
+async def _feedback_records(settings: Settings) -> list[dict[str, object]]:
+    from bot.store.db import create_engine, migrate
+    from bot.store.feedback import FeedbackStore
+
+    engine = create_engine(settings.database_url)
+    try:
+        await migrate(engine)
+        return await FeedbackStore(engine).export()
+    finally:
+        await engine.dispose()
+
+
+async def _export_feedback_file(settings: Settings) -> Path:
+    """The chat feedback as a labelled JSONL file next to the database, for `train --feedback`."""
+    import tempfile
+
+    from bot.store.feedback import export_lines
+
+    records = await _feedback_records(settings)
+    with tempfile.NamedTemporaryFile(
+        "w", encoding="utf-8", suffix="-feedback.jsonl", prefix="frontierwatch-", delete=False
+    ) as handle:
+        handle.write(export_lines(records))
+    return Path(handle.name)
+
+
+@main.group()
+def feedback() -> None:
+    """Readers' "Not relevant" / "Wrong topic" clicks on alerts, as labelled examples."""
+
+
+@feedback.command(name="export")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write to this file instead of stdout.",
+)
+def feedback_export(output: Path | None) -> None:
+    """Write every judged story in the labelling guide's JSON Lines format (for `train --extra`)."""
+    from bot.store.feedback import export_lines
+
+    settings = _settings()
+    _logging("WARNING")
+    records = _run(_feedback_records(settings))
+    text = export_lines(records)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        err.print(f"wrote {len(records)} labelled stories to {output}", markup=False)
 
 
 # ---------------------------------------------------------------------------------------- sources
@@ -382,7 +534,7 @@ async def _sources_check(settings: Settings, url: str) -> bool:
     from bot.sources.fetcher import FeedFetcher
     from bot.sources.parser import parse_feed
 
-    classifier = load_classifier(settings.topics_file)
+    classifier = load_classifier(settings.topics_file, settings.topic_model)
     async with FeedFetcher(settings) as fetcher:
         result = await fetcher.fetch(url)
     if result.error is not None or result.body is None:

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     # --- configuration files
     sources_file: Path = Path("config/sources.toml")
     topics_file: Path = Path("config/topics.toml")
+    topic_model: str = Field(
+        "", description='learned topic model: "" = the packaged one, "off" = rules only, or a model file'
+    )
     # --- fetching
     allow_private_sources: bool = False
     user_agent: str = "FrontierWatch/0.1 (+https://github.com/frontierwatch/frontierwatch; feed monitor)"

@@ -9,6 +9,7 @@ from typing import Literal
 
 from bot.services import DigestRunner
 from bot.store.chat import ChannelKey, ChatStore
+from bot.store.feedback import FeedbackStore
 from handlers.model import Command
 
 
@@ -45,6 +46,7 @@ class HandlerDeps:
     max_sources_per_channel: int = 10
     max_keywords_per_channel: int = 50
     clock: Callable[[], datetime] = field(default=_utcnow)
+    feedback: FeedbackStore | None = None  # readers' clicks on alerts (None: not counted)
 
 
 def channel_key(command: Command) -> ChannelKey:

@@ -76,6 +76,12 @@ async def status(deps: HandlerDeps, command: Command) -> Reply:
         lines.extend(f"• `{s.id}` {s.name} — {sources.health(s, now)}" for s in state.sources)
     else:
         lines.append("Sources added here: none")
+    if deps.feedback is not None:
+        judged = await deps.feedback.count_for_channel(command.platform, command.channel_id)
+        lines.append(
+            f"Feedback on alerts from this channel: {judged} "
+            f"({'thanks — ' if judged else ''}use “Not relevant” or “Wrong topic…” under an alert)."
+        )
     return info("Frontier Watch in this channel", *lines)
 
 

@@ -1,5 +1,8 @@
-"""Topic classification: hard negatives, evidence, taxonomy validation, keyword filters, the
-`classify` JSON Lines contract, evaluation, and the development-set quality gate."""
+"""The rule classifier (the reviewable half of the hybrid): hard negatives, evidence, taxonomy
+validation, keyword filters, the `classify` JSON Lines contract, evaluation, and regression gates of
+the rules alone on the development and check sets (relabelled by the labelling guide).
+
+The production classifier (rules + learned model) is tested in ``test_classifier_model.py``."""
 
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ SHIPPED_TOPICS = ("distillation", "ip", "natsec", "release")
 
 @pytest.fixture(scope="module")
 def classifier() -> Classifier:
-    return load_classifier(TOPICS)
+    return load_classifier(TOPICS, "off")  # the rules alone
 
 
 @pytest.fixture(scope="module")
@@ -322,7 +325,7 @@ def test_classify_lines_contract(classifier: Classifier) -> None:
     out = [json.loads(line) for line in classify_lines(classifier, lines, explain=False)]
     assert len(out) == 6  # the blank line produced nothing
     first, bad_json, not_object, no_title, whisky, bad_title = out
-    assert first["topics"] == ["distillation"]
+    assert first["topics"][:2] == ["distillation", "ip"]  # an accusation is ip too (labelling guide)
     assert list(first["scores"]) == list(SHIPPED_TOPICS)
     assert all(round(v, 4) == v and 0 <= v <= 1 for v in first["scores"].values())
     assert set(first) == {"topics", "scores"}
@@ -401,8 +404,11 @@ def test_load_labeled_errors(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- quality gate
-MIN_MACRO_F1 = 0.90
-MIN_PRECISION = 0.90
+# The rules alone, on the development set they were tuned on, relabelled by the guide (which now
+# counts distillation accusations as ip and natsec too): a regression gate for rule edits. The
+# production figures are the learned model's on the frozen test split.
+MIN_MACRO_F1 = 0.87
+MIN_PRECISION = 0.85
 
 
 def gate_failures(report: EvalReport) -> list[str]:

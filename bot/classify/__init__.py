@@ -6,6 +6,7 @@ constructor the composition root calls.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -14,12 +15,17 @@ from bot.classify.rules import RuleClassifier
 from bot.classify.taxonomy import Taxonomy, TopicsConfigError, load_taxonomy, parse_taxonomy
 from bot.domain import Classification
 
+#: The model shipped with the package, trained by `frontierwatch train` from `config/labelled`.
+PACKAGED_MODEL = Path(__file__).resolve().parent / "data" / "topic-model.json.gz"
+
 __all__ = [
+    "PACKAGED_MODEL",
     "Classifier",
     "KeywordFilter",
     "RuleClassifier",
     "Taxonomy",
     "TopicsConfigError",
+    "classify_many",
     "load_classifier",
     "parse_taxonomy",
 ]
@@ -36,6 +42,27 @@ class Classifier(Protocol):
     def classify(self, title: str, summary: str = "") -> Classification: ...
 
 
-def load_classifier(path: Path) -> Classifier:
-    """Build the classifier from a taxonomy file; raises `TopicsConfigError` with file, line and key."""
-    return RuleClassifier(load_taxonomy(path))
+def classify_many(classifier: Classifier, stories: Sequence[tuple[str, str]]) -> list[Classification]:
+    """Classify a batch, in one pass when the classifier can (the learned model scores batches)."""
+    many = getattr(classifier, "classify_many", None)
+    if callable(many):
+        return list(many(stories))
+    return [classifier.classify(title, summary) for title, summary in stories]
+
+
+def load_classifier(path: Path, model: Path | str | None = "") -> Classifier:
+    """Build the classifier: the taxonomy's rules, plus the learned model where it was trained.
+
+    ``model``: ``""`` = the packaged model, ``"off"`` or None = rules only, else a model file (e.g.
+    one written by ``frontierwatch train --out``). Raises `TopicsConfigError` (file, line and key)
+    for a bad taxonomy and `ModelError` for an unreadable model file."""
+    from bot.classify.hybrid import HybridClassifier
+    from bot.classify.model import LinearTopicModel
+
+    rules = RuleClassifier(load_taxonomy(path))
+    if model is None or model == "off":
+        return rules
+    model_path = PACKAGED_MODEL if model == "" else Path(model)
+    if model == "" and not model_path.exists():
+        return HybridClassifier(rules, None)
+    return HybridClassifier(rules, LinearTopicModel.load(model_path))

@@ -39,6 +39,7 @@ class LabeledItem:
     line: int = 0
     url: str | None = None
     outlet: str | None = None
+    hard_negative: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +86,12 @@ class EvalReport:
     items: int
     exact_match: int
     misclassified: list[Misclassified] = field(default_factory=list)
+    hard_negatives: int = 0  # items marked hard_negative (no topic, but a trap word or AI off-topic)
+    hard_negatives_flagged: int = 0  # of those, how many got a topic
+
+    @property
+    def hard_negative_rate(self) -> float:
+        return self.hard_negatives_flagged / self.hard_negatives if self.hard_negatives else 0.0
 
     @property
     def macro_f1(self) -> float:
@@ -119,11 +126,12 @@ def _item_from(record: Any, lineno: int, where: str) -> LabeledItem:
         summary = ""
     if not isinstance(summary, str):
         raise bad("'summary' must be a string")
-    if "topics" not in record:
-        raise bad("missing 'topics' (use [] for a story that belongs to no topic)")
-    topics = record["topics"]
+    key = "topics" if "topics" in record else "labels"
+    if key not in record:
+        raise bad("missing 'topics' (or 'labels'; use [] for a story that belongs to no topic)")
+    topics = record[key]
     if not isinstance(topics, list) or not all(isinstance(t, str) for t in topics):
-        raise bad("'topics' must be a list of strings")
+        raise bad(f"'{key}' must be a list of strings")
     url = record.get("url")
     outlet = record.get("outlet")
     return LabeledItem(
@@ -133,6 +141,7 @@ def _item_from(record: Any, lineno: int, where: str) -> LabeledItem:
         line=lineno,
         url=url if isinstance(url, str) else None,
         outlet=outlet if isinstance(outlet, str) else None,
+        hard_negative=record.get("hard_negative") is True and not topics,
     )
 
 
@@ -169,6 +178,7 @@ def evaluate(classifier: Classifier, items: Sequence[LabeledItem]) -> EvalReport
     counts = {t: [0, 0, 0] for t in topics}  # tp, fp, fn
     wrong: list[Misclassified] = []
     exact = 0
+    hard = flagged = 0
     for item in items:
         unknown = item.topics - known
         if unknown:
@@ -176,8 +186,17 @@ def evaluate(classifier: Classifier, items: Sequence[LabeledItem]) -> EvalReport
                 f"line {item.line}: unknown topic(s) {', '.join(sorted(unknown))}; "
                 f"the classifier knows {', '.join(topics)}"
             )
-        result = classifier.classify(item.title, item.summary)
+    many = getattr(classifier, "classify_many", None)
+    results = (
+        many([(i.title, i.summary) for i in items])
+        if callable(many)
+        else [classifier.classify(i.title, i.summary) for i in items]
+    )
+    for item, result in zip(items, results, strict=True):
         got = set(result.topics)
+        if item.hard_negative:
+            hard += 1
+            flagged += bool(got)
         for topic in topics:
             expected_here = topic in item.topics
             got_here = topic in got
@@ -200,7 +219,14 @@ def evaluate(classifier: Classifier, items: Sequence[LabeledItem]) -> EvalReport
                 )
             )
     per_topic = {t: TopicMetrics(t, *counts[t]) for t in topics}
-    return EvalReport(per_topic=per_topic, items=len(items), exact_match=exact, misclassified=wrong)
+    return EvalReport(
+        per_topic=per_topic,
+        items=len(items),
+        exact_match=exact,
+        misclassified=wrong,
+        hard_negatives=hard,
+        hard_negatives_flagged=flagged,
+    )
 
 
 def format_report(report: EvalReport, *, max_items: int | None = None) -> str:
@@ -225,6 +251,11 @@ def format_report(report: EvalReport, *, max_items: int | None = None) -> str:
         f"macro-F1 {report.macro_f1:.3f} · {report.exact_match}/{report.items} items exactly right · "
         f"{len(report.misclassified)} misclassified"
     )
+    if report.hard_negatives:
+        lines.append(
+            f"hard negatives flagged: {report.hard_negatives_flagged}/{report.hard_negatives} "
+            f"({report.hard_negative_rate:.1%})"
+        )
     if report.misclassified:
         lines.append("")
         lines.append("Misclassified:")

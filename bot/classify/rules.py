@@ -25,12 +25,12 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.classify.taxonomy import Taxonomy, TopicSpec, pattern_tokens
 from bot.domain import Classification
 
-__all__ = ["RuleClassifier"]
+__all__ = ["RuleAnalysis", "RuleClassifier", "apply_overrides"]
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 _CACHE_LIMIT = 200_000
@@ -39,6 +39,8 @@ _CACHE_LIMIT = 200_000
 _CONTEXT = 0
 _SIGNAL = 1
 _NEGATIVE = 2
+_ALWAYS = 3
+_NEVER = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +154,8 @@ class RuleClassifier:
             for signal in topic.signals:
                 all_terms.extend(signal.terms)
             all_terms.extend(topic.negative_terms)
+            all_terms.extend(topic.always)
+            all_terms.extend(topic.never)
         self._matcher = _Matcher(all_terms)
 
         slots: dict[int, list[_Slot]] = {}
@@ -165,6 +169,10 @@ class RuleClassifier:
                     slots.setdefault(self._matcher.term_id(term), []).append((_SIGNAL, t, s))
             for term in topic.negative_terms:
                 slots.setdefault(self._matcher.term_id(term), []).append((_NEGATIVE, t, -1))
+            for term in topic.always:
+                slots.setdefault(self._matcher.term_id(term), []).append((_ALWAYS, t, -1))
+            for term in topic.never:
+                slots.setdefault(self._matcher.term_id(term), []).append((_NEVER, t, -1))
             signal_index = {sig.name: i for i, sig in enumerate(topic.signals)}
             plans.append(
                 _TopicPlan(
@@ -182,15 +190,29 @@ class RuleClassifier:
         self._slots = {term_id: tuple(found) for term_id, found in slots.items()}
         self._plans = tuple(plans)
         self._n_contexts = len(context_names)
+        self._context_names = tuple(context_names)
 
     @property
     def topics(self) -> tuple[str, ...]:
         return self._topics
 
+    @property
+    def contexts(self) -> tuple[str, ...]:
+        return self._context_names
+
     def classify(self, title: str, summary: str = "") -> Classification:
-        title_tokens = _TOKEN.findall(title.lower())
+        return self.analyze(title, summary).classification
+
+    def analyze(self, title: str, summary: str = "") -> RuleAnalysis:
+        """The rule classification plus the operator's `always`/`never` term hits per topic."""
+        return self.analyze_tokens(
+            _TOKEN.findall(title.lower()), _TOKEN.findall(summary.lower()) if summary else []
+        )
+
+    def analyze_tokens(self, title_tokens: list[str], summary_tokens: list[str]) -> RuleAnalysis:
+        """As :meth:`analyze`, on text already split by :func:`bot.classify.features.tokens`."""
         title_hits = self._matcher.find(title_tokens)
-        summary_hits = self._matcher.find(_TOKEN.findall(summary.lower())) if summary else {}
+        summary_hits = self._matcher.find(summary_tokens) if summary_tokens else {}
 
         contexts_present: set[int] = set()
         # per topic: signal index -> (best location factor, matched texts in order)
@@ -199,6 +221,8 @@ class RuleClassifier:
         title_signals: list[set[int]] = [set() for _ in self._plans]
         # per topic: number of title tokens covered by `bare_title` signals
         bare_tokens: list[int] = [0] * len(self._plans)
+        always: dict[str, str] = {}
+        never: dict[str, str] = {}
         title_weight = self.taxonomy.title_weight
 
         plans = self._plans
@@ -222,6 +246,10 @@ class RuleClassifier:
                                 bucket[signal] = (factor, current[1])
                     elif kind == _CONTEXT:
                         contexts_present.add(owner)
+                    elif kind == _ALWAYS:
+                        always.setdefault(plans[owner].spec.name, text)
+                    elif kind == _NEVER:
+                        never.setdefault(plans[owner].spec.name, text)
                     elif factor > negatives[owner]:
                         negatives[owner] = factor
 
@@ -275,4 +303,38 @@ class RuleClassifier:
                 evidence[name] = ()
             if score >= plan.spec.threshold:
                 passing.append(name)
-        return Classification(scores=scores, topics=tuple(passing), evidence=evidence)
+        rules_only = Classification(scores=scores, topics=tuple(passing), evidence=evidence)
+        classification = rules_only
+        if always or never:
+            classification = apply_overrides(rules_only, self._topics, always, never)
+        contexts = frozenset(self._context_names[i] for i in contexts_present)
+        negative = {self._topics[t]: f for t, f in enumerate(negatives) if f}
+        return RuleAnalysis(classification, rules_only, always, never, contexts, negative)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleAnalysis:
+    classification: Classification  # with the operator's overrides applied
+    rules_only: Classification  # before them (what the learned model takes as features)
+    always: dict[str, str]  # topic -> the `always` term that matched
+    never: dict[str, str]  # topic -> the `never` term that matched
+    contexts: frozenset[str] = frozenset()  # the taxonomy's contexts present (e.g. "ai", "compute")
+    negatives: dict[str, float] = field(default_factory=dict)  # topic -> a `negative` term matched
+
+
+def apply_overrides(
+    result: Classification, order: tuple[str, ...], always: dict[str, str], never: dict[str, str]
+) -> Classification:
+    """The operator has the last word: `never` terms remove a topic, `always` terms attach it."""
+    scores = dict(result.scores)
+    evidence = dict(result.evidence)
+    topics = set(result.topics)
+    for topic, term in always.items():
+        topics.add(topic)
+        scores[topic] = max(scores.get(topic, 0.0), 1.0)
+        evidence[topic] = (f"always: {term}", *evidence.get(topic, ()))
+    for topic, term in never.items():
+        topics.discard(topic)
+        scores[topic] = 0.0
+        evidence[topic] = (f"never: {term}",)
+    return Classification(scores=scores, topics=tuple(t for t in order if t in topics), evidence=evidence)

@@ -70,6 +70,8 @@ class TopicSpec:
     ] = ()  # a title made (almost) only of these signals' terms satisfies `requires`
     negative_weight: float = 0.0
     negative_terms: tuple[str, ...] = ()
+    always: tuple[str, ...] = ()  # any of these terms attaches the topic, whatever the scores say
+    never: tuple[str, ...] = ()  # any of these terms removes the topic (wins over `always`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +232,8 @@ _TOPIC_KEYS = (
     "bare_title",
     "signals",
     "negative",
+    "always",
+    "never",
 )
 _SIGNAL_KEYS = ("weight", "terms", "gated", "description")
 _NEGATIVE_KEYS = ("weight", "terms", "description")
@@ -367,7 +371,12 @@ def _parse_topic(
         negative_weight = v.number(neg.get("weight", 3.0), [*neg_path, "weight"], low=0, high=100)
         negative_terms = v.terms(neg["terms"], [*neg_path, "terms"], allow_empty=True)
 
+    always = v.terms(table.get("always", []), [*path, "always"], allow_empty=True)
+    never = v.terms(table.get("never", []), [*path, "never"], allow_empty=True)
+
     return TopicSpec(
+        always=always,
+        never=never,
         name=name,
         description=description,
         threshold=threshold,

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import discord
 
+from bot.delivery import controls
 from bot.delivery.outbox import Unit
 from bot.digest import discord_render, slack_render
 from bot.digest.common import DigestHeader, quiet_line
@@ -76,10 +77,18 @@ def unit_body(platform: str, unit: Unit, previous_topic: str | None = None) -> d
     if unit.kind == "alert":
         entry = DigestEntry.from_dict(payload["entry"])
         at = datetime.fromisoformat(payload["at"])
+        # Bot-token channels get the feedback controls; a webhook's message reaches no app.
+        choices = [str(t) for t in payload.get("choices") or ()]
         if fam == "discord":
-            return discord_render.alert_body(entry, at)
+            body = discord_render.alert_body(entry, at)
+            if platform == "discord" and choices:
+                body["components"] = controls.discord_components(unit.lead.id, choices)
+            return body
         if fam == "slack":
-            return slack_render.alert_body(entry, at)
+            body = slack_render.alert_body(entry, at)
+            if platform == "slack" and choices:
+                body["blocks"] = [*body["blocks"], controls.slack_actions_block(unit.lead.id, choices)]
+            return body
         return text_alert(entry, at)
     if unit.kind == "followup":
         if fam == "discord":
@@ -148,8 +157,10 @@ def discord_wire(body: dict[str, Any], nonce: str | None = None) -> dict[str, An
         nonce=nonce,
         allowed_mentions=discord.AllowedMentions.none(),
     )
-    payload = params.payload or {}
-    return dict(payload)
+    payload = dict(params.payload or {})
+    if body.get("components"):
+        payload["components"] = body["components"]
+    return payload
 
 
 def slack_wire(body: dict[str, Any], channel: str, delivery_id: int | None = None) -> dict[str, Any]:

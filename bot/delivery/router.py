@@ -91,11 +91,17 @@ class Router:
     """The story sink the poller calls after each feed is ingested."""
 
     def __init__(
-        self, outbox: Outbox, settings: Settings, on_queued: Callable[[], None] | None = None
+        self,
+        outbox: Outbox,
+        settings: Settings,
+        on_queued: Callable[[], None] | None = None,
+        *,
+        topics: Sequence[str] = (),
     ) -> None:
         self.outbox = outbox
         self.settings = settings
         self.on_queued = on_queued
+        self.topics = tuple(topics)  # the taxonomy, for the alerts' "Wrong topic…" menu
 
     async def __call__(self, stories: Sequence[NewStory]) -> None:
         await self.route(stories)
@@ -174,7 +180,12 @@ class Router:
                     "cluster_id": story.cluster_id,
                     "story_id": story.story_id,
                     "kind": "alert",
-                    "payload": {"entry": entry.to_dict(), "at": now.isoformat()},
+                    # "choices": every topic, for the alert's "Wrong topic…" menu.
+                    "payload": {
+                        "entry": entry.to_dict(),
+                        "at": now.isoformat(),
+                        "choices": list(self.topics or story.classification.scores),
+                    },
                     "next_attempt_at": now,
                     "created_at": now,
                 }

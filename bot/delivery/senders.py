@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import aiohttp
 import discord
-from discord.http import Route
+from discord.http import Route, handle_message_parameters
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
@@ -237,18 +237,22 @@ class DiscordSender:
                     else:
                         target = thread.thread_id
                 await self.pace.acquire()
-                marked = with_discord_marker(body, unit.nonce)
-                message = await client.get_partial_messageable(int(target)).send(
-                    content=marked.get("content") or None,
-                    embeds=_embeds(marked),
+                # The exact wire body (embeds, marker, nonce, feedback components) that
+                # `digest --preview` prints and the spec tests validate.
+                params = handle_message_parameters(
+                    content=body.get("content") or None,
+                    embeds=_embeds(with_discord_marker(body, unit.nonce)),
                     nonce=unit.nonce,
                     allowed_mentions=discord.AllowedMentions.none(),
                 )
+                if body.get("components") and params.payload is not None:
+                    params.payload["components"] = body["components"]
+                message = await client.http.send_message(int(target), params=params)
         except SendError:
             raise
         except Exception as exc:
             raise discord_error(exc) from exc
-        return Sent(str(message.id), created_thread)
+        return Sent(str(message["id"]), created_thread)
 
     async def _thread(self, client: discord.Client, dest: Dest, thread: ThreadRef) -> str:
         await self.pace.acquire()

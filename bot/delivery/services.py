@@ -162,7 +162,7 @@ class Delivery:
         worker = DeliveryWorker(
             outbox, settings, senders if senders is not None else build_senders(settings, write, store.engine)
         )
-        router = Router(outbox, settings, on_queued=worker.wake)
+        router = Router(outbox, settings, on_queued=worker.wake, topics=topics)
         digests = DigestService(outbox, settings, topics, on_queued=worker.wake)
         return cls(outbox, router, worker, digests)
 

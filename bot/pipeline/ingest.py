@@ -23,6 +23,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.classify import classify_many
 from bot.domain import Classification, Entry
 from bot.pipeline.cluster import ClusterIndex, IndexedStory, headline_tokens, model_key, raw_tokens
 from bot.store import models as m
@@ -254,6 +255,20 @@ class Ingestor:
         # several outlets, and several feeds run the same story at once).
         batch_index = ClusterIndex(window=self.index.window, threshold=self.index.threshold)
         by_provisional: dict[int, _Plan] = {}
+        # Every story new to the store is classified in one batch (the learned model scores a
+        # batch with one sparse product).
+        new_urls: dict[str, Entry] = {}
+        for _job, _guid, entry in fresh:
+            url_hash = sha1(entry.url)
+            if url_hash not in stored and url_hash not in new_urls:
+                new_urls[url_hash] = entry
+        classified = dict(
+            zip(
+                new_urls,
+                classify_many(self.classifier, [(e.title, e.summary) for e in new_urls.values()]),
+                strict=True,
+            )
+        )
         for job, guid_hash, entry in fresh:
             url_hash = sha1(entry.url)
             outlet = entry.outlet or job.default_outlet
@@ -265,7 +280,9 @@ class Ingestor:
                 if planned[url_hash].job is not job:  # same URL in two feeds of this batch
                     sightings.append(_Sighting(job, guid_hash, outlet, url_hash))
                 continue
-            plan = self._plan(job, guid_hash, entry, url_hash, outlet, batch_index, by_provisional)
+            plan = self._plan(
+                job, guid_hash, entry, url_hash, outlet, batch_index, by_provisional, classified[url_hash]
+            )
             planned[url_hash] = plan
             plans.append(plan)
         return plans, sightings, touched, planned
@@ -292,6 +309,7 @@ class Ingestor:
         outlet: str,
         batch_index: ClusterIndex,
         by_provisional: dict[int, _Plan],
+        classification: Classification,
     ) -> _Plan:
         model = dict(entry.extra).get("model")
         indexed = IndexedStory(
@@ -304,7 +322,6 @@ class Ingestor:
             seen=job.now,
             model=model_key(model) if model else None,
         )
-        classification = self.classifier.classify(entry.title, entry.summary)
         plan = _Plan(job, guid_hash, entry, url_hash, outlet, classification, indexed, None)
         match = self.index.find(indexed)
         if match is not None:

@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Literal
+from typing import Any, Literal
 
 import discord
 from discord import app_commands
@@ -34,6 +34,8 @@ from bot.store.chat import ALERT_CAP_MAX
 from handlers import Command, HandlerDeps, Invocation, Reply, Rights, handle
 from handlers.alerts import DEFAULT_CAP
 from handlers.digest import search_timezones
+from handlers.feedback import FeedbackClick, parse_discord_custom_id, record_feedback
+from handlers.model import error
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +129,36 @@ class DiscordCommands:
         await interaction.response.defer(ephemeral=True, thinking=True)
         reply = await task
         await interaction.followup.send(
+            embed=reply_embed(reply), ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+        )
+
+    # ------------------------------------------------------------------ feedback controls
+    async def component(self, interaction: discord.Interaction) -> None:
+        """A click on an alert's "Not relevant" button or "Wrong topic…" menu."""
+        if interaction.type is not discord.InteractionType.component or not isinstance(
+            interaction.data, dict
+        ):
+            return
+        data: dict[str, Any] = dict(interaction.data)
+        parsed = parse_discord_custom_id(
+            str(data.get("custom_id") or ""), [str(v) for v in data.get("values") or []]
+        )
+        if parsed is None:
+            return  # not one of ours
+        delivery_id, kind, topics = parsed
+        if self.deps.feedback is None:
+            reply = error("Feedback is not enabled in this installation.")
+        else:
+            click = FeedbackClick(
+                "discord",
+                str(interaction.channel_id or ""),
+                str(interaction.user.id),
+                delivery_id,
+                kind,
+                topics,
+            )
+            reply = await record_feedback(self.deps.feedback, click, tuple(self.deps.topics))
+        await interaction.response.send_message(
             embed=reply_embed(reply), ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
         )
 
@@ -322,6 +354,15 @@ def build_client(
         deps, guild_id=settings.discord_guild_id, hide_from_members=settings.discord_hide_from_members
     )
     commands.install(tree)
+
+    async def on_interaction(interaction: discord.Interaction) -> None:
+        # Slash commands go through the tree; clicks on alert controls come here.
+        try:
+            await commands.component(interaction)
+        except Exception:  # one bad click must not take the gateway down
+            log.exception("discord: handling a component click failed")
+
+    client.event(on_interaction)
     return client, tree, commands
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Literal
 from bot.classify.taxonomy import load_taxonomy
 from bot.services import DigestRunner, Service
 from bot.store.chat import ChatStore
+from bot.store.feedback import FeedbackStore
 from handlers import HandlerDeps
 from handlers.sources import FeedValidator
 
@@ -47,6 +48,7 @@ def handler_deps(app: App) -> HandlerDeps:
         return app.digests
 
     return HandlerDeps(
+        feedback=FeedbackStore(app.engine),
         store=ChatStore(app.engine),
         topics=topic_descriptions(app),
         check_feed=FeedValidator(

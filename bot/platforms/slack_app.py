@@ -31,8 +31,11 @@ from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStor
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.delivery.controls import SLACK_NOT_RELEVANT, SLACK_WRONG_TOPIC
 from bot.settings import Settings
 from handlers import Command, HandlerDeps, Reply, Rights, UsageError, handle, parse_text
+from handlers.feedback import FeedbackClick, parse_slack_action, record_feedback
+from handlers.model import error
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +126,32 @@ class SlackCommands:
 
     def register(self, app: AsyncApp) -> None:
         app.command(SLASH_COMMAND)(self.on_command)
+        app.action(SLACK_NOT_RELEVANT)(self.on_feedback)
+        app.action(SLACK_WRONG_TOPIC)(self.on_feedback)
+
+    async def on_feedback(
+        self,
+        ack: Callable[..., Awaitable[None]],
+        body: dict[str, Any],
+        action: dict[str, Any],
+        respond: Callable[..., Awaitable[Any]],
+    ) -> None:
+        """A click on an alert's "Not relevant" button or "Wrong topic…" menu."""
+        await ack()  # within Slack's 3 s; the thank-you follows through response_url
+        parsed = parse_slack_action(action)
+        if parsed is None:
+            return
+        delivery_id, kind, topics = parsed
+        channel = str(
+            (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or ""
+        )
+        user = str((body.get("user") or {}).get("id") or "")
+        if self.deps.feedback is None:
+            reply = error("Feedback is not enabled in this installation.")
+        else:
+            click = FeedbackClick("slack", channel, user, delivery_id, kind, topics)
+            reply = await record_feedback(self.deps.feedback, click, tuple(self.deps.topics))
+        await respond(**reply_payload(reply), replace_original=False)
 
     def rights(self, client: AsyncWebClient, user_id: str) -> Rights:
         async def check() -> bool:

@@ -272,3 +272,21 @@ class Delivery(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+
+
+class Feedback(Base):
+    """A reader's judgement of an alert from chat: a labelled example for `frontierwatch train`."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (UniqueConstraint("delivery_id", "user_id"),)  # a second click replaces the first
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"))
+    story_id: Mapped[int] = mapped_column(ForeignKey("stories.id", ondelete="CASCADE"), index=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    channel_id: Mapped[str] = mapped_column(String(100))
+    user_id: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(16))  # not_relevant | wrong_topic
+    alerted_topics: Mapped[list[str]] = mapped_column(JSON, default=list)  # what the alert said
+    topics: Mapped[list[str]] = mapped_column(JSON, default=list)  # what the reader says instead
+    created_at: Mapped[datetime]

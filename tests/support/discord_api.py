@@ -146,6 +146,7 @@ class DiscordAPI:
             "mention_roles": [],
             "attachments": [],
             "embeds": body.get("embeds") or [],
+            "components": body.get("components") or [],
             "pinned": False,
             "type": 0,
             "flags": body.get("flags", 0),

@@ -1,0 +1,90 @@
+"""The production classifier: the learned model where it was trained, the rules everywhere else.
+
+* A topic the model knows is scored by the model's calibrated probability (the rule scores are among
+  its inputs) and attached at the threshold chosen on the validation split.
+* A topic added to ``config/topics.toml`` without training data runs on its rules alone.
+* ``always`` / ``never`` terms of a topic override both.
+* Evidence lists the model's strongest features for the topic, then the rule terms that matched, so
+  an alert can always say why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bot.classify.features import tokens
+from bot.classify.model import LinearTopicModel
+from bot.classify.rules import RuleClassifier, apply_overrides
+from bot.domain import Classification
+
+__all__ = ["HybridClassifier"]
+
+MAX_EVIDENCE = 6
+
+
+class HybridClassifier:
+    def __init__(self, rules: RuleClassifier, model: LinearTopicModel | None) -> None:
+        self.rules = rules
+        self.model = model
+        self._topics = rules.topics
+        known = set(self._topics)
+        self._model_topics = (
+            {name: k for k, name in enumerate(model.topic_names) if name in known} if model else {}
+        )
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        return self._topics
+
+    @property
+    def model_topics(self) -> tuple[str, ...]:
+        """Topics scored by the learned model (the others run on their rules)."""
+        return tuple(t for t in self._topics if t in self._model_topics)
+
+    def classify(self, title: str, summary: str = "") -> Classification:
+        return self.classify_many([(title, summary or "")])[0]
+
+    def classify_many(self, stories: Sequence[tuple[str, str]]) -> list[Classification]:
+        """Classify a batch: one sparse product for the whole batch (how ingest calls it)."""
+        split = [(tokens(title), tokens(summary)) for title, summary in stories]
+        analyses = [self.rules.analyze_tokens(t, s) for t, s in split]
+        model = self.model
+        if model is None or not self._model_topics:
+            return [a.classification for a in analyses]
+        rows = model.feature_rows(
+            split,
+            [a.rules_only.scores for a in analyses],
+            [a.contexts for a in analyses],
+            [a.negatives for a in analyses],
+        )
+        probs = model.probabilities(model.margins(rows)).tolist()  # Python floats: cheap to index
+        thresholds = {t.name: t.threshold for t in model.topics}
+        plan = [(topic, self._model_topics.get(topic), thresholds.get(topic, 1.0)) for topic in self._topics]
+        out: list[Classification] = []
+        for i, analysis in enumerate(analyses):
+            rules_only = analysis.rules_only
+            rule_scores, rule_evidence = rules_only.scores, rules_only.evidence
+            row = probs[i]
+            scores: dict[str, float] = {}
+            evidence: dict[str, tuple[str, ...]] = {}
+            passing: list[str] = []
+            for topic, k, threshold in plan:
+                if k is None:  # no training data: the rules decide
+                    scores[topic] = rule_scores.get(topic, 0.0)
+                    evidence[topic] = rule_evidence.get(topic, ())
+                    if topic in rules_only.topics:
+                        passing.append(topic)
+                    continue
+                score = scores[topic] = row[k]
+                if score >= threshold:  # attached: say why, from the model and the rules
+                    terms = model.explain(rows, i, k)
+                    terms.extend(t for t in rule_evidence.get(topic, ()) if t not in terms)
+                    evidence[topic] = tuple(terms[:MAX_EVIDENCE])
+                    passing.append(topic)
+                else:  # not attached: the rule terms that matched, if any, still say what was seen
+                    evidence[topic] = rule_evidence.get(topic, ())
+            result = Classification(scores=scores, topics=tuple(passing), evidence=evidence)
+            if analysis.always or analysis.never:
+                result = apply_overrides(result, self._topics, analysis.always, analysis.never)
+            out.append(result)
+        return out
