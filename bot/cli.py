@@ -26,6 +26,7 @@ T = TypeVar("T")
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)  # an error is one line, never wrapped
 _DURATION = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
+MAX_DURATION = timedelta(days=3650)  # a window reaching back before year 1 would overflow
 
 
 def parse_duration(text: str) -> timedelta:
@@ -34,7 +35,15 @@ def parse_duration(text: str) -> timedelta:
     if not match:
         raise click.BadParameter(f"{text!r} is not a duration; use a number and m, h, d or w, e.g. 48h")
     value, unit = int(match.group(1)), match.group(2)
-    return timedelta(**{{"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[unit]: value})
+    try:
+        window = timedelta(**{{"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[unit]: value})
+    except OverflowError:
+        window = timedelta.max
+    if window > MAX_DURATION:
+        raise click.BadParameter(
+            f"{text!r} is too long; at most {MAX_DURATION.days // 365} years (e.g. 520w)"
+        )
+    return window
 
 
 def _settings() -> Settings:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
+from sqlalchemy.exc import IntegrityError
+
 from handlers import alerts, digest, keywords, search, sources, status, subscriptions
 from handlers.context import HandlerDeps
 from handlers.model import Command, Reply, UsageError, error
@@ -68,7 +70,12 @@ async def handle(deps: HandlerDeps, command: Command) -> Reply:
     try:
         if writes and not await command.rights.check():
             return refusal(command)
-        return await handler(deps, command)
+        try:
+            return await handler(deps, command)
+        except IntegrityError:
+            # A concurrent command on the same channel wrote the same row a moment earlier (two
+            # clicks, two replicas). Its transaction rolled back; run once more against what it wrote.
+            return await handler(deps, command)
     except UsageError as exc:
         return exc.reply
     except Exception:

@@ -19,8 +19,18 @@ def _split_first(text: str) -> tuple[str, str]:
     return head, parts[1] if len(parts) > 1 else ""
 
 
+MAX_COMMAND_CHARS = 4000  # Slack caps slash-command text near this; Discord options at 6000 in total
+
+
 def parse_text(text: str) -> Invocation:
     """`subscribe distillation alerts 0.6` → Invocation("subscribe", None, ("distillation", "alerts", "0.6"))."""
+    if len(text) > MAX_COMMAND_CHARS:  # before any splitting: quoting rules are costly on huge input
+        raise UsageError(
+            f"That command is {len(text):,} characters long; at most {MAX_COMMAND_CHARS:,} are read.",
+            "Try `/watch help`.",
+        )
+    if "\x00" in text or any(ord(ch) < 32 and ch not in "\t\n\r" for ch in text):
+        raise UsageError("The command contains control characters; type it again as plain text.")
     head, rest = _split_first(text)
     group = head.lower()
     if not group:

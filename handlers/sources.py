@@ -160,7 +160,10 @@ async def remove(deps: HandlerDeps, command: Command) -> Reply:
         state = await deps.store.channel_state(key)
         ids = ", ".join(f"`{s.id}` ({s.name})" for s in state.sources) or "none"
         raise UsageError("Give the id of a source to remove.", *USAGE[2:], f"This channel's sources: {ids}.")
-    source_id = int(args[0].lstrip("#"))
+    digits = args[0].lstrip("#")
+    if len(digits) > 12:  # no installation has a trillion sources; a longer id would overflow the database
+        raise UsageError(f"There is no source `{args[0]}` here.", "`/watch sources list` shows the ids.")
+    source_id = int(digits)
     removed = await deps.store.remove_channel_source(key, source_id)
     if removed is None:
         state = await deps.store.channel_state(key)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -103,3 +104,22 @@ async def test_demo_prints_alerts_and_a_digest(tmp_path: Path) -> None:
     assert "nothing announced (no first-run flood)" in out
     assert "● NEW [" in out  # second poll announces new relevant stories
     assert "Frontier Watch digest" in out and "## natsec" in out and "why:" in out
+
+
+def test_an_overlong_duration_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    env = {"FW_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'x.sqlite3'}", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "stories", "--since", "99999999w"],
+        capture_output=True, text=True, env=env, cwd=REPO, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and "is too long" in done.stderr
+
+
+def test_an_upper_case_scheme_is_a_valid_source_url(tmp_path: Path) -> None:
+    from bot.sources.config import load_sources
+
+    path = tmp_path / "sources.toml"
+    path.write_text('[[sources]]\nname = "Upper"\nurl = "HTTPS://Example.com/feed.xml"\n')
+    [spec] = load_sources(path, default_interval=30)
+    assert spec.url.lower().startswith("https://")

@@ -19,7 +19,7 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import text
 
-from bot.platforms.slack_app import build_slack_app, reply_payload, slack_unescape
+from bot.platforms.slack_app import BOT_SCOPES, build_slack_app, reply_payload, slack_unescape
 from bot.settings import Settings
 from bot.store import models as m
 from bot.web import ReplayGuard, WebServer, build_web_app
@@ -472,7 +472,7 @@ async def test_oauth_install_stores_the_workspace_and_its_commands_work(
             query = urllib.parse.parse_qs(
                 urllib.parse.urlsplit(authorize.group(1).replace("&amp;", "&")).query
             )
-            assert query["scope"] == ["commands,chat:write,chat:write.public,users:read"]
+            assert query["scope"] == [",".join(BOT_SCOPES)]
             assert query["client_id"] == ["111.222"]
             state = query["state"][0]
             async with session.get(
@@ -518,7 +518,7 @@ def test_unescape_and_block_limits() -> None:
 
 
 def test_manifest_matches_the_code() -> None:
-    from bot.platforms.slack_app import BOT_SCOPES, REDIRECT_PATH, SLASH_COMMAND
+    from bot.platforms.slack_app import REDIRECT_PATH, SLASH_COMMAND
 
     manifest = (Path(__file__).resolve().parent.parent / "config/slack-manifest.yml").read_text(
         encoding="utf-8"

@@ -42,7 +42,14 @@ log = logging.getLogger(__name__)
 SLASH_COMMAND = "/watch"
 # commands: the slash command; chat:write(.public): post alerts and digests, also in public channels
 # the bot was not invited to; users:read: the admin/owner check behind configuration commands.
-BOT_SCOPES = ("commands", "chat:write", "chat:write.public", "users:read")
+BOT_SCOPES = (
+    "commands",
+    "chat:write",
+    "chat:write.public",
+    "users:read",
+    "channels:history",
+    "groups:history",
+)
 INSTALL_PATH = "/slack/install"
 REDIRECT_PATH = "/slack/oauth_redirect"
 ACK_WITHIN = 2.0  # seconds; Slack's limit is 3, the rest is network headroom

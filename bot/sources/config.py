@@ -62,7 +62,7 @@ def _parse_one(item: dict[str, Any], where: str, default_interval: int) -> Sourc
         raise SourcesConfigError(f"{where}: `kind` must be one of {', '.join(SOURCE_KINDS)} (got {kind!r})")
     url = item.get("url", "")
     org, repo = item.get("org"), item.get("repo")
-    if kind == "feed" and (not isinstance(url, str) or not url.startswith(("http://", "https://"))):
+    if kind == "feed" and (not isinstance(url, str) or not url.lower().startswith(("http://", "https://"))):
         raise SourcesConfigError(f"{where}: `url` must be an http:// or https:// URL")
     if kind == "hf_models" and (not isinstance(org, str) or not org.strip() or "/" in org):
         raise SourcesConfigError(f'{where}: kind hf_models needs `org`, e.g. org = "deepseek-ai"')

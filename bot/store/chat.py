@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.digest.schedule import next_digest_at as _schedule_next
@@ -203,39 +204,64 @@ class ChatStore:
 
     # ------------------------------------------------------------------ destinations
     @staticmethod
-    async def _find(session: AsyncSession, key: ChannelKey) -> m.Destination | None:
-        row: m.Destination | None = await session.scalar(
-            select(m.Destination).where(
-                m.Destination.platform == key.platform,
-                m.Destination.workspace_id == key.workspace_id,
-                m.Destination.channel_id == key.channel_id,
-            )
+    async def _find(session: AsyncSession, key: ChannelKey, *, lock: bool = False) -> m.Destination | None:
+        query = select(m.Destination).where(
+            m.Destination.platform == key.platform,
+            m.Destination.workspace_id == key.workspace_id,
+            m.Destination.channel_id == key.channel_id,
         )
+        if lock:  # PostgreSQL: commands on one channel run one after another (no-op on SQLite)
+            query = query.with_for_update()
+        row: m.Destination | None = await session.scalar(query)
+        return row
+
+    async def _create(self, key: ChannelKey, now: datetime) -> None:
+        """Create the channel's row, if missing, in its own short transaction before the command's
+        own: losing a race to a concurrent command on the same new channel is fine (the row exists
+        either way), and no connection is held while another is needed."""
+        async with self.sessions() as session:
+            if await self._find(session, key) is not None:
+                return
+        row = self._new_row(key, now)
+        try:
+            async with self.sessions.begin() as session:
+                session.add(row)
+        except IntegrityError:
+            pass
+
+    @staticmethod
+    def _new_row(key: ChannelKey, now: datetime) -> m.Destination:
+        row = m.Destination(
+            platform=key.platform,
+            workspace_id=key.workspace_id,
+            channel_id=key.channel_id,
+            name=key.name[:200],
+            timezone="UTC",
+            digest_time="08:00",
+            digest_frequency="daily",
+            digest_weekday="mon",
+            alert_cap_per_hour=ALERT_CAP_DEFAULT,
+            quiet_day_notice=False,
+            repeat_alerted_in_digest=False,
+            active=True,
+            created_at=now,
+        )
+        row.next_digest_at = next_digest_at("08:00", "UTC", "daily", "mon", now)
         return row
 
     async def _get_or_create(self, session: AsyncSession, key: ChannelKey, now: datetime) -> m.Destination:
-        row = await self._find(session, key)
-        if row is None:
-            row = m.Destination(
-                platform=key.platform,
-                workspace_id=key.workspace_id,
-                channel_id=key.channel_id,
-                name=key.name[:200],
-                timezone="UTC",
-                digest_time="08:00",
-                digest_frequency="daily",
-                digest_weekday="mon",
-                alert_cap_per_hour=ALERT_CAP_DEFAULT,
-                quiet_day_notice=False,
-                repeat_alerted_in_digest=False,
-                active=True,
-                created_at=now,
-            )
-            row.next_digest_at = next_digest_at("08:00", "UTC", "daily", "mon", now)
+        """The channel's row, created on first use and locked for this command. A configuration
+        command also resumes posting in a channel the platform had marked unreachable: whoever
+        configures it can evidently use it again (the next failure would pause it again)."""
+        row = await self._find(session, key, lock=True)
+        if row is None:  # callers create it first (``_create``); the webhook sync creates it here
+            row = self._new_row(key, now)
             session.add(row)
             await session.flush()
         elif key.name and row.name != key.name[:200]:
             row.name = key.name[:200]
+        if not row.active and row.inactive_reason != _REMOVED_FROM_FILE:
+            row.active, row.inactive_reason = True, None
         return row
 
     async def destination(self, key: ChannelKey) -> DestinationView | None:
@@ -284,6 +310,7 @@ class ChatStore:
     ) -> tuple[SubscriptionView, bool]:
         """Subscribe, or change an existing subscription's mode and score. Returns (it, created)."""
         now = now or utcnow()
+        await self._create(key, now)
         async with self.sessions.begin() as session:
             dest = await self._get_or_create(session, key, now)
             sub = await session.scalar(
@@ -324,6 +351,7 @@ class ChatStore:
     ) -> DestinationView:
         """Change the digest time/zone/frequency and recompute ``next_digest_at`` in one go."""
         now = now or utcnow()
+        await self._create(key, now)
         async with self.sessions.begin() as session:
             dest = await self._get_or_create(session, key, now)
             if digest_time is not None:
@@ -357,6 +385,7 @@ class ChatStore:
         if alert_cap_per_hour is not None and not 0 <= alert_cap_per_hour <= ALERT_CAP_MAX:
             raise ValueError(f"alert cap must be from 0 to {ALERT_CAP_MAX}, not {alert_cap_per_hour}")
         now = now or utcnow()
+        await self._create(key, now)
         async with self.sessions.begin() as session:
             dest = await self._get_or_create(session, key, now)
             if quiet_day_notice is not None:
@@ -373,6 +402,7 @@ class ChatStore:
         self, key: ChannelKey, words: Sequence[tuple[str, str]], *, limit: int = 50
     ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
         """Add (kind, keyword) pairs; returns (added, already there). Raises ValueError past ``limit``."""
+        await self._create(key, utcnow())
         async with self.sessions.begin() as session:
             dest = await self._get_or_create(session, key, utcnow())
             existing = {
@@ -394,9 +424,18 @@ class ChatStore:
                 existing[(kind, word.lower())] = word
                 session.add(m.ChannelKeyword(destination_id=dest.id, kind=kind, keyword=word))
                 added.append((kind, word))
-            if len(existing) > limit:
+            await session.flush()
+            # Counted again after our rows are in: a concurrent command on this channel (SQLite
+            # serialises writers, PostgreSQL holds the channel row's lock) cannot slip past the cap.
+            total = await session.scalar(
+                select(func.count())
+                .select_from(m.ChannelKeyword)
+                .where(m.ChannelKeyword.destination_id == dest.id)
+            )
+            if len(existing) > limit or (total or 0) > limit:
                 # Raising inside the transaction rolls back the whole command.
-                raise ValueError(f"a channel can have at most {limit} keywords ({len(existing)} requested)")
+                count = max(len(existing), total or 0)
+                raise ValueError(f"a channel can have at most {limit} keywords ({count} requested)")
             return added, already
 
     async def remove_keywords(self, key: ChannelKey, words: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -437,6 +476,7 @@ class ChatStore:
         """
         now = now or utcnow()
         skey = source_key(spec)
+        await self._create(key, now)
         async with self.sessions.begin() as session:
             dest = await self._get_or_create(session, key, now)
             source = await session.scalar(select(m.Source).where(m.Source.key == skey))
