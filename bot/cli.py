@@ -732,6 +732,9 @@ async def _serve(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
+        from bot.delivery.services import queue_only_digests
+
+        app.digests = queue_only_digests(app)  # `/watch digest now` queues; `run` sends
         app.services.extend(platform_services(app, role="web"))
         await app.start_services()
         err.print(

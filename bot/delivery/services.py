@@ -24,7 +24,7 @@ from bot.delivery.senders import (
     SlackWebhookSender,
 )
 from bot.delivery.worker import DeliveryWorker
-from bot.services import Service
+from bot.services import DigestRunner, Service
 from bot.settings import Settings
 from bot.store import models as m
 from bot.store.db import log_failure
@@ -209,6 +209,14 @@ class _RouteRecovery:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+def queue_only_digests(app: App) -> DigestRunner:
+    """For `frontierwatch serve`, which sends nothing itself: `/watch digest now` writes the digest
+    into the outbox (the database), and the `run` process's delivery worker posts it within its
+    sweep (`FW_DELIVERY_TICK_SECONDS`). Works for every documented layout: one process or the
+    Procfile's web + worker split, on any number of replicas."""
+    return DigestService(Outbox(app.store), app.settings, app.classifier.topics)
 
 
 def delivery_services(app: App) -> list[Service]:
