@@ -57,6 +57,10 @@ class App:
         """Migrate the database, load the taxonomy and sources, and wire the pipeline."""
         classifier = load_classifier(settings.topics_file, settings.topic_model)
         specs = load_sources(settings.sources_file, default_interval=settings.default_interval_minutes)
+        if sync_sources and not specs:
+            log.warning(
+                "no sources in %s: nothing will be polled (add [[sources]] tables)", settings.sources_file
+            )
         engine = create_engine(settings.database_url)
         try:
             await migrate(engine)

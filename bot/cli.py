@@ -47,6 +47,10 @@ def parse_duration(text: str) -> timedelta:
 
 
 def _settings() -> Settings:
+    from bot.settings import misspelled_settings
+
+    for warning in misspelled_settings():
+        err.print(f"warning: {warning}", markup=False)
     try:
         return load_settings()
     except SettingsError as exc:

@@ -7,12 +7,14 @@ never printed: they are ``SecretStr``.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -169,11 +171,35 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_path = Path(os.environ.get("FW_CONFIG_FILE", "config/frontierwatch.toml"))
+        explicit = os.environ.get("FW_CONFIG_FILE")
+        toml_path = Path(explicit or "config/frontierwatch.toml")
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if explicit and not toml_path.is_file():
+            raise SettingsError(f"FW_CONFIG_FILE={explicit}: no such file")
         if toml_path.is_file():
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+            try:
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+            except (OSError, ValueError) as exc:  # unreadable, not UTF-8, or a TOML syntax error
+                raise SettingsError(f"{toml_path}: {' '.join(str(exc).split())}") from None
         return tuple(sources)
+
+    @model_validator(mode="after")
+    def _check_slack_combination(self) -> Settings:
+        """Half a Slack configuration must say so at start, not silently start no Slack."""
+        bot, app_token = self.slack_bot_token is not None, self.slack_app_token is not None
+        client_id, client_secret = self.slack_client_id is not None, self.slack_client_secret is not None
+        if client_id != client_secret:
+            missing = "SLACK_CLIENT_SECRET" if client_id else "SLACK_CLIENT_ID"
+            raise ValueError(
+                f"Slack OAuth needs SLACK_CLIENT_ID and SLACK_CLIENT_SECRET; {missing} is not set"
+            )
+        if app_token and not (bot or client_id):
+            raise ValueError(
+                "SLACK_APP_TOKEN (Socket Mode) also needs SLACK_BOT_TOKEN (or the OAuth client id/secret)"
+            )
+        if client_id and not app_token and self.slack_signing_secret is None:
+            raise ValueError("Slack OAuth installs need SLACK_SIGNING_SECRET (Slack signs every request)")
+        return self
 
     @property
     def is_sqlite(self) -> bool:
@@ -199,12 +225,33 @@ def _setting_name(loc: tuple[Any, ...]) -> str:
     return ENV_PREFIX + field.upper()
 
 
+def misspelled_settings(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Warnings for ``FW_`` variables that name no setting, with the closest real name."""
+    environ = os.environ if environ is None else environ
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields} | {
+        "FW_CONFIG_FILE",
+        "FW_TEST_POSTGRES_URL",
+    }
+    for info in Settings.model_fields.values():
+        if isinstance(info.validation_alias, AliasChoices):
+            known.update(str(choice) for choice in info.validation_alias.choices)
+    warnings = []
+    for name in sorted(environ):
+        if name.startswith(ENV_PREFIX) and name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            warnings.append(f"{name} is not a Frontier Watch setting and is ignored{hint}")
+    return warnings
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build settings, turning a validation failure into one clear line naming the setting."""
     try:
         return Settings(**overrides)
     except ValidationError as exc:
         first = exc.errors()[0]
+        if not first.get("loc"):  # a check across several settings (the Slack combination)
+            raise SettingsError(str(first.get("msg", "")).removeprefix("Value error, ")) from None
         name = _setting_name(tuple(first.get("loc", ())))
         given = first.get("input")
         field = str(first.get("loc", ("",))[0]) if first.get("loc") else ""

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.support.feedserver import FeedServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -123,3 +125,26 @@ def test_an_upper_case_scheme_is_a_valid_source_url(tmp_path: Path) -> None:
     path.write_text('[[sources]]\nname = "Upper"\nurl = "HTTPS://Example.com/feed.xml"\n')
     [spec] = load_sources(path, default_interval=30)
     assert spec.url.lower().startswith("https://")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[[source]]\nname = "A"\nurl = "https://a.example/feed"\n', r"did you mean \[\[sources\]\]"),
+        (
+            '[[sources]]\nname = "A"\nurl = "https://a.example/1"\n[[sources]]\nname = "a"\nurl = "https://a.example/2"\n',
+            "the name is already used by #1",
+        ),
+        ('[[sources]]\nname = "A"\nurl = "https://a.example/my feed"\n', "white space"),
+    ],
+)
+def test_sources_file_mistakes_are_named(tmp_path: Path, text: str, message: str) -> None:
+    from bot.sources.config import SourcesConfigError, load_sources
+
+    path = tmp_path / "sources.toml"
+    path.write_text(text)
+    with pytest.raises(SourcesConfigError, match=message):
+        load_sources(path)
+    path.write_bytes(b'[[sources]]\nname = "\xff"\n')
+    with pytest.raises(SourcesConfigError, match="not UTF-8"):
+        load_sources(path)

@@ -16,7 +16,9 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for key in list(os.environ):
         if key.startswith(("FW_", "DISCORD_", "SLACK_", "HF_")) or key == "PORT":
             monkeypatch.delenv(key)
-    monkeypatch.setenv("FW_CONFIG_FILE", str(tmp_path / "absent.toml"))
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    monkeypatch.setenv("FW_CONFIG_FILE", str(empty))
 
 
 def test_defaults() -> None:
@@ -98,3 +100,52 @@ def test_secrets_are_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
     shown = repr(settings) + str(settings) + settings.model_dump_json()
     assert "supersecretvalue" not in shown and "discord-secret-token" not in shown
     assert settings.hf_token is not None and settings.hf_token.get_secret_value() == "hf_supersecretvalue"
+
+
+def test_config_file_problems_are_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("FW_CONFIG_FILE", str(tmp_path / "absent.toml"))
+    with pytest.raises(SettingsError, match=r"absent.toml: no such file"):
+        load_settings()
+    broken = tmp_path / "broken.toml"
+    broken.write_text("fetch_concurrency = [\n")
+    monkeypatch.setenv("FW_CONFIG_FILE", str(broken))
+    with pytest.raises(SettingsError, match=r"broken.toml: "):
+        load_settings()
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b"\xff\xfe\x00junk")
+    monkeypatch.setenv("FW_CONFIG_FILE", str(binary))
+    with pytest.raises(SettingsError, match=r"binary.toml: "):
+        load_settings()
+
+
+def test_a_misspelled_setting_is_named_with_the_closest_real_one() -> None:
+    from bot.settings import misspelled_settings
+
+    warnings = misspelled_settings({"FW_FECH_CONCURRENCY": "3", "FW_DATABASE_URL": "x", "FW_HF_TOKEN": "t"})
+    assert warnings == [
+        "FW_FECH_CONCURRENCY is not a Frontier Watch setting and is ignored; did you mean FW_FETCH_CONCURRENCY?"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"SLACK_CLIENT_ID": "1"}, "SLACK_CLIENT_SECRET is not set"),
+        ({"SLACK_CLIENT_SECRET": "s"}, "SLACK_CLIENT_ID is not set"),
+        ({"SLACK_APP_TOKEN": "xapp-1"}, "also needs SLACK_BOT_TOKEN"),
+        ({"SLACK_CLIENT_ID": "1", "SLACK_CLIENT_SECRET": "s"}, "need SLACK_SIGNING_SECRET"),
+    ],
+)
+def test_half_a_slack_configuration_is_refused_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str
+) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(SettingsError, match=message) as caught:
+        load_settings()
+    assert "\n" not in str(caught.value)
+
+
+def test_a_bot_token_without_signing_secret_is_a_send_only_slack(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-send-only")
+    assert load_settings().slack_bot_token is not None

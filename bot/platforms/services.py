@@ -74,7 +74,17 @@ def platform_services(app: App, role: Role = "worker") -> list[Service]:
 
             services.append(DiscordService(settings, deps, app.engine))
     socket_mode = settings.slack_app_token is not None
-    slack = build_slack_app(settings, deps, app.engine) if slack_configured(settings) else None
+    commands_possible = socket_mode or settings.slack_signing_secret is not None
+    if slack_configured(settings) and not commands_possible:
+        log.warning(
+            "slack: /watch commands are off because SLACK_SIGNING_SECRET is not set (set it, or "
+            "SLACK_APP_TOKEN for Socket Mode); alerts and digests still go to Slack"
+        )
+    slack = (
+        build_slack_app(settings, deps, app.engine)
+        if slack_configured(settings) and commands_possible
+        else None
+    )
     if slack is not None and socket_mode and role == "worker":
         assert settings.slack_app_token is not None
         services.append(SlackSocketService(slack, settings.slack_app_token.get_secret_value()))

@@ -7,6 +7,7 @@ Optional keys: ``kind`` (``feed`` default: RSS, Atom or RDF; ``hf_models``; ``gi
 
 from __future__ import annotations
 
+import difflib
 import tomllib
 from pathlib import Path
 from typing import Any, cast
@@ -25,17 +26,27 @@ def load_sources(path: Path, *, default_interval: int = 30) -> list[SourceSpec]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SourcesConfigError(f"{path}: file not found (set FW_SOURCES_FILE)") from None
+    except UnicodeDecodeError as exc:
+        raise SourcesConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise SourcesConfigError(f"{path}: cannot read the sources file: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise SourcesConfigError(f"{path}: not valid TOML: {exc}") from None
     return parse_sources(data, origin=str(path), default_interval=default_interval)
 
 
 def parse_sources(data: dict[str, Any], *, origin: str, default_interval: int = 30) -> list[SourceSpec]:
+    unknown = sorted(set(data) - {"sources"})
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], ["sources"], n=1)
+        hint = " — did you mean [[sources]]?" if close else "; the file holds [[sources]] tables"
+        raise SourcesConfigError(f"{origin}: unknown top-level key {unknown[0]!r}{hint}")
     raw = data.get("sources", [])
     if not isinstance(raw, list):
         raise SourcesConfigError(f"{origin}: `sources` must be an array of [[sources]] tables")
     specs: list[SourceSpec] = []
     seen: dict[str, int] = {}
+    names: dict[str, int] = {}
     for index, item in enumerate(raw, start=1):
         where = f"{origin}: [[sources]] #{index}"
         if not isinstance(item, dict):
@@ -45,6 +56,10 @@ def parse_sources(data: dict[str, Any], *, origin: str, default_interval: int = 
         if key in seen:
             raise SourcesConfigError(f"{where} ({spec.name!r}): same source as #{seen[key]}")
         seen[key] = index
+        folded = spec.name.strip().casefold()
+        if folded in names:
+            raise SourcesConfigError(f"{where} ({spec.name!r}): the name is already used by #{names[folded]}")
+        names[folded] = index
         specs.append(spec)
     return specs
 
@@ -64,6 +79,8 @@ def _parse_one(item: dict[str, Any], where: str, default_interval: int) -> Sourc
     org, repo = item.get("org"), item.get("repo")
     if kind == "feed" and (not isinstance(url, str) or not url.lower().startswith(("http://", "https://"))):
         raise SourcesConfigError(f"{where}: `url` must be an http:// or https:// URL")
+    if kind == "feed" and any(ch.isspace() for ch in url):
+        raise SourcesConfigError(f"{where}: `url` contains white space (encode a space as %20)")
     if kind == "hf_models" and (not isinstance(org, str) or not org.strip() or "/" in org):
         raise SourcesConfigError(f'{where}: kind hf_models needs `org`, e.g. org = "deepseek-ai"')
     if kind == "github_releases" and (not isinstance(repo, str) or repo.count("/") != 1):
