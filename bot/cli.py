@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import difflib
 import json
 import logging
 import re
@@ -163,21 +164,48 @@ async def _run_forever(settings: Settings) -> None:
 # ---------------------------------------------------------------------------------------- poll
 @main.command()
 @click.option("--once", is_flag=True, help="Run one cycle over all due sources, print a table, exit.")
-def poll(once: bool) -> None:
-    """Poll due sources: once with --once (progress bar, then a table), else like `run`."""
+@click.option(
+    "--all", "poll_all", is_flag=True, help="With --once: poll every enabled source now, due or not."
+)
+@click.option(
+    "--source", "source_names", multiple=True, metavar="NAME", help="With --once: poll this source now."
+)
+def poll(once: bool, poll_all: bool, source_names: tuple[str, ...]) -> None:
+    """Poll due sources: once with --once (progress bar, then a table), else like `run`.
+
+    Exits 1 when every source polled failed (no network?), 0 otherwise."""
     settings = _settings()
+    if (poll_all or source_names) and not once:
+        err.print("error: --all and --source go with --once", markup=False)
+        sys.exit(2)
     if not once:
         _logging(settings.log_level)
         _run(_run_forever(settings))
         return
     _logging("WARNING")
-    report = _run(_poll_once(settings))
-    sys.exit(0 if report is not None else 1)
+    report = _run(_poll_once(settings, poll_all=poll_all, names=source_names))
+    if report is None:
+        sys.exit(1)
+    failed = report.count("failed")
+    sys.exit(1 if report.outcomes and failed == len(report.outcomes) else 0)
 
 
-async def _poll_once(settings: Settings) -> Any:
+async def _poll_once(settings: Settings, *, poll_all: bool = False, names: tuple[str, ...] = ()) -> Any:
     app = await _build_app(settings)
     try:
+        if poll_all or names:
+            sources = {s.name: s for s in await app.store.list_sources() if s.enabled}
+            unknown = [n for n in names if n not in sources]
+            if unknown:
+                folded = {name.casefold(): name for name in sources}
+                close = difflib.get_close_matches(unknown[0].casefold(), list(folded), n=1)
+                hint = (
+                    f"; did you mean {folded[close[0]]!r}?" if close else "; see `frontierwatch sources list`"
+                )
+                raise _ConfigProblem(f"no enabled source named {unknown[0]!r}{hint}")
+            wanted = list(sources.values()) if poll_all else [sources[n] for n in names]
+            now = datetime.now(UTC)
+            await app.store.save_fetch_states([{"id": s.id, "next_poll_at": now} for s in wanted])
         with Progress(
             TextColumn("polling"),
             BarColumn(),
@@ -196,16 +224,24 @@ async def _poll_once(settings: Settings) -> Any:
                 progress.update(task, advance=1, description=outcome.name[:40])
 
             report = await app.poller.poll_due(on_claimed=claimed, on_progress=step)
+        upcoming = sorted((s.next_poll_at, s.name) for s in await app.store.list_sources() if s.enabled)
     finally:
         await app.close()
-    _print_poll_table(report)
+    _print_poll_table(report, upcoming[0] if upcoming else None)
     return report
 
 
-def _print_poll_table(report: Any) -> None:
+def _print_poll_table(report: Any, next_due: tuple[datetime, str] | None = None) -> None:
     if not report.outcomes:
+        if next_due is None:
+            out.print("No source is enabled: add [[sources]] to the sources file.", markup=False)
+            return
+        when, name = next_due
         out.print(
-            "No source is due. (Sources are polled at their interval; see `frontierwatch sources list`.)"
+            f"No source is due. The next poll is {name!r} at {when:%Y-%m-%d %H:%M} UTC (sources wait "
+            "their interval, and longer after failures); `frontierwatch poll --once --all` polls every "
+            "source now.",
+            markup=False,
         )
         return
     table = Table(title="poll results", title_justify="left")
@@ -223,6 +259,13 @@ def _print_poll_table(report: Any) -> None:
         f"{report.count('failed')} failed; {len(report.new_stories)} new stories in {seconds:.1f}s",
         markup=False,
     )
+    failed = [o for o in report.outcomes if o.status == "failed"]
+    if failed and len(failed) == len(report.outcomes):
+        offline = sum("DNS" in (o.error or "") or "connect" in (o.error or "").lower() for o in failed)
+        hint = " — no network?" if offline >= len(failed) / 2 else ""
+        err.print(
+            f"every source failed{hint} (they are retried with back-off; see `sources list`)", markup=False
+        )
 
 
 # ---------------------------------------------------------------------------------------- stories

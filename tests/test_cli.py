@@ -148,3 +148,45 @@ def test_sources_file_mistakes_are_named(tmp_path: Path, text: str, message: str
     path.write_bytes(b'[[sources]]\nname = "\xff"\n')
     with pytest.raises(SourcesConfigError, match="not UTF-8"):
         load_sources(path)
+
+
+def _poll(tmp_path: Path, sources: str, *args: str) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "sources.toml"
+    path.write_text(sources)
+    env = {
+        "FW_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'p.sqlite3'}",
+        "FW_SOURCES_FILE": str(path),
+        "FW_ALLOW_PRIVATE_SOURCES": "true",
+        "FW_PARSE_WORKERS": "-1",
+        "PATH": "/usr/bin:/bin",
+        "COLUMNS": "200",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "poll", "--once", *args],
+        capture_output=True, text=True, env=env, cwd=REPO, timeout=120,
+    )  # fmt: skip
+
+
+async def test_poll_once_exit_codes_and_what_it_waits_for(tmp_path: Path) -> None:
+    async with FeedServer() as server:
+        server.add("/ok.xml", b'<rss version="2.0"><channel><title>t</title><item><title>x</title>'
+                   b"<link>https://x.example/1</link></item></channel></rss>")  # fmt: skip
+        server.add("/down.xml", b"no", status=503, content_type="text/plain")
+        dead = f'[[sources]]\nname = "Down"\nurl = "{server.url("/down.xml")}"\n'
+        ok = f'[[sources]]\nname = "Ok"\nurl = "{server.url("/ok.xml")}"\n'
+        dead_dir = tmp_path / "a"
+        dead_dir.mkdir()
+        failed = await asyncio.to_thread(_poll, dead_dir, dead)
+        assert failed.returncode == 1 and "every source failed" in failed.stderr
+        mixed_dir = tmp_path / "b"
+        mixed_dir.mkdir()
+        first = await asyncio.to_thread(_poll, mixed_dir, dead + "\n" + ok)
+        assert first.returncode == 0, first.stderr
+        again = await asyncio.to_thread(_poll, mixed_dir, dead + "\n" + ok)
+        assert again.returncode == 0 and "No source is due. The next poll is" in again.stdout
+        forced = await asyncio.to_thread(_poll, mixed_dir, dead + "\n" + ok, "--source", "Ok")
+        assert forced.returncode == 0 and "Ok" in forced.stdout and "Down" not in forced.stdout
+        everything = await asyncio.to_thread(_poll, mixed_dir, dead + "\n" + ok, "--all")
+        assert "Ok" in everything.stdout and "Down" in everything.stdout
+        unknown = await asyncio.to_thread(_poll, mixed_dir, dead + "\n" + ok, "--source", "ok")
+        assert unknown.returncode == 2 and "did you mean 'Ok'?" in unknown.stderr
