@@ -9,7 +9,7 @@ import logging
 import re
 import signal
 import sys
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -361,6 +361,16 @@ def classify(explain: bool) -> None:
     sys.stdout.flush()
 
 
+def _corpus_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option(
+        "--data",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path("config/labelled"),
+        show_default=True,
+        help=help_text,
+    )
+
+
 @main.command(name="eval")
 @click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
@@ -368,13 +378,7 @@ def classify(explain: bool) -> None:
     is_flag=True,
     help="Report every split of the labelled corpus (train, validation, test) instead of FILES.",
 )
-@click.option(
-    "--data",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("config/labelled"),
-    show_default=True,
-    help="The labelled corpus (with --splits).",
-)
+@_corpus_option("The labelled corpus (with --splits).")
 def eval_command(files: tuple[Path, ...], splits: bool, data: Path) -> None:
     """Per-topic precision, recall and F1, macro-F1, the hard-negative rate and the misclassified
     items of labelled JSONL files (records with `topics` or `labels`); --splits reports each split."""
@@ -409,13 +413,7 @@ def eval_command(files: tuple[Path, ...], splits: bool, data: Path) -> None:
 
 
 @main.command()
-@click.option(
-    "--data",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("config/labelled"),
-    show_default=True,
-    help="The labelled corpus: its train.jsonl and validation.jsonl are read (never test.jsonl).",
-)
+@_corpus_option("The labelled corpus: its train.jsonl and validation.jsonl are read (never test.jsonl).")
 @click.option(
     "--extra",
     multiple=True,

@@ -14,12 +14,18 @@ from discord.http import Route
 from sqlalchemy import update
 
 from bot.delivery.outbox import Outbox
-from bot.delivery.services import Delivery, build_senders
-from bot.settings import Settings
+from bot.delivery.services import Delivery
 from bot.store import models as m
 from bot.store.repo import Store
 from tests.support.discord_api import DiscordAPI
-from tests.support.newsdb import add_destination, add_story, deliveries, destination, open_store
+from tests.support.newsdb import (
+    add_destination,
+    add_story,
+    build_delivery,
+    deliveries,
+    destination,
+    open_store,
+)
 from tests.support.slack_api import SlackAPI
 
 TOPICS = ("distillation", "ip", "natsec", "release")
@@ -58,19 +64,14 @@ async def slack_api(shared_dir: Path) -> AsyncIterator[SlackAPI]:
 
 
 def make(store: Store, discord: DiscordAPI | None, slack: SlackAPI | None, **over: Any) -> Delivery:
-    values: dict[str, Any] = {
-        "database_url": "sqlite+aiosqlite:///unused",
-        "delivery_max_backoff_seconds": 0.5,
-        "delivery_tick_seconds": 0.1,
-        "discord_send_rate": 200.0,
-    }
+    values: dict[str, Any] = {}
     if discord is not None:
         values.update(DISCORD_TOKEN="test-token", discord_api_base=discord.api_base)
     if slack is not None:
         values.update(SLACK_BOT_TOKEN="xoxb-test", slack_api_base=slack.api_base)
     values.update(over)
-    s = Settings(**values)
-    return Delivery.build(store, s, TOPICS, senders=build_senders(s, engine=store.engine))
+    delivery: Delivery = build_delivery(store, TOPICS, **values)
+    return delivery
 
 
 async def many_stories(store: Store, n: int, topic_cycle: tuple[str, ...] = TOPICS) -> list[Any]:

@@ -27,7 +27,7 @@ from bot.delivery.controls import (
     SLACK_NOT_RELEVANT,
     SLACK_WRONG_TOPIC,
 )
-from bot.delivery.services import Delivery, build_senders
+from bot.delivery.services import Delivery
 from bot.platforms.discord_app import build_client
 from bot.platforms.slack_app import build_slack_app
 from bot.settings import Settings
@@ -37,7 +37,7 @@ from bot.web import WebServer, build_web_app
 from handlers import Command, Invocation, Rights, handle
 from tests.support.chat_env import TOPICS, chat_env
 from tests.support.discord_api import APP_ID, DiscordAPI, user
-from tests.support.newsdb import add_destination, add_story, deliveries, open_store
+from tests.support.newsdb import add_destination, add_story, build_delivery, deliveries, open_store
 from tests.support.slack_api import TEAM_ID, SlackAPI
 from tests.support.specs import block_kit_errors
 
@@ -62,17 +62,8 @@ async def store(database_url: str) -> AsyncIterator[Store]:
 
 
 def delivery_for(store: Store, **over: Any) -> Delivery:
-    values: dict[str, Any] = {
-        "database_url": "sqlite+aiosqlite:///unused",
-        "delivery_max_backoff_seconds": 0.5,
-        "delivery_tick_seconds": 0.1,
-        "discord_send_rate": 200.0,
-    }
-    values.update(over)
-    settings = Settings(**values)
-    return Delivery.build(
-        store, settings, tuple(TOPICS), senders=build_senders(settings, engine=store.engine)
-    )
+    delivery: Delivery = build_delivery(store, TOPICS, **over)
+    return delivery
 
 
 async def deliver_alert(store: Store, **platform: Any) -> int:

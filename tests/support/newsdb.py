@@ -199,3 +199,19 @@ async def destination(store: Store, dest_id: int) -> m.Destination:
         row = await session.get(m.Destination, dest_id)
         assert row is not None
         return row
+
+
+def build_delivery(store: Store, topics: Iterable[str], **settings: Any) -> Any:
+    """A Delivery on ``store`` with fast test timings; ``settings`` are Settings fields (tokens, bases)."""
+    from bot.delivery.services import Delivery, build_senders
+    from bot.settings import Settings
+
+    values: dict[str, Any] = {
+        "database_url": "sqlite+aiosqlite:///unused",
+        "delivery_max_backoff_seconds": 0.5,
+        "delivery_tick_seconds": 0.1,
+        "discord_send_rate": 200.0,
+    }
+    values.update(settings)
+    config = Settings(**values)
+    return Delivery.build(store, config, tuple(topics), senders=build_senders(config, engine=store.engine))
