@@ -356,9 +356,15 @@ def classify(explain: bool) -> None:
     except TopicsConfigError as exc:
         err.print(f"error: {exc}", markup=False)
         sys.exit(2)
+    lines = errors = 0
     for line in classify_lines(classifier, sys.stdin, explain=explain):
         sys.stdout.write(line + "\n")
+        lines += 1
+        errors += line.startswith('{"error"')
     sys.stdout.flush()
+    if lines and errors == lines:  # nothing could be classified: say so to scripts too
+        err.print(f"error: none of the {lines} input lines could be classified", markup=False)
+        sys.exit(1)
 
 
 def _corpus_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -592,11 +598,11 @@ async def _sources_check(settings: Settings, url: str) -> bool:
     async with FeedFetcher(settings) as fetcher:
         result = await fetcher.fetch(url)
     if result.error is not None or result.body is None:
-        out.print(f"✗ {url}: {result.error or 'no body'}", markup=False)
+        err.print(f"✗ {url}: {result.error or 'no body'}", markup=False)
         return False
     parsed = await asyncio.to_thread(parse_feed, result.body, result.headers, result.final_url)
     if parsed.error is not None:
-        out.print(f"✗ {url}: {parsed.error}", markup=False)
+        err.print(f"✗ {url}: {parsed.error}", markup=False)
         return False
     note = f" (feed is malformed but readable: {parsed.bozo_reason})" if parsed.bozo else ""
     out.print(
@@ -675,8 +681,8 @@ def digest(preview: bool, since: str | None, topic: str | None, fmt: str, destin
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    if since or topic or destination is not None:
-        err.print("error: --since, --topic and --destination only apply to --preview", markup=False)
+    if since or topic or destination is not None or fmt != "text":
+        err.print("error: --since, --topic, --destination and --format only apply to --preview", markup=False)
         sys.exit(2)
     planned, sent = _run(_digest_send(settings))
     out.print(f"{planned} digest(s) due; {sent} message(s) sent.", markup=False)

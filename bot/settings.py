@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,13 @@ from pydantic_settings import (
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/frontierwatch.sqlite3"
 ENV_PREFIX = "FW_"
+
+
+# Tokens and passwords: only ever from the environment, never from the config file.
+SECRET_FIELDS = frozenset(
+    {"discord_token", "slack_bot_token", "slack_app_token", "slack_signing_secret", "slack_client_id",
+     "slack_client_secret", "hf_token", "web_password"}
+)  # fmt: skip
 
 
 class SettingsError(Exception):
@@ -178,9 +186,16 @@ class Settings(BaseSettings):
             raise SettingsError(f"FW_CONFIG_FILE={explicit}: no such file")
         if toml_path.is_file():
             try:
+                data = tomllib.loads(toml_path.read_text(encoding="utf-8"))
                 sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
             except (OSError, ValueError) as exc:  # unreadable, not UTF-8, or a TOML syntax error
                 raise SettingsError(f"{toml_path}: {' '.join(str(exc).split())}") from None
+            secrets = sorted(k for k in data if k in SECRET_FIELDS)
+            if secrets:  # a file is committed, copied and backed up; a secret there leaks
+                raise SettingsError(
+                    f"{toml_path}: {secrets[0]} is a secret; secrets are read only from the environment "
+                    f"({_setting_name((secrets[0],))})"
+                )
         return tuple(sources)
 
     @model_validator(mode="after")
@@ -216,10 +231,14 @@ def hide_password(text: str) -> str:
 
 def _setting_name(loc: tuple[Any, ...]) -> str:
     field = str(loc[0]) if loc else "?"
+    if field.isupper():  # pydantic names the alias the value came from (PORT, SLACK_BOT_TOKEN…)
+        return field
     info = Settings.model_fields.get(field)
     alias = info.validation_alias if info else None
     if isinstance(alias, AliasChoices):
-        return " / ".join(str(choice) for choice in alias.choices)
+        names = [str(choice) for choice in alias.choices]
+        given = [name for name in names if name in os.environ]  # the variable the user actually set
+        return given[0] if given else " / ".join(names)
     return ENV_PREFIX + field.upper()
 
 

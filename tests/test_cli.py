@@ -80,13 +80,13 @@ async def test_sources_check_and_list(tmp_path: Path) -> None:
         server.add("/page", b"<html><body>hello</body></html>", content_type="text/html")
         env = base_env(tmp_path, f'[[sources]]\nname = "Policy wire"\nurl = "{server.url("/wire.xml")}"\n')
         # Loopback is refused by the SSRF guard unless private sources are allowed.
-        code, out, _ = await run_cli("sources", "check", server.url("/wire.xml"), env=env)
-        assert code == 1 and "refused" in out and "127.0.0.1" in out
+        code, out, err = await run_cli("sources", "check", server.url("/wire.xml"), env=env)
+        assert code == 1 and "refused" in err and "127.0.0.1" in err and out == ""  # errors go to stderr
         env["FW_ALLOW_PRIVATE_SOURCES"] = "1"
         code, out, _ = await run_cli("sources", "check", server.url("/wire.xml"), env=env)
         assert code == 0 and "Policy wire: 2 entries" in out and "[natsec]" in out and "[-]" in out
-        code, out, _ = await run_cli("sources", "check", server.url("/page"), env=env)
-        assert code == 1 and "not a feed" in out
+        code, out, err = await run_cli("sources", "check", server.url("/page"), env=env)
+        assert code == 1 and "not a feed" in err
         code, out, _ = await run_cli("sources", "list", env=env)
         assert code == 0 and "Policy wire" in out and "never polled" in out
         await run_cli("poll", "--once", env=env)
@@ -190,3 +190,20 @@ async def test_poll_once_exit_codes_and_what_it_waits_for(tmp_path: Path) -> Non
         assert "Ok" in everything.stdout and "Down" in everything.stdout
         unknown = await asyncio.to_thread(_poll, mixed_dir, dead + "\n" + ok, "--source", "ok")
         assert unknown.returncode == 2 and "did you mean 'Ok'?" in unknown.stderr
+
+
+def test_classify_fails_when_no_line_could_be_classified_and_digest_format_needs_preview(
+    tmp_path: Path,
+) -> None:
+    env = {"FW_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'c.sqlite3'}", "PATH": "/usr/bin:/bin"}
+    bad = subprocess.run(
+        [sys.executable, "-m", "bot", "classify"], input='{"title": 5}\n{not json\n',
+        capture_output=True, text=True, env=env, cwd=REPO, timeout=120,
+    )  # fmt: skip
+    assert bad.returncode == 1 and "none of the 2 input lines" in bad.stderr
+    assert len(bad.stdout.splitlines()) == 2
+    fmt = subprocess.run(
+        [sys.executable, "-m", "bot", "digest", "--format", "slack-json"],
+        capture_output=True, text=True, env=env, cwd=REPO, timeout=120,
+    )  # fmt: skip
+    assert fmt.returncode == 2 and "only apply to --preview" in fmt.stderr

@@ -148,3 +148,34 @@ def test_half_a_slack_configuration_is_refused_in_one_line(
 def test_a_bot_token_without_signing_secret_is_a_send_only_slack(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-send-only")
     assert load_settings().slack_bot_token is not None
+
+
+def test_example_env_lists_every_setting() -> None:
+    from pydantic import AliasChoices
+
+    from bot.settings import ENV_PREFIX, Settings
+
+    text = (Path(__file__).resolve().parent.parent / "config" / "example.env").read_text()
+    for name, info in Settings.model_fields.items():
+        alias = info.validation_alias
+        names = (
+            [str(c) for c in alias.choices]
+            if isinstance(alias, AliasChoices)
+            else [ENV_PREFIX + name.upper()]
+        )
+        assert any(f"{n}=" in text for n in names), f"config/example.env does not mention {names[0]}"
+
+
+def test_secrets_are_refused_in_the_config_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config = tmp_path / "frontierwatch.toml"
+    config.write_text('discord_token = "MTIz.secret-in-a-file"\n')
+    monkeypatch.setenv("FW_CONFIG_FILE", str(config))
+    with pytest.raises(SettingsError, match="discord_token is a secret") as caught:
+        load_settings()
+    assert "secret-in-a-file" not in str(caught.value) and "DISCORD_TOKEN" in str(caught.value)
+
+
+def test_a_bad_value_names_the_variable_that_was_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORT", "99999")
+    with pytest.raises(SettingsError, match=r"^invalid setting PORT: "):
+        load_settings()
