@@ -41,11 +41,13 @@ FEED = SourceSpec(name="A feed", url="https://example.com/feed.xml")
 
 
 @pytest.fixture(autouse=True)
-def _no_ambient_token(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A token in the developer's environment must not change what these tests see."""
+def _no_ambient_token(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A token in the developer's environment (or config file) must not change what these tests see."""
     for name in ("HF_TOKEN", "FW_HF_TOKEN", "FW_HF_API_BASE", "FW_GITHUB_BASE"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("FW_CONFIG_FILE", "/nonexistent/frontierwatch.toml")
+    empty = tmp_path / "frontierwatch.toml"
+    empty.write_text("")
+    monkeypatch.setenv("FW_CONFIG_FILE", str(empty))
 
 
 def make_settings(**overrides: Any) -> Settings:
