@@ -152,6 +152,7 @@ async def _run_forever(settings: Settings) -> None:
         "when no chat platform is configured. Ctrl-C stops.",
         markup=False,
     )
+    await _say_what_run_waits_for(app)
     scheduler = build_scheduler(app.poller, settings.poll_tick_seconds)
     try:
         app.add_services()
@@ -159,6 +160,24 @@ async def _run_forever(settings: Settings) -> None:
     finally:
         err.print("stopping…", markup=False)
         await app.close()
+
+
+async def _say_what_run_waits_for(app: Any) -> None:
+    """A second start after failures would otherwise be silent for up to the back-off (an hour)."""
+    now = datetime.now(UTC)
+    enabled = [s for s in await app.store.list_sources() if s.enabled]
+    if not enabled:
+        return
+    waiting = sorted((s.next_poll_at.replace(tzinfo=UTC), s.name) for s in enabled)
+    if waiting[0][0] <= now + timedelta(minutes=1):
+        return
+    backing_off = sum(1 for s in enabled if s.failure_count)
+    err.print(
+        f"Nothing is due yet: the next poll is {waiting[0][1]!r} at {waiting[0][0]:%H:%M} UTC"
+        + (f" ({backing_off} sources are backing off after failures)" if backing_off else "")
+        + ". `frontierwatch poll --once --all` polls every source now.",
+        markup=False,
+    )
 
 
 # ---------------------------------------------------------------------------------------- poll

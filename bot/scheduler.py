@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
@@ -59,6 +60,9 @@ def build_scheduler(poller: Poller, tick_seconds: float) -> AsyncIOScheduler:
 _running_polls: set[asyncio.Task[object]] = set()
 
 
+MAX_FAILURE_LINES = 5  # beyond this, failures are summarised by cause (the details: `sources list`)
+
+
 def _log_report(report: PollReport) -> None:
     if not report.outcomes:
         return
@@ -70,9 +74,31 @@ def _log_report(report: PollReport) -> None:
         report.count("failed"),
         len(report.new_stories),
     )
-    for outcome in report.outcomes:
-        if outcome.status == "failed":
+    failed = [o for o in report.outcomes if o.status == "failed"]
+    if len(failed) <= MAX_FAILURE_LINES:
+        for outcome in failed:
             log.warning("source %r failed: %s", outcome.name, outcome.error)
+        return
+    causes = Counter(_cause(o.error or "") for o in failed)
+    summary = "; ".join(f"{n} × {cause}" for cause, n in causes.most_common(4))
+    offline = causes.get("DNS lookup failed", 0) + causes.get("cannot connect", 0)
+    hint = " — no network? Sources are retried with back-off." if offline >= len(failed) / 2 else ""
+    log.warning(
+        "%d sources failed: %s%s (each source and its reason: `frontierwatch sources list`)",
+        len(failed),
+        summary,
+        hint,
+    )
+    for outcome in failed:
+        log.debug("source %r failed: %s", outcome.name, outcome.error)
+
+
+def _cause(error: str) -> str:
+    """The kind of a failure, without the host or the details ("DNS lookup failed for x.com")."""
+    for cause in ("DNS lookup failed", "cannot connect", "timed out", "refused", "HTTP 4", "HTTP 5"):
+        if cause.lower() in error.lower():
+            return cause + ("xx" if cause.startswith("HTTP") else "")
+    return error.split(":", 1)[0][:60] or "unknown"
 
 
 async def run_forever(
