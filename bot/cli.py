@@ -560,16 +560,18 @@ def sources() -> None:
 
 
 @sources.command(name="list")
-def sources_list() -> None:
-    """Every source with its fetch state (last result, failures, next poll)."""
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per source (for scripts).")
+def sources_list(as_json: bool) -> None:
+    """Every source with its fetch state (last result, failures, next poll).
+
+    On a terminal: a table. Piped or redirected: plain tab-separated columns with a header line,
+    one source per line (a wrapped table is unreadable there), or JSON Lines with --json."""
     settings = _settings()
     _logging("WARNING")
     rows = _run(_sources_list(settings))
-    table = Table()
-    for column in ("id", "name", "kind", "where", "state", "last error", "next poll (UTC)"):
-        table.add_column(column, overflow="fold")
+    columns = ("id", "name", "kind", "where", "state", "last error", "next poll (UTC)")
+    records = []
     for s in rows:
-        where = s.url or s.org or s.repo or ""
         if not s.enabled:
             state = "disabled"
         elif s.last_polled_at is None:
@@ -578,15 +580,24 @@ def sources_list() -> None:
             state = f"failing ×{s.failure_count}"
         else:
             state = f"ok ({s.last_status})"
-        table.add_row(
-            str(s.id),
-            s.name,
-            s.kind,
-            where,
-            state,
-            s.last_error or "",
-            s.next_poll_at.strftime("%Y-%m-%d %H:%M"),
-        )
+        records.append(
+            (str(s.id), s.name, s.kind, s.url or s.org or s.repo or "", state, s.last_error or "",
+             s.next_poll_at.strftime("%Y-%m-%d %H:%M"))
+        )  # fmt: skip
+    if as_json:
+        for record in records:
+            sys.stdout.write(json.dumps(dict(zip(columns, record, strict=True)), ensure_ascii=False) + "\n")
+        return
+    if not sys.stdout.isatty():
+        sys.stdout.write("\t".join(columns) + "\n")
+        for record in records:
+            sys.stdout.write("\t".join(" ".join(field.split()) for field in record) + "\n")
+        return
+    table = Table()
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for record in records:
+        table.add_row(*record)
     out.print(table)
 
 

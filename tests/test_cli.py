@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -89,6 +90,11 @@ async def test_sources_check_and_list(tmp_path: Path) -> None:
         assert code == 1 and "not a feed" in err
         code, out, _ = await run_cli("sources", "list", env=env)
         assert code == 0 and "Policy wire" in out and "never polled" in out
+        header, *lines = out.splitlines()  # piped: plain tab-separated lines, not a wrapped table
+        assert header.split("\t")[:3] == ["id", "name", "kind"] and lines[0].split("\t")[1] == "Policy wire"
+        code, out, _ = await run_cli("sources", "list", "--json", env=env)
+        [record] = [json.loads(line) for line in out.splitlines()]
+        assert record["name"] == "Policy wire" and record["state"] == "never polled"
         await run_cli("poll", "--once", env=env)
         code, out, _ = await run_cli("sources", "list", env=env)
         assert "ok (200)" in out
