@@ -24,6 +24,18 @@ from bot.store.db import log_failure
 log = logging.getLogger(__name__)
 
 
+class _ShutdownIsNotAnError(logging.Filter):
+    """APScheduler logs "Error running job" with a traceback when a job's task is cancelled because
+    the process is stopping (the job may not even have started). That is a normal stop."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, asyncio.CancelledError)
+
+
+logging.getLogger("apscheduler.executors.default").addFilter(_ShutdownIsNotAnError())
+
+
 def build_scheduler(poller: Poller, tick_seconds: float) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(
         timezone=UTC,

@@ -187,8 +187,8 @@ topics = ["release"]
     assert (await env.destination("team-b")).active is True  # type: ignore[union-attr]
 
 
-async def test_a_broken_file_keeps_the_previous_configuration(
-    env: ChatEnv, tmp_path: Path, caplog: pytest.LogCaptureFixture
+async def test_a_broken_file_stops_the_start_and_keeps_the_previous_configuration(
+    env: ChatEnv, tmp_path: Path
 ) -> None:
     path = write(
         tmp_path, '[[webhooks]]\nname = "a"\nurl = "https://hooks.slack.com/services/a/b/c"\ntopics = ["ip"]'
@@ -198,6 +198,6 @@ async def test_a_broken_file_keeps_the_previous_configuration(
         tmp_path,
         '[[webhooks]]\nname = "a"\nurl = "https://hooks.slack.com/services/a/b/c"\ntopics = ["nope"]',
     )
-    await WebhookSync(env.store, path, tuple(TOPICS)).start()
-    assert "webhooks file not applied" in caplog.text and "unknown topic 'nope'" in caplog.text
+    with pytest.raises(WebhooksConfigError, match="unknown topic 'nope'"):
+        await WebhookSync(env.store, path, tuple(TOPICS)).start()
     assert [s.topic for s in await env.rows(m.Subscription)] == ["ip"]

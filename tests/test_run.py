@@ -142,3 +142,28 @@ async def test_run_with_a_refused_slack_app_token_stops_with_one_clear_line(tmp_
     assert proc.returncode == 2, err.decode()
     assert last.startswith("error: slack-socket-mode could not start") and "not_allowed_token_type" in last
     assert "xoxb-put-in-the-wrong-slot" not in err.decode() and "xoxb-bot-token-secret" not in err.decode()
+
+
+async def test_run_with_a_broken_webhooks_file_stops_with_one_clear_line(tmp_path: Path) -> None:
+    sources = tmp_path / "sources.toml"
+    sources.write_text("")
+    webhooks = tmp_path / "webhooks.toml"
+    webhooks.write_text(
+        '[[webhooks]]\nname = "a"\nurl = "https://hooks.slack.com/services/a/b/c"\ntopics = ["nope"]\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FW_", "DISCORD_", "SLACK_"))}
+    env.update(
+        FW_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'run.sqlite3'}",
+        FW_SOURCES_FILE=str(sources),
+        FW_WEBHOOKS_FILE=str(webhooks),
+        FW_PARSE_WORKERS="-1",
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "run",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, cwd=REPO,
+    )  # fmt: skip
+    _out, err = await asyncio.wait_for(proc.communicate(), 60)
+    text = err.decode()
+    assert proc.returncode == 2, text
+    assert text.strip().splitlines()[-1].startswith("error: webhooks-file could not start:")
+    assert "unknown topic 'nope'" in text and "Traceback" not in text

@@ -11,6 +11,7 @@ behind and the lease expires, so the digest is planned again; after it, the outb
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -154,6 +155,8 @@ class DigestService:
     async def _tick_job(self) -> None:
         try:
             await self.tick()
+        except asyncio.CancelledError:  # shutdown: the claimed digests' leases lapse and are retried
+            log.debug("digest tick stopped by shutdown")
         except Exception as exc:  # the next tick tries again
             log_failure(log, "digest tick failed", exc)
 

@@ -185,13 +185,10 @@ class WebhookSync:
         self._topics = topics
 
     async def start(self) -> None:
-        try:
-            specs = load_webhooks(self._path, self._topics)
-        except WebhooksConfigError as exc:
-            # A typo in this file must not take the chat platforms down with it; the previous
-            # webhook configuration stays in force until the file is fixed.
-            log.error("webhooks file not applied: %s", exc)
-            return
+        # A broken file stops the start with its one-line reason, as a broken sources file does:
+        # going on would leave the team believing its webhooks changed. Nothing is applied, so the
+        # previous webhook configuration stays in the database until the file is fixed.
+        specs = load_webhooks(self._path, self._topics)
         counts = await self._store.sync_webhooks(specs)
         log.info("webhooks: %d in %s (%s)", len(specs), self._path, counts)
 
