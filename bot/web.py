@@ -13,8 +13,10 @@ their own, which still stops a replay that lands on the same replica.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+import urllib.parse
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -24,6 +26,22 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.signature import SignatureVerifier
 
 log = logging.getLogger(__name__)
+
+
+def _malformed(body: str, content_type: str) -> str | None:
+    """Why a signed body cannot be read as what its content type says, or None."""
+    try:
+        if content_type == "application/json":
+            if not isinstance(json.loads(body), dict):
+                return "a JSON object was expected"
+        elif "payload=" in body:  # interactivity: a form field holding JSON
+            payload = urllib.parse.parse_qs(body).get("payload", [""])[0]
+            if not isinstance(json.loads(payload), dict):
+                return "the payload field must hold a JSON object"
+    except (ValueError, UnicodeDecodeError) as exc:
+        return f"{type(exc).__name__}: {' '.join(str(exc).split())[:120]}"
+    return None
+
 
 REPLAY_WINDOW = 60 * 5
 MAX_BODY = 1024 * 1024  # Slack's payloads are a few KB; anything near this is not Slack
@@ -79,6 +97,10 @@ def build_web_app(slack: AsyncApp | None = None, *, signing_secret: str | None =
         if guard.seen(signature):
             log.warning("refused a replayed Slack request")
             return _unauthorized()
+        problem = _malformed(body, request.content_type)
+        if problem is not None:  # bolt would answer 500 to a signed body it cannot read
+            log.warning("refused a signed Slack request with a malformed body: %s", problem)
+            return web.json_response({"error": f"malformed request body: {problem}"}, status=400)
         return await _dispatch(slack, request)
 
     app.router.add_post("/slack/events", slack_events)

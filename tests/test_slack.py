@@ -528,3 +528,19 @@ def test_manifest_matches_the_code() -> None:
     assert f"- command: {SLASH_COMMAND}\n" in manifest
     assert manifest.count("https://bot.example.com/slack/events") == 2
     assert f"https://bot.example.com{REDIRECT_PATH}" in manifest
+
+
+async def test_a_signed_but_malformed_body_is_a_400_not_a_500(slack: SlackHarness) -> None:
+    for body, content_type in (
+        ('{"type": "event_callback", ', "application/json"),
+        ("payload=%7Bnot+json", "application/x-www-form-urlencoded"),
+    ):
+        ts = str(int(time.time()))
+        headers = {
+            "Content-Type": content_type,
+            "X-Slack-Request-Timestamp": ts,
+            "X-Slack-Signature": sign(body, ts),
+        }
+        async with slack.session.post(f"{slack.url}/slack/events", data=body, headers=headers) as resp:
+            assert resp.status == 400, await resp.text()
+            assert "malformed request body" in await resp.text()
