@@ -75,7 +75,10 @@ async def test_event_loop_stays_responsive_during_a_large_parse() -> None:
     assert len(result.entries) == 10_000
     assert result.entries[0].url == "https://big.example/story/0"
     assert elapsed > 0.5, f"the parse should take a while ({elapsed:.2f} s), or the test proves nothing"
-    assert max_gap < 0.25, f"event loop stalled for {max_gap:.3f} s during a {elapsed:.2f} s parse"
+    # Inline, the loop would stall for the whole parse (seconds). What remains is the moment the
+    # pool's receiving thread unpickles the 10,000-entry result under the GIL (0.02-0.3 s on the
+    # 2-core machine, depending on load).
+    assert max_gap < 0.5, f"event loop stalled for {max_gap:.3f} s during a {elapsed:.2f} s parse"
     assert elapsed > 3 * max_gap
 
 
