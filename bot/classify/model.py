@@ -26,7 +26,6 @@ from bot.classify.taxonomy import TopicsConfigError
 __all__ = ["MODEL_FORMAT", "LinearTopicModel", "ModelError", "TopicWeights"]
 
 MODEL_FORMAT = "frontierwatch-topic-model/1"
-RULE_FEATURE = "rule:"
 _TOKEN_CACHE_LIMIT = 200_000
 CONTEXT_SCALE = 1.0  # context features are dense and few: a larger value means less shrinkage
 

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import discord
+from discord.http import MultipartParameters
 
 from bot.delivery import controls
 from bot.delivery.outbox import Unit
@@ -144,9 +145,9 @@ def with_discord_marker(body: dict[str, Any], ref: str) -> dict[str, Any]:
     return {**body, "embeds": embeds}
 
 
-def discord_wire(body: dict[str, Any], nonce: str | None = None) -> dict[str, Any]:
-    """The JSON discord.py will POST for ``body`` (what ``digest --preview`` prints and the
-    Discord sender sends), including ``nonce``/``enforce_nonce`` when a nonce is given."""
+def discord_params(body: dict[str, Any], nonce: str | None = None) -> MultipartParameters:
+    """What the Discord sender posts for ``body``: embeds (with the ``ref`` marker when a nonce is
+    given), ``nonce``/``enforce_nonce`` and the feedback components."""
     from discord.http import handle_message_parameters
 
     if nonce is not None:
@@ -157,10 +158,15 @@ def discord_wire(body: dict[str, Any], nonce: str | None = None) -> dict[str, An
         nonce=nonce,
         allowed_mentions=discord.AllowedMentions.none(),
     )
-    payload = dict(params.payload or {})
-    if body.get("components"):
-        payload["components"] = body["components"]
-    return payload
+    if body.get("components") and params.payload is not None:
+        params.payload["components"] = body["components"]
+    return params
+
+
+def discord_wire(body: dict[str, Any], nonce: str | None = None) -> dict[str, Any]:
+    """The JSON body of :func:`discord_params` (what ``digest --preview`` prints and the spec
+    tests validate)."""
+    return dict(discord_params(body, nonce).payload or {})
 
 
 def slack_wire(body: dict[str, Any], channel: str, delivery_id: int | None = None) -> dict[str, Any]:

@@ -26,13 +26,13 @@ from typing import Any, Protocol
 
 import aiohttp
 import discord
-from discord.http import Route, handle_message_parameters
+from discord.http import Route
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.delivery.bodies import discord_marker, with_discord_marker
+from bot.delivery.bodies import discord_marker, discord_params
 from bot.delivery.outbox import Dest, Row, Unit
 from bot.digest.common import clip
 
@@ -237,16 +237,8 @@ class DiscordSender:
                     else:
                         target = thread.thread_id
                 await self.pace.acquire()
-                # The exact wire body (embeds, marker, nonce, feedback components) that
-                # `digest --preview` prints and the spec tests validate.
-                params = handle_message_parameters(
-                    content=body.get("content") or None,
-                    embeds=_embeds(with_discord_marker(body, unit.nonce)),
-                    nonce=unit.nonce,
-                    allowed_mentions=discord.AllowedMentions.none(),
-                )
-                if body.get("components") and params.payload is not None:
-                    params.payload["components"] = body["components"]
+                # The same wire body that `digest --preview` prints and the spec tests validate.
+                params = discord_params(body, unit.nonce)
                 message = await client.http.send_message(int(target), params=params)
         except SendError:
             raise
