@@ -52,6 +52,7 @@ PERMISSIONS = discord.Permissions(
     read_message_history=True,
 )
 REPLY_WITHIN = 2.0  # seconds; Discord's limit for the first response is 3
+SHOWN_TO_CHANNEL = "Done — the answer is posted for the whole channel below."
 _COLOURS = {"ok": 0x2E7D32, "info": 0x1565C0, "error": 0xE65100, "refused": 0xC62828}
 _ICONS = {"ok": "✅", "info": "ℹ️", "error": "⚠️", "refused": "⛔"}
 _DESCRIPTION_LIMIT = 4000  # of Discord's 4096, leaving room for the "more lines" note
@@ -125,12 +126,18 @@ class DiscordCommands:
                 allowed_mentions=discord.AllowedMentions.none(),
             )
             return
-        # Slow (a feed fetch, a digest): "thinking…" now, the answer as a follow-up.
+        # Slow (a feed fetch, a digest, a busy database): "thinking…" now, the answer as a
+        # follow-up. The first follow-up keeps the deferral's visibility, which must be chosen
+        # before the answer is known; private is the safe choice (errors stay private), so a
+        # change the whole channel should see goes out as a second, public follow-up.
         await interaction.response.defer(ephemeral=True, thinking=True)
         reply = await task
-        await interaction.followup.send(
-            embed=reply_embed(reply), ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
-        )
+        none = discord.AllowedMentions.none()
+        if reply.ephemeral:
+            await interaction.followup.send(embed=reply_embed(reply), ephemeral=True, allowed_mentions=none)
+            return
+        await interaction.followup.send(SHOWN_TO_CHANNEL, ephemeral=True, allowed_mentions=none)
+        await interaction.followup.send(embed=reply_embed(reply), ephemeral=False, allowed_mentions=none)
 
     # ------------------------------------------------------------------ feedback controls
     async def component(self, interaction: discord.Interaction) -> None:

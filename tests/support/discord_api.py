@@ -358,8 +358,11 @@ class DiscordAPI:
             limited = self._limited(f"webhook-{key}")
             if limited is not None:
                 return limited
-            channel = request.query.get("thread_id") or f"webhook-{parts[1]}"
-            message = self._message(channel, body, webhook_id=parts[1])
+            thread = request.query.get("thread_id")
+            channel = thread or f"webhook-{parts[1]}"  # where the test finds it
+            # Discord answers with a snowflake channel id (clients parse it as an int); the fake
+            # does not track which channel a webhook posts to, so any numeric id stands in.
+            message = dict(self._message(channel, body, webhook_id=parts[1]), channel_id=thread or parts[1])
             self.messages[channel].append(message)
             return (
                 jr(message)
