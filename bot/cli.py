@@ -82,8 +82,10 @@ def _run(coro: Awaitable[T]) -> T:
         sys.exit(2)
     except (OSError, SQLAlchemyError) as exc:  # the database is unreachable, refused us, or broke
         from bot.settings import hide_password
+        from bot.store.db import explain_database_error
 
         reason = hide_password(" ".join(str(getattr(exc, "orig", None) or exc).split()))[:300]
+        reason = explain_database_error(reason)
         err.print(f"error: database: {type(exc).__name__}: {reason}", markup=False)
         sys.exit(2)
 

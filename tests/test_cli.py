@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -213,3 +214,43 @@ def test_classify_fails_when_no_line_could_be_classified_and_digest_format_needs
         capture_output=True, text=True, env=env, cwd=REPO, timeout=120,
     )  # fmt: skip
     assert fmt.returncode == 2 and "only apply to --preview" in fmt.stderr
+
+
+@pytest.mark.parametrize("command", [["poll", "--once"], ["run"], ["stories"]])
+async def test_an_unusable_sqlite_location_is_one_line_with_the_fix(
+    tmp_path: Path, command: list[str]
+) -> None:
+    # The case, "SQLite in a read-only folder", printed 24 lines of "Event loop is closed"
+    # before the message; here: a folder that cannot be created, and a database SQLite opens read-only.
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    readonly = tmp_path / "ro.sqlite3"
+    sqlite3.connect(readonly).close()
+    for url, words in (
+        (f"sqlite+aiosqlite:///{blocker / 'fw.sqlite3'}", f"cannot create the folder {blocker}"),
+        (f"sqlite+aiosqlite:///file:{readonly}?mode=ro&uri=true", "attempt to write a readonly database"),
+    ):
+        sources = '[[sources]]\nname = "Wire"\nurl = "https://wire.example/feed.xml"\n'
+        env = dict(base_env(tmp_path, sources), FW_DATABASE_URL=url)
+        code, out, err = await run_cli(*command, env=env)
+        assert code == 2, (url, out, err)
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), err
+        assert words in lines[0] and "FW_DATABASE_URL chooses where it lives" in lines[0], lines[0]
+
+
+def test_a_read_only_sqlite_folder_is_named_before_sqlite_opens_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The root user (CI's) can write anywhere, so the permission check is faked here.
+    from bot.store import db
+
+    real_access = os.access
+    folder = tmp_path / "data"
+    folder.mkdir()
+    monkeypatch.setattr(db.os, "access", lambda p, mode: False if Path(p) == folder else real_access(p, mode))
+    with pytest.raises(
+        db.DatabaseLocationError, match=f"the folder {folder} of the SQLite database is read-only"
+    ):
+        db.create_engine(f"sqlite+aiosqlite:///{folder / 'fw.sqlite3'}")
+    assert list(folder.iterdir()) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -35,12 +36,50 @@ def _split_search_path(url: str) -> tuple[str, str | None]:
     return urlunsplit(parts._replace(query=urlencode(kept))), schema
 
 
+class DatabaseLocationError(OSError):
+    """The SQLite file cannot live where the URL says; the message names the folder and the fix."""
+
+
+SQLITE_HINT = (
+    "the SQLite file and its folder must be writable by this user; FW_DATABASE_URL chooses where it lives"
+)
+
+
+def _prepare_sqlite_folder(path: str) -> None:
+    """Create the database's folder, or say in one line why it cannot hold the database.
+
+    Checked before SQLite opens anything: a failed open in aiosqlite's thread leaves the user
+    a cryptic "unable to open database file" at best; WAL mode also writes beside the file.
+    """
+    if path.startswith("file:"):  # an SQLite URI (mode=ro, …): SQLite itself decides
+        return
+    parent = Path(path).parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatabaseLocationError(
+            f"cannot create the folder {parent} for the SQLite database ({exc.strerror}); {SQLITE_HINT}"
+        ) from None
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise DatabaseLocationError(f"the folder {parent} of the SQLite database is read-only; {SQLITE_HINT}")
+    if Path(path).exists() and not os.access(path, os.R_OK | os.W_OK):
+        raise DatabaseLocationError(f"the SQLite database {path} is read-only; {SQLITE_HINT}")
+
+
+def explain_database_error(reason: str) -> str:
+    """A database error message, with the fix where SQLite's own words do not give it."""
+    lowered = reason.lower()
+    if "unable to open database file" in lowered or "readonly database" in lowered:
+        return f"{reason} ({SQLITE_HINT})"
+    return reason
+
+
 def create_engine(database_url: str, *, echo: bool = False) -> AsyncEngine:
     kwargs: dict[str, Any] = {"echo": echo}
     if database_url.startswith("sqlite"):
         path = database_url.split(":///", 1)[-1].split("?", 1)[0]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _prepare_sqlite_folder(path)
         kwargs["connect_args"] = {"timeout": 30}
         engine = create_async_engine(database_url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
