@@ -498,3 +498,20 @@ class _Everything:
             topics=SHIPPED_TOPICS,
             evidence=dict.fromkeys(SHIPPED_TOPICS, ()),
         )
+
+
+def test_a_truncated_line_is_reported_at_its_end_not_column_1(tmp_path: Path) -> None:
+    classifier = load_classifier(TOPICS, "off")
+    lines = ['{"title": \n', '{"title": "Nvidia chips", "summary": "x"\n', '{"title": "x"} trailing\n']
+    errors = [json.loads(line)["error"] for line in classify_lines(classifier, lines, explain=False)]
+    assert errors == [
+        "line 1: invalid JSON: the line ends early, at column 11 (truncated?): Expecting value",
+        "line 2: invalid JSON: the line ends early, at column 41 (truncated?): Expecting ',' delimiter",
+        "line 3: invalid JSON: Extra data (column 16)",
+    ]
+    labelled = tmp_path / "set.jsonl"
+    labelled.write_text('{"title": "a", "topics": []}\n{"title": "b", "topics": [\n')
+    with pytest.raises(
+        LabeledSetError, match=r"set\.jsonl:2: invalid JSON: the line ends early, at column 27"
+    ):
+        load_labeled(labelled)

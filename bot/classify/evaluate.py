@@ -151,10 +151,13 @@ def parse_labeled(lines: Iterable[str], where: str = "<input>") -> list[LabeledI
     for lineno, line in enumerate(lines, start=1):
         if not line.strip():
             continue
+        from bot.classify.jsonl import describe_json_error
+
+        line = line.rstrip("\r\n")
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise LabeledSetError(f"{where}:{lineno}: invalid JSON: {exc.msg} (column {exc.colno})") from None
+            raise LabeledSetError(f"{where}:{lineno}: {describe_json_error(line, exc)}") from None
         items.append(_item_from(record, lineno, where))
     return items
 

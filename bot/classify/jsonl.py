@@ -13,11 +13,23 @@ from collections.abc import Iterable, Iterator
 
 from bot.classify import Classifier
 
-__all__ = ["classify_lines", "classify_record"]
+__all__ = ["classify_lines", "classify_record", "describe_json_error"]
 
 
 class _BadLine(ValueError):
     pass
+
+
+def describe_json_error(line: str, exc: json.JSONDecodeError) -> str:
+    """Why a line is not JSON, with a column that points into the line.
+
+    ``exc`` comes from ``json.loads(line)`` on the line without its newline. A line cut short (a
+    truncated file, a copy that lost its end) fails at its very end; "column 1" of the next line,
+    which the decoder reports when it is given the newline, sends the user to the wrong place.
+    """
+    if exc.pos >= len(line.rstrip()):
+        return f"invalid JSON: the line ends early, at column {len(line) + 1} (truncated?): {exc.msg}"
+    return f"invalid JSON: {exc.msg} (column {exc.colno})"
 
 
 def classify_record(classifier: Classifier, record: object, *, explain: bool) -> dict[str, object]:
@@ -46,11 +58,12 @@ def classify_lines(classifier: Classifier, lines: Iterable[str], *, explain: boo
     for lineno, line in enumerate(lines, start=1):
         if not line.strip():
             continue
+        line = line.rstrip("\r\n")
         try:
             record = json.loads(line)
             out = classify_record(classifier, record, explain=explain)
         except json.JSONDecodeError as exc:
-            yield json.dumps({"error": f"line {lineno}: invalid JSON: {exc.msg} (column {exc.colno})"})
+            yield json.dumps({"error": f"line {lineno}: {describe_json_error(line, exc)}"})
             continue
         except _BadLine as exc:
             yield json.dumps({"error": f"line {lineno}: {exc}"})
