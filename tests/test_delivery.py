@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -97,6 +98,23 @@ async def test_alert_cap_overflows_into_next_digest_with_note(store: Store, data
         await session.execute(update(m.Delivery).values(created_at=datetime.now(UTC) - timedelta(hours=2)))
     await delivery.router.route([later])
     assert (await deliveries(store, kind="alert"))[-1].status == "pending"
+
+
+async def test_alert_cap_holds_when_feeds_are_routed_concurrently(store: Store, database_url: str) -> None:
+    # The poller routes each feed's stories as that feed finishes, several feeds at once (and other
+    # replicas do too): the cap was read per call, so concurrent calls each saw room. The demo
+    # posted 8 alerts under a cap of 5.
+    await add_destination(store, "console", "x", [("natsec", "both", 0.0)], alert_cap_per_hour=2)
+    stories = [await add_story(store, f"Export control story {i}", topics={"natsec": 0.9}) for i in range(6)]
+    first, second = console([], store, database_url), console([], store, database_url)  # two replicas
+    await asyncio.gather(
+        *(
+            router.route([story])
+            for story, router in zip(stories, [first.router, second.router] * 3, strict=True)
+        )
+    )
+    statuses = sorted(r.status for r in await deliveries(store, kind="alert"))
+    assert statuses == ["deferred"] * 4 + ["pending"] * 2
 
 
 async def test_console_destination_gets_alerts_and_digest_once(store: Store, database_url: str) -> None:

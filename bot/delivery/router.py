@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, true, update
+from sqlalchemy import false, func, select, text, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.classify.keywords import KeywordFilter
@@ -30,6 +30,7 @@ from bot.store import models as m
 from bot.store.repo import utcnow
 
 log = logging.getLogger(__name__)
+ROUTING_LOCK_KEY = 0x46575254  # "FWRT": the PostgreSQL advisory lock that serialises routing
 RECOVER_GRACE = timedelta(minutes=2)
 
 
@@ -151,8 +152,23 @@ class Router:
             log.info("routing %d stories stored before an interruption", len(stories))
         return await self.route(stories, now) if stories else 0
 
+    async def _serialize(self, session: AsyncSession) -> None:
+        """One routing transaction at a time, across tasks and replicas.
+
+        The poller routes each feed as it finishes, several at once, and every replica does too;
+        the hourly alert cap counts alerts already queued, so concurrent transactions would each
+        see room (the demo posted 8 alerts under a cap of 5). Routing is short, so waiting is cheap.
+        """
+        if self.outbox.store.engine.dialect.name == "postgresql":
+            await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ROUTING_LOCK_KEY})
+        else:
+            # SQLite: a write as the transaction's first statement takes the database's write lock
+            # now (waiting out busy_timeout), so the reads below see every committed alert.
+            await session.execute(update(m.Destination).where(false()).values(id=m.Destination.id))
+
     async def _route(self, session: AsyncSession, stories: Sequence[NewStory], now: datetime) -> int:
         changed = 0
+        await self._serialize(session)
         routes = await load_routes(session)
         if not routes:
             return 0
