@@ -4,13 +4,15 @@ The sample feeds in ``bot/demo_feeds/`` (real headlines, see its README) are ser
 aiohttp server. Their dates are shifted to the present so that the run behaves like a live one:
 the first poll stores each feed's backlog quietly, then the feeds "publish" their newest items,
 the second poll announces those, and a console digest closes the run.
+
+Alerts and the digest go through the same router, outbox, renderer and console sender as `run`
+on the default install, so what the demo prints is exactly what `run` would print.
 """
 
 from __future__ import annotations
 
 import re
 import tempfile
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -19,8 +21,7 @@ from aiohttp import web
 from rich.console import Console
 
 from bot.app import App
-from bot.digest.text import alert_text, render_text_digest
-from bot.pipeline.ingest import NewStory
+from bot.delivery.services import Delivery, ensure_console_destination
 from bot.settings import Settings
 
 DEMO_FEEDS = Path(__file__).resolve().parent / "demo_feeds"
@@ -86,41 +87,46 @@ async def run_demo(console: Console, *, keep: bool = False) -> None:
         parse_workers=-1,
     )
 
-    async def show(stories: Sequence[NewStory]) -> None:
-        # The demo prints straight from the poller; `run` goes through the delivery outbox.
-        for story in stories:
-            if story.classification.topics:
-                text = alert_text(
-                    story.title,
-                    story.url,
-                    story.outlet,
-                    story.classification,
-                    story.summary,
-                    joined=story.joined_cluster,
-                )
-                console.print(text + "\n", markup=False)
+    app = await App.build(settings)
 
-    app = await App.build(settings, sinks=[show])
+    def write(text: str) -> None:
+        console.print(text, markup=False)
+
+    delivery = Delivery.build(app.store, settings, app.classifier.topics, write=write)
+    app.poller.sinks.append(delivery.router)
+
+    async def send_due() -> None:
+        # Follow-ups wait for their interval, so "until nothing was sent", not `drain`.
+        while await delivery.worker.run_once():
+            pass
+
     try:
+        console_id = await ensure_console_destination(app.store, settings, app.classifier.topics)
+        terminal = await delivery.outbox.destination(console_id) if console_id is not None else None
+        assert terminal is not None  # no chat platform in the demo's settings
         console.print(
             f"[bold]1. First poll[/] of {len(feeds)} sample feeds served from {base} (backlog, stored quietly)"
         )
         first = await app.poller.poll_due()
+        await send_due()
         console.print(
             f"   {len(first.new_stories)} stories stored, {sum(1 for s in first.new_stories if s.classification.topics)} relevant; nothing announced (no first-run flood)\n"
         )
         state["all"] = True
-        console.print("[bold]2. The feeds publish new items; second poll[/] announces what is relevant:\n")
+        console.print(
+            "[bold]2. The feeds publish new items; second poll[/] announces what is relevant "
+            f"(at most {terminal.alert_cap_per_hour} alerts an hour; the rest wait for the digest):\n"
+        )
         await app.store.save_fetch_states(
             [{"id": s.id, "next_poll_at": datetime.now(UTC)} for s in await app.store.list_sources()]
         )
         second = await app.poller.poll_due()
         if not any(s.classification.topics for s in second.new_stories):
             console.print("   (no new relevant stories)")
-        console.print("[bold]3. Console digest[/] of the last 24 hours:\n")
-        now = datetime.now(UTC)
-        rows = await app.store.list_stories(since=now - timedelta(hours=24), relevant_only=True, limit=500)
-        console.print(render_text_digest(rows, now, topics=app.classifier.topics), markup=False)
+        await send_due()
+        console.print("\n[bold]3. The console digest[/], as `run` prints it each morning:\n")
+        await delivery.digests.digest_now(terminal.id)
+        await send_due()
         console.print(f"Run `frontierwatch run` to watch the real sources in {Settings().sources_file}.")
         if keep:
             console.print(f"Demo database kept at {db_path}")
