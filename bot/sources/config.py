@@ -3,22 +3,180 @@
 The minimal form, ``name`` + ``url``, must stay valid forever: other tools write this file.
 Optional keys: ``kind`` (``feed`` default: RSS, Atom or RDF; ``hf_models``; ``github_releases``),
 ``interval_minutes``, ``weight``, ``enabled``, ``org`` (hf_models), ``repo`` (github_releases).
+
+The file is validated by the pydantic models below (unknown keys are refused at every level, so a
+misspelled key cannot be silently ignored); their errors are turned into one line that names the
+file, the entry and the key, because that line is what ``frontierwatch`` prints before it stops.
 """
 
 from __future__ import annotations
 
 import difflib
 import tomllib
+import unicodedata
+from collections.abc import Collection
 from pathlib import Path
-from typing import Any, cast
+from typing import Annotated, Any, Self
+
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from bot.domain import SOURCE_KINDS, SourceKind, SourceSpec
 
-KNOWN_KEYS = {"name", "url", "kind", "interval_minutes", "weight", "enabled", "org", "repo"}
+MAX_INTERVAL_MINUTES = 7 * 24 * 60
+MAX_NAME_CHARS = 200  # sources.name is a VARCHAR(200): a longer name would only fail at sync, on PostgreSQL
+
+# What each key accepts, for messages about errors pydantic found itself (wrong type, out of range,
+# missing); errors raised by the validators below carry their own wording.
+_ACCEPTS = {
+    "name": f"`name` is required (a non-empty string of at most {MAX_NAME_CHARS} characters)",
+    "kind": f"`kind` must be one of {', '.join(SOURCE_KINDS)}",
+    "url": "`url` must be an http:// or https:// URL",
+    "interval_minutes": f"`interval_minutes` must be a whole number from 1 to {MAX_INTERVAL_MINUTES}",
+    "weight": "`weight` must be a number above 0 and at most 10",
+    "enabled": "`enabled` must be true or false",
+    "org": '`org` must be a string, e.g. org = "deepseek-ai"',
+    "repo": '`repo` must be a string, e.g. repo = "owner/name"',
+}
+_CUSTOM = "frontierwatch"  # error type of the validators' own, already readable, messages
+
+_HTTP_URL: TypeAdapter[AnyHttpUrl] = TypeAdapter(AnyHttpUrl)
 
 
 class SourcesConfigError(Exception):
     """sources.toml is invalid; the message names the file, the entry and the key."""
+
+
+def _refuse(message: str) -> PydanticCustomError:
+    # The message goes through the context: a template would treat braces in it as placeholders.
+    return PydanticCustomError(_CUSTOM, "{message}", {"message": message})
+
+
+def check_http_url(url: str) -> str:
+    """Refuse what is not an absolute http(s) URL; return ``url`` unchanged.
+
+    The text is kept as written (not pydantic's normalised form): a feed's identity is
+    ``feed:<url>``, so rewriting it would turn every configured feed into a new source.
+    """
+    if not url:
+        raise _refuse("`url` is required for a feed: an http:// or https:// URL")
+    if not url.lower().startswith(("http://", "https://")):
+        raise _refuse(_ACCEPTS["url"])
+    # Checked before parsing because the URL parser would quietly percent-encode the space.
+    if any(ch.isspace() for ch in url):
+        raise _refuse("`url` contains white space (encode a space as %20)")
+    try:
+        _HTTP_URL.validate_python(url)
+    except ValidationError as exc:
+        reason = exc.errors()[0]["msg"].removeprefix("Input should be a valid URL, ")
+        raise _refuse(f"{_ACCEPTS['url']} ({reason})") from None
+    return url
+
+
+class _Table(BaseModel):
+    # strict: TOML already has types, so "30" for a number or 1 for a boolean is a mistake, not input
+    # to coerce; forbid: a misspelled key must be an error, not a silently ignored default.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class SourceEntry(_Table):
+    """One ``[[sources]]`` table. Field order matters: ``kind`` is validated before the keys it governs."""
+
+    name: str
+    kind: SourceKind = "feed"
+    url: str = Field("", validate_default=True)
+    org: str | None = Field(None, validate_default=True)
+    repo: str | None = Field(None, validate_default=True)
+    # None means "the bot's FW_DEFAULT_INTERVAL_MINUTES", which only the caller knows.
+    interval_minutes: Annotated[int, Field(ge=1, le=MAX_INTERVAL_MINUTES)] | None = None
+    weight: float = Field(1.0, gt=0, le=10, allow_inf_nan=False)
+    enabled: bool = True
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        value = value.strip()
+        if not value or len(value) > MAX_NAME_CHARS:
+            raise _refuse(_ACCEPTS["name"])
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str, info: ValidationInfo) -> str:
+        # Trackers build their URL from org/repo, so only a feed needs one.
+        return check_http_url(value) if info.data.get("kind") == "feed" else value
+
+    @field_validator("org")
+    @classmethod
+    def _org(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("kind") == "hf_models" and (value is None or not value.strip() or "/" in value):
+            raise _refuse('kind hf_models needs `org`, e.g. org = "deepseek-ai"')
+        return value.strip() if value is not None else None
+
+    @field_validator("repo")
+    @classmethod
+    def _repo(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("kind") == "github_releases" and (value is None or value.count("/") != 1):
+            raise _refuse('kind github_releases needs `repo = "owner/name"`')
+        return value.strip() if value is not None else None
+
+    def to_spec(self, default_interval: int) -> SourceSpec:
+        return SourceSpec(
+            name=self.name,
+            url=self.url,
+            kind=self.kind,
+            interval_minutes=self.interval_minutes if self.interval_minutes is not None else default_interval,
+            weight=float(self.weight),
+            enabled=self.enabled,
+            org=self.org,
+            repo=self.repo,
+        )
+
+
+KNOWN_KEYS = frozenset(SourceEntry.model_fields)
+
+
+class SourcesFile(_Table):
+    """The whole file: ``[[sources]]`` tables and nothing else."""
+
+    sources: list[SourceEntry] = []
+
+    @model_validator(mode="after")
+    def _unique(self) -> Self:
+        # Two tables for one feed would be merged into one row by sync_sources (or, spelled
+        # differently, polled twice), and two sources with one name could not be told apart in
+        # /watch status and digests.
+        keys: dict[str, int] = {}
+        names: dict[str, int] = {}
+        for index, entry in enumerate(self.sources, start=1):
+            where = f"[[sources]] #{index} ({entry.name!r})"
+            key = _same_source(entry)
+            if key in keys:
+                raise _refuse(f"{where}: same source as #{keys[key]}")
+            keys[key] = index
+            # NFKC: "Café" typed with a combining accent looks the same as the precomposed one.
+            folded = unicodedata.normalize("NFKC", entry.name).casefold()
+            if folded in names:
+                raise _refuse(f"{where}: the name is already used by #{names[folded]}")
+            names[folded] = index
+        return self
+
+
+def _same_source(entry: SourceEntry) -> str:
+    """The stored identity (source_key), with a feed URL normalised only for this comparison, so
+    HTTPS://Example.com/feed and https://example.com/feed are found to be one feed."""
+    key = source_key(entry.to_spec(default_interval=1))  # the interval is not part of the key
+    return f"feed:{_HTTP_URL.validate_python(entry.url)}" if entry.kind == "feed" else key
 
 
 def load_sources(path: Path, *, default_interval: int = 30) -> list[SourceSpec]:
@@ -36,74 +194,70 @@ def load_sources(path: Path, *, default_interval: int = 30) -> list[SourceSpec]:
 
 
 def parse_sources(data: dict[str, Any], *, origin: str, default_interval: int = 30) -> list[SourceSpec]:
-    unknown = sorted(set(data) - {"sources"})
-    if unknown:
-        close = difflib.get_close_matches(unknown[0], ["sources"], n=1)
-        hint = " — did you mean [[sources]]?" if close else "; the file holds [[sources]] tables"
-        raise SourcesConfigError(f"{origin}: unknown top-level key {unknown[0]!r}{hint}")
-    raw = data.get("sources", [])
-    if not isinstance(raw, list):
-        raise SourcesConfigError(f"{origin}: `sources` must be an array of [[sources]] tables")
-    specs: list[SourceSpec] = []
-    seen: dict[str, int] = {}
-    names: dict[str, int] = {}
-    for index, item in enumerate(raw, start=1):
-        where = f"{origin}: [[sources]] #{index}"
-        if not isinstance(item, dict):
-            raise SourcesConfigError(f"{where}: must be a table")
-        spec = _parse_one(item, where, default_interval)
-        key = source_key(spec)
-        if key in seen:
-            raise SourcesConfigError(f"{where} ({spec.name!r}): same source as #{seen[key]}")
-        seen[key] = index
-        folded = spec.name.strip().casefold()
-        if folded in names:
-            raise SourcesConfigError(f"{where} ({spec.name!r}): the name is already used by #{names[folded]}")
-        names[folded] = index
-        specs.append(spec)
-    return specs
+    try:
+        parsed = SourcesFile.model_validate(data)
+    except ValidationError as exc:
+        raise SourcesConfigError(_one_line(exc, data, origin)) from None
+    return [entry.to_spec(default_interval) for entry in parsed.sources]
 
 
-def _parse_one(item: dict[str, Any], where: str, default_interval: int) -> SourceSpec:
-    unknown = set(item) - KNOWN_KEYS
-    if unknown:
-        raise SourcesConfigError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(KNOWN_KEYS)}")
-    name = item.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise SourcesConfigError(f"{where}: `name` is required (a non-empty string)")
-    where = f"{where} ({name!r})"
-    kind = item.get("kind", "feed")
-    if kind not in SOURCE_KINDS:
-        raise SourcesConfigError(f"{where}: `kind` must be one of {', '.join(SOURCE_KINDS)} (got {kind!r})")
-    url = item.get("url", "")
-    org, repo = item.get("org"), item.get("repo")
-    if kind == "feed" and (not isinstance(url, str) or not url.lower().startswith(("http://", "https://"))):
-        raise SourcesConfigError(f"{where}: `url` must be an http:// or https:// URL")
-    if kind == "feed" and any(ch.isspace() for ch in url):
-        raise SourcesConfigError(f"{where}: `url` contains white space (encode a space as %20)")
-    if kind == "hf_models" and (not isinstance(org, str) or not org.strip() or "/" in org):
-        raise SourcesConfigError(f'{where}: kind hf_models needs `org`, e.g. org = "deepseek-ai"')
-    if kind == "github_releases" and (not isinstance(repo, str) or repo.count("/") != 1):
-        raise SourcesConfigError(f'{where}: kind github_releases needs `repo = "owner/name"`')
-    interval = item.get("interval_minutes", default_interval)
-    if not isinstance(interval, int) or isinstance(interval, bool) or not 1 <= interval <= 7 * 24 * 60:
-        raise SourcesConfigError(f"{where}: `interval_minutes` must be a whole number from 1 to 10080")
-    weight = item.get("weight", 1.0)
-    if not isinstance(weight, int | float) or isinstance(weight, bool) or not 0 < weight <= 10:
-        raise SourcesConfigError(f"{where}: `weight` must be a number above 0 and at most 10")
-    enabled = item.get("enabled", True)
-    if not isinstance(enabled, bool):
-        raise SourcesConfigError(f"{where}: `enabled` must be true or false")
-    return SourceSpec(
-        name=name.strip(),
-        url=url if isinstance(url, str) else "",
-        kind=cast(SourceKind, kind),
-        interval_minutes=interval,
-        weight=float(weight),
-        enabled=enabled,
-        org=org.strip() if isinstance(org, str) else None,
-        repo=repo.strip() if isinstance(repo, str) else None,
-    )
+def _one_line(exc: ValidationError, data: dict[str, Any], origin: str) -> str:
+    """The first problem of the file, as one line; pydantic's own dump is many lines and names no file."""
+    errors = sorted(exc.errors(), key=_reading_order)
+    first = errors[0]
+    loc = first["loc"]
+    if first["type"] == _CUSTOM and not loc:  # the uniqueness check: its message names the entry
+        return f"{origin}: {first['msg']}"
+    if len(loc) == 1:
+        if first["type"] == "extra_forbidden":
+            key = str(loc[0])
+            close = difflib.get_close_matches(key, ["sources"], n=1)
+            hint = " — did you mean [[sources]]?" if close else "; the file holds [[sources]] tables"
+            return f"{origin}: unknown top-level key {key!r}{hint}"
+        return f"{origin}: `sources` must be an array of [[sources]] tables"
+    index = int(loc[1])
+    where = f"{origin}: [[sources]] #{index + 1}"
+    raw = data["sources"][index]
+    if len(loc) == 2:
+        return f"{where}: must be a table"
+    name = raw.get("name")
+    if isinstance(name, str) and name.strip():
+        where = f"{where} ({name.strip()!r})"
+    if first["type"] == "extra_forbidden":
+        unknown = sorted(
+            str(e["loc"][2]) for e in errors if e["type"] == "extra_forbidden" and e["loc"][:2] == loc[:2]
+        )
+        return f"{where}: unknown key(s) {unknown}{_did_you_mean(unknown, KNOWN_KEYS)}; known: {sorted(KNOWN_KEYS)}"
+    field = str(loc[2])
+    if first["type"] == _CUSTOM:
+        return f"{where}: {first['msg']}"
+    return f"{where}: {_ACCEPTS.get(field, f'`{field}` is invalid')} ({_got(first)})"
+
+
+def _reading_order(error: ErrorDetails) -> tuple[int, int]:
+    """Top-level problems first, then entries in file order; in an entry, unknown keys first
+    (a misspelled key usually explains the "missing" or default value that follows from it)."""
+    loc = error["loc"]
+    entry = int(loc[1]) if len(loc) > 1 and isinstance(loc[1], int) else -1
+    return entry, 0 if error["type"] == "extra_forbidden" else 1
+
+
+def _did_you_mean(unknown: list[str], known: Collection[str]) -> str:
+    guesses = [
+        f"`{match[0]}` for {key!r}"
+        for key in unknown
+        if (match := difflib.get_close_matches(key, sorted(known), n=1))
+    ]
+    return f" (did you mean {', '.join(guesses)}?)" if guesses else ""
+
+
+def _got(error: ErrorDetails) -> str:
+    if error["type"] == "missing":
+        return "missing"
+    value = error["input"]
+    # Shown as TOML spells it, since that is what the user wrote.
+    text = ("true" if value else "false") if isinstance(value, bool) else repr(value)
+    return f"got {text[:80]}…" if len(text) > 80 else f"got {text}"
 
 
 def source_key(spec: SourceSpec) -> str:
