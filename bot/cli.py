@@ -439,6 +439,31 @@ def eval_command(files: tuple[Path, ...], splits: bool, data: Path) -> None:
         out.print(format_report(report, max_items=20 if splits else None), markup=False)
 
 
+@main.command(name="cluster-eval")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--details", is_flag=True, help="Add the wrong merges and the splits.")
+def cluster_eval_command(file: Path, details: bool) -> None:
+    """How well stories are grouped: labelled coverage (JSONL records with title, summary, url,
+    outlet, published, event) runs through the ingest's clustering in published order; prints one
+    JSON object with pairwise and B-cubed precision, recall and F1, events and clusters."""
+    from bot.pipeline.cluster import ClusterIndex
+    from bot.pipeline.cluster_eval import CoverageSetError, evaluate_clustering, format_details, load_coverage
+
+    settings = _settings()
+    index = ClusterIndex(
+        window=timedelta(hours=settings.cluster_window_hours), threshold=settings.cluster_similarity
+    )
+    try:
+        report = evaluate_clustering(load_coverage(file), index)
+    except CoverageSetError as exc:
+        err.print(f"error: {exc}", markup=False)
+        sys.exit(2)
+    result = report.figures()
+    if details:
+        result.update(format_details(report))
+    sys.stdout.write(json.dumps(result, ensure_ascii=False, indent=2 if details else None) + "\n")
+
+
 @main.command()
 @_corpus_option("The labelled corpus: its train.jsonl and validation.jsonl are read (never test.jsonl).")
 @click.option(

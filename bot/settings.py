@@ -82,7 +82,13 @@ class Settings(BaseSettings):
         1000, ge=1, le=100_000, description="items read from one document; the rest are ignored"
     )
     cluster_window_hours: int = Field(72, ge=1, le=24 * 14)
-    cluster_similarity: float = Field(0.6, gt=0, le=1, description="headline similarity to join a cluster")
+    cluster_similarity: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="how sure the matcher must be that a story reports a cluster's event to join it "
+        "(unset: the threshold fitted with the matcher, chosen for precision)",
+    )
     # --- scheduling
     poll_tick_seconds: float = Field(30.0, gt=0)
     poll_lease_seconds: float = Field(

@@ -11,20 +11,16 @@ from pathlib import Path
 
 import feedparser
 
-from bot.pipeline.cluster import ClusterIndex, IndexedStory, headline_tokens, model_key, raw_tokens
+from bot.pipeline.cluster import ClusterIndex, IndexedStory, index_entry, model_key
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
-def story(sid: int, title: str, outlet: str, at: datetime = NOW, model: str | None = None) -> IndexedStory:
-    return IndexedStory(
-        story_id=sid,
-        cluster_id=sid,
-        outlet=outlet,
-        tokens=headline_tokens(title),
-        raw=raw_tokens(title),
-        at=at,
-        model=model_key(model) if model else None,
+def story(
+    sid: int, title: str, outlet: str, at: datetime = NOW, model: str | None = None, summary: str = ""
+) -> IndexedStory:
+    return index_entry(
+        story_id=sid, cluster_id=sid, outlet=outlet, title=title, summary=summary, at=at, model=model
     )
 
 
@@ -84,10 +80,13 @@ def test_real_pairs_of_one_story_cluster() -> None:
         assert clusters_together(a, b), (a, b)
 
 
-def test_same_outlet_or_outside_window_does_not_cluster() -> None:
+def test_outside_the_window_or_a_loose_same_outlet_update_does_not_cluster() -> None:
     a, b = REAL_SAME_STORY[0]
-    assert not clusters_together(a, (b[0], a[1]))  # same outlet: an update, not a second outlet
     assert not clusters_together(a, b, at_b=NOW + timedelta(hours=73))
+    # An outlet's own second story joins only when it is clearly the same news (the matcher weighs
+    # "this outlet is already in the cluster" against joining): a loosely related follow-up does not.
+    assert not clusters_together(a, ("Trump hotel in Washington faces new lawsuit", a[1]))
+    assert clusters_together(a, (a[0] + " (updated)", a[1]))
 
 
 def test_conflicting_identifiers_keep_stories_apart() -> None:
@@ -96,25 +95,27 @@ def test_conflicting_identifiers_keep_stories_apart() -> None:
     )
 
 
-def test_real_corpus_different_stories_never_cluster(shared_dir: Path) -> None:
+def test_real_corpus_pairs_are_found_and_rarely_wrong(shared_dir: Path) -> None:
+    # Each Google News item of a real capture lists several outlets' headlines on one story: pairs
+    # inside a group should cluster, pairs across groups should not (headlines only, no summaries,
+    # so this is harder than the coverage set). Google itself splits some stories into two groups
+    # (two "plague in China" groups), so a few cross-group pairs are not really wrong.
     groups = google_news_groups(shared_dir)
     assert len(groups) > 30
+    found = sum(
+        1
+        for group in groups
+        for a, b in itertools.combinations(group, 2)
+        if a[1] != b[1] and clusters_together(a, b)
+    )
     headlines = [(i, h) for i, g in enumerate(groups) for h in g]
     wrong = [
         (a, b)
         for (i, a), (j, b) in itertools.combinations(headlines, 2)
         if i != j and a[1] != b[1] and clusters_together(a, b)
     ]
-    assert wrong == []
-
-
-def test_real_corpus_finds_same_story_pairs(shared_dir: Path) -> None:
-    found = 0
-    for group in google_news_groups(shared_dir):
-        found += sum(
-            1 for a, b in itertools.combinations(group, 2) if a[1] != b[1] and clusters_together(a, b)
-        )
-    assert found >= 5
+    assert found >= 120, found  # of 326 same-story pairs (the headline-only matcher found 5+)
+    assert found / (found + len(wrong)) >= 0.85, wrong
 
 
 def test_tracker_release_joins_news_about_that_model_both_ways() -> None:

@@ -283,3 +283,54 @@ async def test_a_failed_parse_keeps_the_old_etag_so_nothing_is_lost(
         assert {o.name: o.new for o in report.outcomes}["wire"] == 1
     finally:
         await app.close()
+
+
+async def test_differently_worded_coverage_joins_a_stored_cluster_through_its_summary(tmp_path: Path) -> None:
+    # Outlets rarely share a headline: these share two words ("Google", "engineer"; the headline-only
+    # rule needed far more) and the summaries carry the names. The second outlet is polled by a
+    # fresh process, so the cluster index is rebuilt from the store, summaries included.
+    first = rss(
+        "Wire",
+        [
+            (
+                "d1",
+                "Former Google engineer convicted over AI secrets",
+                "A federal jury in San Francisco found Linwei Ding guilty of stealing Google's AI chip "
+                "and supercomputer trade secrets for two Chinese companies.",
+            )
+        ],
+    )
+    second = rss(
+        "Daily",
+        [
+            (
+                "d2",
+                "Jury finds ex-Google engineer guilty of economic espionage for China",
+                "Linwei Ding, who worked on Google's AI supercomputer infrastructure, was convicted of "
+                "stealing trade secrets for Chinese companies, a San Francisco federal jury found.",
+            )
+        ],
+    )
+    async with FeedServer() as srv:
+        srv.add("/wire.xml", first)
+        srv.add("/daily.xml", second)
+        settings = settings_for(tmp_path, srv)
+        settings.sources_file.write_text(f'[[sources]]\nname = "wire"\nurl = "{srv.url("/wire.xml")}"\n')
+        app = await App.build(settings)
+        try:
+            await app.poller.poll_due()
+        finally:
+            await app.close()
+        settings.sources_file.write_text(
+            f'[[sources]]\nname = "wire"\nurl = "{srv.url("/wire.xml")}"\n\n'
+            f'[[sources]]\nname = "daily"\nurl = "{srv.url("/daily.xml")}"\n'
+        )
+        app = await App.build(settings)
+        try:
+            await app.poller.poll_due()
+            stored = await app.store.list_stories(since=NOW - timedelta(days=1), relevant_only=False)
+        finally:
+            await app.close()
+    ding = [s for s in stored if "guilty" in s.title or "convicted" in s.title]
+    assert len(ding) == 2 and len({s.cluster_id for s in ding}) == 1, [(s.title, s.cluster_id) for s in ding]
+    assert sorted(ding[0].outlets) == ["daily", "wire"]

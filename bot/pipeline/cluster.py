@@ -1,25 +1,51 @@
-"""Groups the same real-world story across outlets into one cluster.
+"""Groups the coverage of one real-world event across outlets into one cluster.
 
-Two rules, both limited to a time window (72 h by default):
+Within a time window (72 h by default), two ways to join a cluster:
 
-* **Near-identical headlines** from different outlets: the headlines' content words (stop words
-  dropped, plural ``s`` folded) overlap strongly, and they name no conflicting identifiers
-  (``GPT-5`` vs ``GPT-4o`` are different stories however similar the rest reads).
+* **The matcher.** A story's headline words and the opening words of its summary (stemmed, stop
+  words dropped) are compared, weighted by rarity, with each candidate cluster: its closest member,
+  its headline, the cluster's words as a whole, shared rare words and version identifiers, time
+  apart, and whether the outlet is already there. A small logistic model, fitted on labelled
+  coverage (``cluster_fit.py``), turns that into the probability that both report one event; the
+  story joins the most likely cluster above the threshold. Clusters naming different versions
+  (``GPT-5`` vs ``GPT-4o``) are never candidates, however alike the rest reads.
 * **Tracker release + news**: a model found on the Hugging Face Hub or GitHub joins the news
   stories whose headline names that model (``DeepSeek-V3.2`` ~ "DeepSeek launches V3.2 ...").
 
-The index is in memory and is refreshed from the store before each batch, so several replicas
-converge on the same clusters without a shared lock on the hot path.
+The index is in memory, bounded by the window, and refreshed from the store before each batch, so
+several replicas converge on the same clusters without a shared lock on the hot path. How well it
+works is measured by ``frontierwatch cluster-eval`` (docs/clustering.md).
 """
 
 from __future__ import annotations
 
+import functools
+import gzip
 import heapq
+import json
+import math
 import re
+import threading
+import zlib
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
+
+import snowballstemmer
 
 _WORD = re.compile(r"[a-z0-9]+(?:[.'][a-z0-9]+)*")
+SUMMARY_WORDS = 30  # content words of a summary kept for matching (its opening carries the news)
+CONTEXT_WEIGHT = 0.5  # a word only in the summary counts this much against a headline word
+RARE_IDF = 4.0  # a word this rare (about 1 story in 55) is a name, a place, a number: a strong clue
+MEMBERS_COMPARED = 12  # a big cluster is judged by its latest stories and its centroid
+SUMMARY_LOOKUPS = 4  # summary words looked up in the headline index (the rarest)
+CANDIDATE_POINTS = 2  # words a candidate's headline must share with this story's headline or summary
+CANDIDATES_SCORED = 4  # stories whose clusters the matcher scores, the best of the cheap count
+IDF_CACHE_WORDS = 200_000
+WEIGHTS_FILE = Path(__file__).resolve().parent / "cluster_weights.json"
+RARITY_FILE = Path(__file__).resolve().parent / "word_rarity.json.gz"
 STOP_WORDS = frozenset(
     [
         "a",
@@ -135,18 +161,21 @@ MODEL_SUFFIXES = frozenset(
 )
 
 
+_STEMMERS = threading.local()
+
+
+@functools.lru_cache(maxsize=100_000)
 def _fold(token: str) -> str:
+    """One form per word, so outlets' wording meets: "distilling", "distilled" and
+    "distillation" are all ``distil`` (the Snowball English stemmer). Numbers and versions stay
+    as written."""
     token = token.replace("'", "")
-    if len(token) > 4 and token.endswith("ies"):
-        return token[:-3] + "y"
-    if (
-        len(token) > 3
-        and token.endswith("s")
-        and not token.endswith("ss")
-        and not any(c.isdigit() for c in token)
-    ):
-        return token[:-1]
-    return token
+    if any(c.isdigit() for c in token):
+        return token
+    stemmer = getattr(_STEMMERS, "english", None)
+    if stemmer is None:  # a stemmer keeps state while it works: one per thread
+        stemmer = _STEMMERS.english = snowballstemmer.stemmer("english")
+    return str(stemmer.stemWord(token))
 
 
 def headline_tokens(title: str) -> frozenset[str]:
@@ -160,8 +189,27 @@ def raw_tokens(title: str) -> frozenset[str]:
     return frozenset(t for t in re.split(r"[^a-z0-9]+", title.lower()) if t)
 
 
+_VERSIONED = re.compile(r"[a-z]+-\d+(?:\.\d+)*[a-z]*|[a-z]+\d+[a-z0-9]*|\d+[a-z]+[a-z0-9]*|\d+\.\d+")
+
+
+def identifiers_of(title: str) -> frozenset[str]:
+    """Names with a version or model number (``gpt-5``, ``gpt-4o``, ``h20``, ``3.5``): two
+    headlines naming different ones are different stories however alike the rest reads. Plain
+    numbers are not identifiers: outlets report different death tolls and prices of one event."""
+    if not any(c.isdigit() for c in title):
+        return frozenset()
+    found = _VERSIONED.findall(title.lower().replace("’", "'"))
+    # Units and ordinals are numbers, not names.
+    return frozenset(
+        f for f in found if not re.fullmatch(r"\d+(st|nd|rd|th|s|m|bn|b|k|pm|am|gb|tb|mb|mph|km|kg|x)", f)
+    )
+
+
+_NOT_GIVEN: frozenset[str] = frozenset({"\x00not given"})
+
+
 def _identifiers(tokens: frozenset[str]) -> frozenset[str]:
-    return frozenset(t for t in tokens if any(c.isdigit() for c in t))
+    return frozenset(t for t in tokens if any(c.isdigit() for c in t) and any(c.isalpha() for c in t))
 
 
 def model_key(model_name: str) -> tuple[str, ...] | None:
@@ -174,12 +222,21 @@ def model_key(model_name: str) -> tuple[str, ...] | None:
     return tuple(core)
 
 
-def similarity(a: frozenset[str], b: frozenset[str]) -> float:
-    """0..1: mean of Jaccard and overlap coefficient of two headlines' content words."""
-    if not a or not b:
-        return 0.0
-    shared = len(a & b)
-    return 0.5 * shared / len(a | b) + 0.5 * shared / min(len(a), len(b))
+def summary_tokens(summary: str, title_tokens: frozenset[str], limit: int = SUMMARY_WORDS) -> frozenset[str]:
+    """Content words of the summary's opening, minus the headline's: what a second outlet's
+    differently worded headline can still share (names, places, the case, the number)."""
+    # The opening is all that is kept; a feed's full-text description can be 100 times longer.
+    words = _WORD.findall(summary[: limit * 20].lower().replace("’", "'"))
+    out: set[str] = set()
+    for w in words:
+        if w in STOP_WORDS or (len(w) < 2 and not w.isdigit()):
+            continue
+        folded = _fold(w)
+        if folded not in title_tokens:
+            out.add(folded)
+            if len(out) >= limit:
+                break
+    return frozenset(out)
 
 
 @dataclass(slots=True)
@@ -192,32 +249,213 @@ class IndexedStory:
     at: datetime
     model: tuple[str, ...] | None = None  # set for tracker stories
     seen: datetime | None = None  # when it was first stored (prunes the index); None: ``at``
-    identifiers: frozenset[str] = frozenset()
+    # Content words of the summary's opening that the headline lacks (see ``summary_tokens``).
+    context: frozenset[str] = frozenset()
+    identifiers: frozenset[str] = _NOT_GIVEN  # index_entry passes identifiers_of(title)
+    terms: frozenset[str] = frozenset()  # tokens | context
+    # Set by the index on first use (they need word rarity): vector norms, headline mass, rare words.
+    norm: float = 0.0
+    title_norm: float = 0.0
+    title_mass: float = 0.0
+    rare: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
-        self.identifiers = _identifiers(self.tokens)
+        if self.identifiers is _NOT_GIVEN:
+            self.identifiers = _identifiers(self.tokens)
+        self.terms = self.tokens | self.context
 
 
 @dataclass(slots=True)
 class Match:
     cluster_id: int
     story_id: int
-    score: float
+    score: float  # the matcher's probability that the story reports the cluster's event
     rule: str  # "headline" | "model"
+
+
+def index_entry(
+    *,
+    story_id: int,
+    cluster_id: int,
+    outlet: str,
+    title: str,
+    summary: str = "",
+    at: datetime,
+    seen: datetime | None = None,
+    model: str | None = None,
+) -> IndexedStory:
+    """The index's view of one story; ingest, the index refresh and ``cluster-eval`` all build it
+    here, so what is measured is what runs."""
+    tokens = headline_tokens(title)
+    return IndexedStory(
+        story_id=story_id,
+        cluster_id=cluster_id,
+        outlet=outlet,
+        tokens=tokens,
+        raw=raw_tokens(title),
+        at=at,
+        model=model_key(model) if model else None,
+        seen=seen,
+        context=summary_tokens(summary, tokens) if summary else frozenset(),
+        identifiers=identifiers_of(title),
+    )
+
+
+# ---------------------------------------------------------------------------------------- matcher
+FEATURES = (
+    "best_pair",  # rarity-weighted cosine with the most similar member (headline + summary words)
+    "best_title",  # the same, headlines only
+    "centroid",  # rarity-weighted cosine with the cluster's words, all members together
+    "rare_shared",  # rare words shared with the closest member (names, places, numbers), up to 5, / 5
+    "identifiers_shared",  # numbers and versions shared with the cluster, up to 3, / 3
+    "days_apart",  # to the nearest member
+    "outlet_in_cluster",  # the outlet already has a story in the cluster (an update, or a live blog)
+    "title_covered",  # share of the headline's rarity found in the closest member's words, either way
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MatcherWeights:
+    """A logistic model over :data:`FEATURES`: how likely a story reports a cluster's event.
+
+    Fitted on the dev split of ``config/coverage`` by ``python -m bot.pipeline.cluster_fit``
+    (a test refits and compares); ``threshold`` is what ``FW_CLUSTER_SIMILARITY`` overrides."""
+
+    weights: tuple[float, ...]
+    intercept: float
+    threshold: float = 0.5  # the default probability to join; chosen on held-out dev days
+    meta: dict[str, object] = field(default_factory=dict, compare=False)
+
+    def probability(self, features: Iterable[float]) -> float:
+        z = self.intercept + sum(w * f for w, f in zip(self.weights, features, strict=True))
+        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+
+    @classmethod
+    def load(cls, path: Path = WEIGHTS_FILE) -> MatcherWeights:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if list(data["features"]) != list(FEATURES):
+            raise ValueError(
+                f"{path}: fitted for features {data['features']}, this code has {list(FEATURES)}"
+            )
+        return cls(
+            tuple(float(w) for w in data["weights"]),
+            float(data["intercept"]),
+            float(data["threshold"]),
+            dict(data.get("meta") or {}),
+        )
+
+
+_DEFAULT_WEIGHTS: MatcherWeights | None = None
+
+
+def default_weights() -> MatcherWeights:
+    global _DEFAULT_WEIGHTS
+    if _DEFAULT_WEIGHTS is None:
+        _DEFAULT_WEIGHTS = MatcherWeights.load()
+    return _DEFAULT_WEIGHTS
+
+
+@dataclass(frozen=True, slots=True)
+class WordRarity:
+    """In how many of a background set of news stories each word occurs.
+
+    Rarity from the live index alone misleads while the index is small (a new install, the demo,
+    a quiet night): every word then looks rare, and two explainers of "knowledge distillation"
+    look like one event. The background, counted from the repository's labelled news by
+    ``python -m bot.pipeline.cluster_fit``, is added to the live counts."""
+
+    documents: int
+    df: dict[str, int]
+
+    @classmethod
+    def count(cls, stories: Iterable[tuple[str, str]], min_df: int = 2) -> WordRarity:
+        counts: dict[str, int] = {}
+        documents = 0
+        for title, summary in stories:
+            documents += 1
+            tokens = headline_tokens(title)
+            for token in tokens | summary_tokens(summary, tokens):
+                counts[token] = counts.get(token, 0) + 1
+        return cls(documents, {t: n for t, n in sorted(counts.items()) if n >= min_df})
+
+    def save(self, path: Path) -> None:
+        text = json.dumps({"documents": self.documents, "df": self.df}, separators=(",", ":"), sort_keys=True)
+        with path.open("wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as fh:
+            fh.write(text.encode("utf-8"))
+
+    @classmethod
+    def load(cls, path: Path = RARITY_FILE) -> WordRarity:
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            data = json.load(fh)
+        return cls(int(data["documents"]), {str(k): int(v) for k, v in data["df"].items()})
+
+
+_DEFAULT_RARITY: WordRarity | None = None
+
+
+def default_rarity() -> WordRarity:
+    global _DEFAULT_RARITY
+    if _DEFAULT_RARITY is None:
+        _DEFAULT_RARITY = WordRarity.load()
+    return _DEFAULT_RARITY
+
+
+@dataclass(slots=True)
+class _Cluster:
+    """One cluster's stories in the window: its members, and their weighted words summed (its
+    centroid) with the sum of their squares, kept as stories come and go."""
+
+    members: list[IndexedStory] = field(default_factory=list)
+    words: dict[str, float] = field(default_factory=dict)
+    square: float = 0.0
+    outlets: dict[str, int] = field(default_factory=dict)
+    identifiers: dict[str, int] = field(default_factory=dict)
+
+    def change(self, story: IndexedStory, sign: int, weights: dict[str, float]) -> None:
+        if sign > 0:
+            self.members.append(story)
+        else:
+            self.members = [m for m in self.members if m.story_id != story.story_id]
+        words = self.words
+        for token, weight in weights.items():
+            before = words.get(token, 0.0)
+            after = before + sign * weight
+            self.square += after * after - before * before
+            if after > 1e-9:
+                words[token] = after
+            else:
+                words.pop(token, None)
+        if not words:
+            self.square = 0.0
+        for counter, keys in ((self.outlets, (story.outlet,)), (self.identifiers, story.identifiers)):
+            for key in keys:
+                n = counter.get(key, 0) + sign
+                if n > 0:
+                    counter[key] = n
+                else:
+                    counter.pop(key, None)
 
 
 @dataclass
 class ClusterIndex:
-    """Recent stories, searchable by headline words and by tracked model names."""
+    """Recent stories, searchable by their words and by tracked model names.
+
+    A new story joins the cluster the matcher finds most likely to report the same event, when
+    that likelihood reaches ``threshold``; a wrong merge hides a story from a channel while a split
+    only repeats it, so the default threshold is chosen for precision."""
 
     window: timedelta = timedelta(hours=72)
-    threshold: float = 0.6
-    min_shared: int = 3
+    threshold: float | None = None  # None: the threshold fitted with the weights
+    min_shared: int = 2
+    weights: MatcherWeights | None = None  # None: the shipped, fitted weights
+    rarity: WordRarity | None = None  # None: the shipped background counts
     _by_time: list[tuple[datetime, int]] = field(default_factory=list)  # heap of (at, story id)
     _horizon: datetime | None = None  # stories older than this are outside every window
-    _postings: dict[str, set[int]] = field(default_factory=dict)
+    _postings: dict[str, set[int]] = field(default_factory=dict)  # headline word -> story ids
+    _idf: dict[str, float] = field(default_factory=dict)  # a cache of ``idf``
     _by_id: dict[int, IndexedStory] = field(default_factory=dict)
     _models: dict[int, IndexedStory] = field(default_factory=dict)
+    _clusters: dict[int, _Cluster] = field(default_factory=dict)
     last_story_id: int = 0
 
     def __len__(self) -> int:
@@ -238,13 +476,23 @@ class ClusterIndex:
         heapq.heappush(self._by_time, (story.at, story.story_id))
         for token in story.tokens:
             self._postings.setdefault(token, set()).add(story.story_id)
+        self._clusters.setdefault(story.cluster_id, _Cluster()).change(story, +1, self._weights(story))
         if story.model:
             self._models[story.story_id] = story
 
     def move(self, story_id: int, cluster_id: int) -> None:
         story = self._by_id.get(story_id)
-        if story is not None:
+        if story is not None and story.cluster_id != cluster_id:
+            self._leave(story)
             story.cluster_id = cluster_id
+            self._clusters.setdefault(cluster_id, _Cluster()).change(story, +1, self._weights(story))
+
+    def _leave(self, story: IndexedStory) -> None:
+        cluster = self._clusters.get(story.cluster_id)
+        if cluster is not None:
+            cluster.change(story, -1, self._weights(story))
+            if not cluster.members:
+                del self._clusters[story.cluster_id]
 
     def prune(self, now: datetime) -> None:
         # By the story's time (published, never later than first seen), in a heap: a backlog of
@@ -257,6 +505,7 @@ class ClusterIndex:
             if old is None:
                 continue
             self._models.pop(old.story_id, None)
+            self._leave(old)
             for token in old.tokens:
                 posting = self._postings.get(token)
                 if posting is not None:
@@ -264,39 +513,148 @@ class ClusterIndex:
                     if not posting:
                         del self._postings[token]
 
+    # ------------------------------------------------------------------ matching
+    def idf(self, token: str) -> float:
+        """Rarity of a word in news: a name or a number that few stories carry says "same event"
+        far more than "ai" or "china" does. From the background counts only, so a story's
+        weights never change and a cluster's centroid can be kept up to date as stories come and
+        go (held-out dev figures were the same as with live counts added)."""
+        cache = self._idf
+        value = cache.get(token)
+        if value is None:
+            if len(cache) > IDF_CACHE_WORDS:
+                cache.clear()
+            rarity = self.rarity or default_rarity()
+            value = cache[token] = math.log((rarity.documents + 1) / (rarity.df.get(token, 0) + 1))
+        return value
+
+    def _weights(self, story: IndexedStory) -> dict[str, float]:
+        """A story's words weighted by rarity (a summary word counts ``CONTEXT_WEIGHT``); on first
+        use also sets its norms, headline mass and rare words."""
+        idf = self.idf
+        weights = {t: idf(t) for t in story.tokens}
+        for t in story.context:
+            weights[t] = CONTEXT_WEIGHT * idf(t)
+        if not story.norm:
+            story.norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
+            story.title_norm = math.sqrt(sum(weights[t] ** 2 for t in story.tokens)) or 1.0
+            story.title_mass = sum(weights[t] for t in story.tokens) or 1.0
+            story.rare = frozenset(t for t in story.terms if idf(t) >= RARE_IDF)
+        return weights
+
+    def _rarest(self, words: frozenset[str]) -> list[str]:
+        """The summary words worth looking up: the rarest by the background counts."""
+        if len(words) <= SUMMARY_LOOKUPS:
+            return list(words)
+        df = (self.rarity or default_rarity()).df
+        # Ties broken by a fixed hash of the word: set order changes with every process (hash
+        # seeds), and alphabetical order would send every story to the same few words.
+        return heapq.nsmallest(SUMMARY_LOOKUPS, words, key=lambda w: (df.get(w, 0), zlib.crc32(w.encode())))
+
+    def features(
+        self, story: IndexedStory, cluster_id: int, mine: dict[str, float] | None = None
+    ) -> list[float]:
+        """The matcher's inputs (:data:`FEATURES`) for a story against one cluster; ``mine`` is
+        the story's ``_weights`` when the caller already has them."""
+        cluster = self._clusters[cluster_id]
+        if mine is None:
+            mine = self._weights(story)
+        idf = self.idf
+        best_pair = best_title = covered = 0.0
+        rare = 0
+        nearest = math.inf
+        for member in cluster.members[-MEMBERS_COMPARED:]:
+            nearest = min(nearest, abs((story.at - member.at).total_seconds()))
+            shared = story.terms & member.terms
+            if not shared:
+                continue
+            if not member.norm:
+                self._weights(member)
+            theirs_context = member.context
+            dot = 0.0
+            for t in shared:
+                dot += mine[t] * (CONTEXT_WEIGHT * idf(t) if t in theirs_context else idf(t))
+            best_pair = max(best_pair, dot / (story.norm * member.norm))
+            titles = story.tokens & member.tokens
+            if titles:
+                title_dot = sum(idf(t) ** 2 for t in titles)
+                best_title = max(best_title, title_dot / (story.title_norm * member.title_norm))
+            rare = max(rare, len(story.rare & member.rare))
+            mine_in_theirs = sum(idf(t) for t in story.tokens & member.terms) / story.title_mass
+            theirs_in_mine = sum(idf(t) for t in member.tokens & story.terms) / member.title_mass
+            covered = max(covered, min(mine_in_theirs, theirs_in_mine))
+        words = cluster.words
+        dot = sum(w * words[t] for t, w in mine.items() if t in words)
+        centroid = dot / (story.norm * math.sqrt(cluster.square)) if dot and cluster.square > 0 else 0.0
+        shared_ids = sum(1 for i in story.identifiers if i in cluster.identifiers)
+        days = nearest / 86400 if nearest != math.inf else self.window.total_seconds() / 86400
+        return [
+            best_pair,
+            best_title,
+            min(centroid, 1.0),
+            min(rare, 5) / 5,
+            min(shared_ids, 3) / 3,
+            days,
+            1.0 if story.outlet in cluster.outlets else 0.0,
+            covered,
+        ]
+
+    def candidate_clusters(self, story: IndexedStory) -> dict[int, str]:
+        """Clusters worth scoring for this story: cluster id -> the rule that found it."""
+        found: dict[int, str] = {}
+        for candidate, rule in self._candidates(story):
+            if abs(candidate.at - story.at) > self.window:
+                continue
+            if rule == "model":
+                if candidate.outlet != story.outlet:
+                    found[candidate.cluster_id] = "model"
+            elif candidate.cluster_id not in found:
+                cluster = self._clusters.get(candidate.cluster_id)
+                mine, theirs = story.identifiers, cluster.identifiers if cluster else {}
+                # GPT-5 vs GPT-4o: different stories however similar the rest reads.
+                if cluster is not None and not (mine and theirs and mine.isdisjoint(theirs)):
+                    found[candidate.cluster_id] = "headline"
+        return found
+
     def find(self, story: IndexedStory) -> Match | None:
         """The best cluster for a new story, or None when it starts a cluster of its own."""
-        tokens, outlet, at = story.tokens, story.outlet, story.at
+        weights = self.weights or default_weights()
+        threshold = weights.threshold if self.threshold is None else self.threshold
         best: Match | None = None
-        for candidate, rule in self._candidates(story):
-            if candidate.outlet == outlet or abs(candidate.at - at) > self.window:
-                continue
+        mine: dict[str, float] | None = None
+        for cluster_id, rule in self.candidate_clusters(story).items():
             if rule == "model":
                 score = 1.0
             else:
-                mine, theirs = story.identifiers, candidate.identifiers
-                if mine and theirs and mine.isdisjoint(theirs):
-                    continue
-                score = similarity(tokens, candidate.tokens)
-                if score < self.threshold:
+                mine = mine or self._weights(story)
+                score = weights.probability(self.features(story, cluster_id, mine))
+                if score < threshold:
                     continue
             if best is None or score > best.score:
-                best = Match(candidate.cluster_id, candidate.story_id, score, rule)
+                member = self._clusters[cluster_id].members[-1]
+                best = Match(cluster_id, member.story_id, score, rule)
         return best
 
     def _candidates(self, story: IndexedStory) -> list[tuple[IndexedStory, str]]:
-        counts: dict[int, int] = {}
-        # A word that a large share of recent headlines carry ("ai", "china") says little about
-        # sameness; skipping it keeps the search near-linear however uniform the headlines are.
+        # Cheap first: the window's headline words (an inverted index), looked up with this
+        # story's headline words and its summary's rarest words; only the best few go on to the
+        # matcher. A word that a large share of recent headlines carry ("ai", "china") says
+        # little about sameness and is not looked up, which keeps the search near-linear however
+        # uniform the stories are. (Also indexing each summary's rarest words found no more on
+        # the dev coverage and cost twice the time.)
+        points: Counter[int] = Counter()
         too_common = max(200, len(self._by_id) // 20)
-        for token in story.tokens:
-            posting = self._postings.get(token, ())
-            if len(posting) > too_common:
-                continue
-            for story_id in posting:
-                counts[story_id] = counts.get(story_id, 0) + 1
-        needed = min(self.min_shared, len(story.tokens))
-        found = [(self._by_id[sid], "headline") for sid, n in counts.items() if n >= needed]
+        postings = self._postings
+        for tokens in (story.tokens, self._rarest(story.context)):
+            for token in tokens:
+                posting = postings.get(token)
+                if posting and len(posting) <= too_common:
+                    points.update(posting)  # counted in C
+        needed = min(CANDIDATE_POINTS, len(story.tokens) + len(story.context))
+        best = [(n, sid) for sid, n in points.items() if n >= needed]
+        if len(best) > CANDIDATES_SCORED:
+            best = heapq.nlargest(CANDIDATES_SCORED, best)
+        found = [(self._by_id[sid], "headline") for _n, sid in best]
         # Release rule, both ways: a news headline naming a tracked model, or a tracker story
         # whose model an earlier headline already named. Tracker stories are few, so scans are cheap.
         for tracked in self._models.values():

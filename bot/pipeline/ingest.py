@@ -17,7 +17,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -25,9 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.classify import classify_many
 from bot.domain import Classification, Entry
-from bot.pipeline.cluster import ClusterIndex, IndexedStory, headline_tokens, model_key, raw_tokens
+from bot.pipeline.cluster import ClusterIndex, IndexedStory, index_entry
 from bot.store import models as m
-from bot.store.repo import ClaimedSource, Store, sha1
+from bot.store.repo import ClaimedSource, IndexRow, Store, sha1
 
 if TYPE_CHECKING:
     from bot.classify import Classifier
@@ -135,19 +135,19 @@ class Ingestor:
             self._wide_refresh_at = now
         self.index.prune(now)
 
-    def _add_rows(self, rows: list[tuple[int, int, str, str, datetime, datetime, dict[str, Any]]]) -> None:
-        for story_id, cluster_id, outlet, title, published, first_seen, extra in rows:
+    def _add_rows(self, rows: list[IndexRow]) -> None:
+        for story_id, cluster_id, outlet, title, summary, published, first_seen, extra in rows:
             model = extra.get("model") if extra else None
             self.index.add(
-                IndexedStory(
+                index_entry(
                     story_id=story_id,
                     cluster_id=cluster_id,
                     outlet=outlet,
-                    tokens=headline_tokens(title),
-                    raw=raw_tokens(title),
+                    title=title,
+                    summary=summary,
                     at=min(published, first_seen),
-                    model=model_key(model) if isinstance(model, str) else None,
                     seen=first_seen,
+                    model=model if isinstance(model, str) else None,
                 )
             )
 
@@ -312,15 +312,15 @@ class Ingestor:
         classification: Classification,
     ) -> _Plan:
         model = dict(entry.extra).get("model")
-        indexed = IndexedStory(
+        indexed = index_entry(
             story_id=-(len(by_provisional) + 1),
             cluster_id=0,
             outlet=outlet,
-            tokens=headline_tokens(entry.title),
-            raw=raw_tokens(entry.title),
+            title=entry.title,
+            summary=entry.summary,
             at=min(entry.published or job.now, job.now),  # a future date is not trusted
             seen=job.now,
-            model=model_key(model) if model else None,
+            model=str(model) if model else None,
         )
         plan = _Plan(job, guid_hash, entry, url_hash, outlet, classification, indexed, None)
         match = self.index.find(indexed)

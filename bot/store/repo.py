@@ -16,6 +16,10 @@ from bot.sources.config import source_key
 from bot.store import models as m
 from bot.store.db import session_factory
 
+# What the cluster index needs of a stored story:
+# (id, cluster, outlet, title, summary, published, first seen, extra).
+IndexRow = tuple[int, int, str, str, str, datetime, datetime, dict[str, Any]]
+
 
 def sha1(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
@@ -248,9 +252,9 @@ class Store:
 
     async def recent_stories_for_index(
         self, after_id: int, since: datetime, *, ids: Sequence[int] | None = None
-    ) -> list[tuple[int, int, str, str, datetime, datetime, dict[str, Any]]]:
+    ) -> list[IndexRow]:
         """Stories with an id above ``after_id`` (or with these ``ids``) first seen since ``since``:
-        (id, cluster, outlet, title, published, first seen, extra)."""
+        (id, cluster, outlet, title, summary, published, first seen, extra)."""
         wanted = [m.Story.id > after_id] if ids is None else [m.Story.id.in_(list(ids))]
         async with self.sessions() as session:
             rows = await session.execute(
@@ -259,6 +263,7 @@ class Store:
                     m.Story.cluster_id,
                     m.Story.outlet,
                     m.Story.title,
+                    m.Story.summary,
                     m.Story.published_at,
                     m.Story.first_seen_at,
                     m.Story.extra,
@@ -266,7 +271,7 @@ class Store:
                 .where(*wanted, m.Story.first_seen_at >= since)
                 .order_by(m.Story.id)
             )
-            return [(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows]
+            return [(r[0], r[1], r[2], r[3], r[4] or "", r[5], r[6], r[7]) for r in rows]
 
     async def story_ids_seen_since(
         self, since: datetime, up_to_id: int, published_after: datetime

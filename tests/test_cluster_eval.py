@@ -1,0 +1,209 @@
+"""`frontierwatch cluster-eval`, its metrics, the labelled coverage and the fitted matcher."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.pipeline.cluster import RARITY_FILE, WEIGHTS_FILE, ClusterIndex, MatcherWeights, WordRarity
+from bot.pipeline.cluster_eval import (
+    CoverageItem,
+    CoverageSetError,
+    evaluate_clustering,
+    load_coverage,
+    parse_coverage,
+    score_clusters,
+)
+from tests.test_cli import base_env, run_cli
+
+REPO = Path(__file__).resolve().parent.parent
+COVERAGE = REPO / "config" / "coverage"
+T0 = datetime(2023, 3, 14, 12, tzinfo=UTC)
+# The test split was frozen (committed) before any matcher was measured on it; it only reports.
+TEST_SPLIT_SHA256 = "a214134df0111470dd797a0db88e01f7ece47d72a19438edc3ea2be3adbc5527"
+
+
+def item(event: str, n: int = 0) -> CoverageItem:
+    return CoverageItem(f"headline {event} {n}", "", f"https://x.example/{event}/{n}", f"O{n}", T0, event)
+
+
+def test_metrics_by_hand() -> None:
+    # Events: a a a b b; clusters: {a a} {a b} {b}.
+    items = [item("a", 0), item("a", 1), item("a", 2), item("b", 3), item("b", 4)]
+    report = score_clusters(items, [1, 1, 2, 2, 3])
+    # Pairs: together (a0 a1) (a2 b3); same event: a×3, b×1 = 4; correct: 1.
+    assert report.pairwise_precision == pytest.approx(1 / 2)
+    assert report.pairwise_recall == pytest.approx(1 / 4)
+    assert report.pairwise_f1 == pytest.approx(2 * 0.5 * 0.25 / 0.75)
+    # B-cubed per item: precision 1, 1, 1/2, 1/2, 1 → 4/5; recall 2/3, 2/3, 1/3, 1/2, 1/2 → 8/3/5.
+    assert report.bcubed_precision == pytest.approx(4 / 5)
+    assert report.bcubed_recall == pytest.approx((2 / 3 + 2 / 3 + 1 / 3 + 1 / 2 + 1 / 2) / 5)
+    assert (report.events, report.clusters) == (2, 3)
+    assert [sorted(i.event for i in c) for c in report.wrong_merges] == [["a", "b"]]
+    assert [[len(part) for part in parts] for parts in report.splits] == [[2, 1], [1, 1]]
+    perfect = score_clusters(items, [1, 1, 1, 2, 2])
+    assert perfect.figures() | {"events": 0, "clusters": 0} == {
+        "pairwise_precision": 1.0,
+        "pairwise_recall": 1.0,
+        "pairwise_f1": 1.0,
+        "bcubed_precision": 1.0,
+        "bcubed_recall": 1.0,
+        "bcubed_f1": 1.0,
+        "events": 0,
+        "clusters": 0,
+    }
+
+
+def test_clustering_runs_in_published_order_like_ingest() -> None:
+    def at(hours: float, title: str, outlet: str, event: str) -> CoverageItem:
+        return CoverageItem(title, "", "", outlet, T0 + timedelta(hours=hours), event)
+
+    later = at(2, "OpenAI launches GPT-4 with image input for ChatGPT Plus", "B", "gpt4")
+    first = at(0, "OpenAI launches GPT-4, its most capable model, for ChatGPT Plus users", "A", "gpt4")
+    other = at(1, "Google opens its PaLM language model API to developers", "C", "palm")
+    report = evaluate_clustering([later, other, first])
+    assert (report.events, report.clusters, report.pairwise_precision, report.pairwise_recall) == (
+        2,
+        2,
+        1.0,
+        1.0,
+    )
+    # Three days apart (outside the window): never one cluster.
+    far = at(80, "OpenAI launches GPT-4 with image input for ChatGPT Plus", "D", "gpt4")
+    assert evaluate_clustering([first, far]).clusters == 2
+
+
+def test_bad_coverage_lines_are_named() -> None:
+    good = {
+        "title": "t",
+        "summary": "",
+        "url": "u",
+        "outlet": "o",
+        "published": "2023-03-14T12:00:00Z",
+        "event": "e",
+    }
+    for broken, words in (
+        ('{"title": ', r"set\.jsonl:1: invalid JSON: the line ends early"),
+        (json.dumps({**good, "event": ""}), "'event' must be a non-empty string"),
+        (json.dumps({**good, "published": "yesterday"}), "not an ISO 8601 date-time"),
+        (json.dumps([good]), "expected a JSON object"),
+    ):
+        with pytest.raises(CoverageSetError, match=words):
+            parse_coverage([broken], "set.jsonl")
+    [parsed] = parse_coverage([json.dumps({**good, "published": "2023-03-14 12:00:00"})])
+    assert parsed.published == T0  # a date without a zone is UTC
+
+
+async def test_cluster_eval_command_contract(tmp_path: Path) -> None:
+    records = [
+        {"title": "Microsoft unveils new Bing with ChatGPT built in", "outlet": "BBC", "event": "bing"},
+        {"title": "Microsoft launches ChatGPT-powered Bing search", "outlet": "CNBC", "event": "bing"},
+        {
+            "title": "Turkey declares three-month state of emergency after quake",
+            "outlet": "BBC",
+            "event": "tr",
+        },
+    ]
+    path = tmp_path / "coverage.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps(
+                {**r, "summary": "", "url": f"https://x.example/{n}", "published": "2023-02-07T18:00:00Z"}
+            )
+            + "\n"
+            for n, r in enumerate(records)
+        )
+    )
+    env = base_env(tmp_path)
+    code, out, err = await run_cli("cluster-eval", str(path), env=env)
+    assert code == 0, err
+    figures = json.loads(out)
+    assert list(figures) == [
+        "pairwise_precision",
+        "pairwise_recall",
+        "pairwise_f1",
+        "bcubed_precision",
+        "bcubed_recall",
+        "bcubed_f1",
+        "events",
+        "clusters",
+    ]
+    assert figures["events"] == 2 and figures["pairwise_precision"] == 1.0
+    code, out, _ = await run_cli("cluster-eval", str(path), "--details", env=env)
+    details = json.loads(out)
+    assert code == 0 and set(details) >= {"wrong_merges", "splits"}
+    path.write_text('{"title": "x"}\n')
+    code, out, err = await run_cli("cluster-eval", str(path), env=env)
+    assert code == 2 and out == "" and err.strip().count("\n") == 0
+    assert err.startswith(f"error: {path}:1: 'outlet' must be a non-empty string")
+
+
+def test_the_coverage_corpus_is_as_documented() -> None:
+    assert hashlib.sha256((COVERAGE / "test.jsonl").read_bytes()).hexdigest() == TEST_SPLIT_SHA256
+    dev, test = load_coverage(COVERAGE / "dev.jsonl"), load_coverage(COVERAGE / "test.jsonl")
+    assert len(dev) + len(test) >= 600
+    events = {i.event for i in dev} | {i.event for i in test}
+    assert len(events) >= 150
+    assert not {i.event[:10] for i in dev} & {i.event[:10] for i in test}  # split by day
+    for split in (dev, test):
+        outlets: dict[str, set[str]] = {}
+        for i in split:
+            outlets.setdefault(i.event, set()).add(i.outlet)
+        multi = sum(1 for names in outlets.values() if len(names) >= 2)
+        assert multi / len(outlets) > 0.85  # the rest are single-headline near misses
+
+
+def test_the_test_split_keeps_its_measured_quality() -> None:
+    # Measured once on the frozen test split (see docs/clustering.md). Below the issue's goal
+    # (B-cubed F1 0.90 at pairwise precision 0.95): this guards against regressions only.
+    report = evaluate_clustering(load_coverage(COVERAGE / "test.jsonl"))
+    assert report.bcubed_f1 >= 0.83, report.figures()
+    assert report.bcubed_precision >= 0.90, report.figures()
+    assert report.pairwise_precision >= 0.80, report.figures()
+
+
+def test_shipped_matcher_is_what_the_fit_produces(tmp_path: Path) -> None:
+    from bot.pipeline.cluster_fit import main
+
+    weights, rarity = tmp_path / "weights.json", tmp_path / "rarity.json.gz"
+    assert main(["--out", str(weights), "--rarity-out", str(rarity)]) == 0
+    assert rarity.read_bytes() == RARITY_FILE.read_bytes()
+    fitted, shipped = json.loads(weights.read_text()), json.loads(WEIGHTS_FILE.read_text())
+    for key in ("features", "threshold"):
+        assert fitted[key] == shipped[key], key
+    meta, shipped_meta = fitted.pop("meta"), shipped.pop("meta")
+    held_out, shipped_held_out = meta.pop("held_out_day_means"), shipped_meta.pop("held_out_day_means")
+    assert meta == shipped_meta
+    # Sums over sets may add in another order in another process: equal to rounding, not to the bit.
+    for threshold, figures in shipped_held_out.items():
+        assert held_out[threshold] == pytest.approx(figures, abs=2e-3), threshold
+    assert fitted["weights"] == pytest.approx(shipped["weights"], abs=1e-3)
+    assert fitted["intercept"] == pytest.approx(shipped["intercept"], abs=1e-3)
+    loaded = MatcherWeights.load(weights)
+    assert 0 < loaded.threshold < 1 and WordRarity.load(rarity).documents > 5000
+
+
+def test_the_index_stays_bounded_by_its_window() -> None:
+    from bot.pipeline.cluster import index_entry
+
+    index = ClusterIndex(window=timedelta(hours=72))
+    for n in range(3000):
+        at = T0 + timedelta(minutes=10 * n)
+        index.prune(at)
+        index.add(
+            index_entry(
+                story_id=n + 1,
+                cluster_id=n + 1,
+                outlet=f"O{n % 7}",
+                title=f"Story {n} about subject {n % 50} and place {n % 13}",
+                summary=f"Details of event {n} involving name{n % 97} and figure {n}.",
+                at=at,
+            )
+        )
+    # 72 h at one story every 10 minutes: 432 stories, whatever ran before.
+    assert len(index) <= 433 and len(index._clusters) <= 433
+    assert max(len(p) for p in index._postings.values()) <= 433
