@@ -114,7 +114,29 @@ def _safe_url(url: str) -> str:
     return hide_password(url)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _OneLineErrors(click.Group):
+    """A wrong argument or option is one line on stderr, ``error: …`` with where to look, exit 2,
+    like every other mistake this command line reports (click's default is a usage block)."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:  # never returns: exits with the code
+        kwargs["standalone_mode"] = False
+        try:
+            result = super().main(*args, **kwargs)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else "frontierwatch"
+            err.print(f"error: {exc.format_message()} (see `{where} --help`)", markup=False, soft_wrap=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            err.print(f"error: {exc.format_message()}", markup=False, soft_wrap=True)
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            err.print("aborted", markup=False)
+            sys.exit(1)
+        # Without standalone mode click returns ``ctx.exit(code)``'s code instead of exiting.
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+@click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="frontierwatch")
 def main() -> None:
     """Frontier Watch: watches AI news feeds and model-release trackers for distillation, AI IP fights,

@@ -259,3 +259,33 @@ def test_a_read_only_sqlite_folder_is_named_before_sqlite_opens_it(
     ):
         db.create_engine(f"sqlite+aiosqlite:///{folder / 'fw.sqlite3'}")
     assert list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["stories", "--since", "99999999w"], "is too long; at most 10 years"),
+        (["digest", "--preview", "--since", "99999999w"], "is too long; at most 10 years"),
+        (["classify", "extra"], "Got unexpected extra argument (extra)"),
+        (["no-such-command"], "No such command 'no-such-command'"),
+        (["stories", "--topic"], "Option '--topic' requires an argument"),
+    ],
+)
+def test_a_wrong_argument_is_one_error_line_with_where_to_look(
+    tmp_path: Path, args: list[str], words: str
+) -> None:
+    env = {"FW_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'x.sqlite3'}", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", *args], capture_output=True, text=True, env=env, cwd=REPO, timeout=120
+    )
+    assert done.returncode == 2 and done.stdout == "", done
+    [line] = done.stderr.splitlines()
+    assert line.startswith("error: ") and words in line and "--help`)" in line, line
+
+
+def test_version_and_help_still_exit_0(tmp_path: Path) -> None:
+    for args in (["--version"], ["--help"], ["stories", "--help"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "bot", *args], capture_output=True, text=True, cwd=REPO, timeout=120
+        )
+        assert done.returncode == 0 and done.stdout and not done.stderr, (args, done)
