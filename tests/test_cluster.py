@@ -170,3 +170,28 @@ def test_a_future_dated_story_does_not_stop_pruning() -> None:
     index.add(old)
     index.prune(NOW)
     assert len(index) == 0
+
+
+def test_an_outlets_boilerplate_summary_does_not_glue_its_items_together() -> None:
+    boilerplate = (
+        "Officials and companies described the move in statements on Monday. Analysts said the decision "
+        "would shape how frontier models are built, sold and protected over the coming year."
+    )
+    headlines = [
+        "OpenAI sues former engineer over stolen model weights and trade secrets",
+        "Meta releases Llama 5 open-weight model family",
+        "FBI arrests Google engineer accused of stealing AI chip secrets for Chinese firms",
+        "Mistral launches new open-source reasoning model",
+        "Alibaba releases Qwen 4 large language model",
+        "US tightens export controls on Nvidia AI chips bound for China",
+    ]
+    index = ClusterIndex()
+    for n, headline in enumerate(headlines, start=1):
+        item = story(n, headline, "Wire", at=NOW + timedelta(minutes=n), summary=boilerplate)
+        assert index.find(item) is None, headline
+        index.add(item)
+    # A second outlet's story on the first event still joins.
+    same = story(
+        99, "US tightens AI chip export controls on Nvidia", "Daily", summary="New rules from Commerce."
+    )
+    assert index.find(same) is not None

@@ -565,7 +565,10 @@ class ClusterIndex:
         nearest = math.inf
         for member in cluster.members[-MEMBERS_COMPARED:]:
             nearest = min(nearest, abs((story.at - member.at).total_seconds()))
-            shared = story.terms & member.terms
+            # Two stories of one outlet compare by their headlines only: a feed may put the same
+            # boilerplate ("Read more at …", a standing dek) under every item.
+            own = member.outlet == story.outlet
+            shared = story.tokens & member.tokens if own else story.terms & member.terms
             if not shared:
                 continue
             if not member.norm:
@@ -579,12 +582,15 @@ class ClusterIndex:
             if titles:
                 title_dot = sum(idf(t) ** 2 for t in titles)
                 best_title = max(best_title, title_dot / (story.title_norm * member.title_norm))
-            rare = max(rare, len(story.rare & member.rare))
-            mine_in_theirs = sum(idf(t) for t in story.tokens & member.terms) / story.title_mass
-            theirs_in_mine = sum(idf(t) for t in member.tokens & story.terms) / member.title_mass
+            rare = max(rare, len(story.rare & shared))
+            theirs, ours = (member.tokens, story.tokens) if own else (member.terms, story.terms)
+            mine_in_theirs = sum(idf(t) for t in story.tokens & theirs) / story.title_mass
+            theirs_in_mine = sum(idf(t) for t in member.tokens & ours) / member.title_mass
             covered = max(covered, min(mine_in_theirs, theirs_in_mine))
         words = cluster.words
-        dot = sum(w * words[t] for t, w in mine.items() if t in words)
+        # With the outlet already in the cluster, its summary words may be that outlet's boilerplate.
+        compared = story.tokens if story.outlet in cluster.outlets else mine
+        dot = sum(mine[t] * words[t] for t in compared if t in words)
         centroid = dot / (story.norm * math.sqrt(cluster.square)) if dot and cluster.square > 0 else 0.0
         shared_ids = sum(1 for i in story.identifiers if i in cluster.identifiers)
         days = nearest / 86400 if nearest != math.inf else self.window.total_seconds() / 86400
