@@ -205,13 +205,6 @@ def identifiers_of(title: str) -> frozenset[str]:
     )
 
 
-_NOT_GIVEN: frozenset[str] = frozenset({"\x00not given"})
-
-
-def _identifiers(tokens: frozenset[str]) -> frozenset[str]:
-    return frozenset(t for t in tokens if any(c.isdigit() for c in t) and any(c.isalpha() for c in t))
-
-
 def model_key(model_name: str) -> tuple[str, ...] | None:
     """Tokens a headline must contain to be about this model; None when too generic to match on."""
     tokens = [t for t in re.split(r"[^a-z0-9]+", model_name.lower()) if t and t not in MODEL_SUFFIXES]
@@ -251,7 +244,7 @@ class IndexedStory:
     seen: datetime | None = None  # when it was first stored (prunes the index); None: ``at``
     # Content words of the summary's opening that the headline lacks (see ``summary_tokens``).
     context: frozenset[str] = frozenset()
-    identifiers: frozenset[str] = _NOT_GIVEN  # index_entry passes identifiers_of(title)
+    identifiers: frozenset[str] = frozenset()  # identifiers_of(title)
     terms: frozenset[str] = frozenset()  # tokens | context
     # Set by the index on first use (they need word rarity): vector norms, headline mass, rare words.
     norm: float = 0.0
@@ -260,8 +253,6 @@ class IndexedStory:
     rare: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
-        if self.identifiers is _NOT_GIVEN:
-            self.identifiers = _identifiers(self.tokens)
         self.terms = self.tokens | self.context
 
 
@@ -446,7 +437,6 @@ class ClusterIndex:
 
     window: timedelta = timedelta(hours=72)
     threshold: float | None = None  # None: the threshold fitted with the weights
-    min_shared: int = 2
     weights: MatcherWeights | None = None  # None: the shipped, fitted weights
     rarity: WordRarity | None = None  # None: the shipped background counts
     _by_time: list[tuple[datetime, int]] = field(default_factory=list)  # heap of (at, story id)

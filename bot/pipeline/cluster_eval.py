@@ -16,18 +16,19 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bot.pipeline.cluster import ClusterIndex, index_entry
+from bot.pipeline.cluster import ClusterIndex, IndexedStory, index_entry
 
 __all__ = [
     "ClusterReport",
     "CoverageItem",
     "CoverageSetError",
+    "arriving",
     "cluster_items",
     "evaluate_clustering",
     "format_details",
@@ -133,22 +134,31 @@ def load_coverage(path: Path) -> list[CoverageItem]:
     return parse_coverage(text.splitlines(), str(path))
 
 
+def arriving(items: Sequence[CoverageItem], index: ClusterIndex) -> Iterator[tuple[int, IndexedStory]]:
+    """Each item's position and index view, one at a time in published order, with ``index``
+    pruned to that moment, as ingest feeds it; the caller places the story and adds it."""
+    order = sorted(range(len(items)), key=lambda i: (items[i].published, i))
+    for n, i in enumerate(order, start=1):
+        item = items[i]
+        index.prune(item.published)
+        yield (
+            i,
+            index_entry(
+                story_id=n,
+                cluster_id=n,
+                outlet=item.outlet,
+                title=item.title,
+                summary=item.summary,
+                at=item.published,
+            ),
+        )
+
+
 def cluster_items(items: Sequence[CoverageItem], index: ClusterIndex | None = None) -> list[int]:
     """The cluster id of each item, clustered one at a time in published order, as ingest does."""
     index = ClusterIndex() if index is None else index  # an empty index is falsy (len 0)
-    order = sorted(range(len(items)), key=lambda i: (items[i].published, i))
     assigned = [0] * len(items)
-    for n, i in enumerate(order, start=1):
-        item = items[i]
-        story = index_entry(
-            story_id=n,
-            cluster_id=n,
-            outlet=item.outlet,
-            title=item.title,
-            summary=item.summary,
-            at=item.published,
-        )
-        index.prune(item.published)
+    for i, story in arriving(items, index):
         match = index.find(story)
         if match is not None:
             story.cluster_id = match.cluster_id

@@ -37,9 +37,8 @@ from bot.pipeline.cluster import (
     ClusterIndex,
     MatcherWeights,
     WordRarity,
-    index_entry,
 )
-from bot.pipeline.cluster_eval import CoverageItem, evaluate_clustering, load_coverage
+from bot.pipeline.cluster_eval import CoverageItem, arriving, evaluate_clustering, load_coverage
 
 __all__ = ["TARGET_PRECISION", "fit", "training_examples"]
 
@@ -67,30 +66,19 @@ def training_examples(
 ) -> tuple[list[list[float]], list[int]]:
     """(features, same event?) for every candidate cluster of every story, teacher-forced."""
     index = ClusterIndex(threshold=0.0, rarity=rarity)
-    order = sorted(range(len(items)), key=lambda i: (items[i].published, i))
     cluster_of_event: dict[str, int] = {}
     event_of_cluster: dict[int, str] = {}
     rows: list[list[float]] = []
     labels: list[int] = []
-    for n, i in enumerate(order, start=1):
-        item = items[i]
-        story = index_entry(
-            story_id=n,
-            cluster_id=n,
-            outlet=item.outlet,
-            title=item.title,
-            summary=item.summary,
-            at=item.published,
-        )
-        index.prune(item.published)
-
+    for i, story in arriving(items, index):
+        event = items[i].event
         for cluster_id, rule in sorted(index.candidate_clusters(story).items()):
             if rule != "headline":
                 continue
             rows.append(index.features(story, cluster_id))
-            labels.append(int(event_of_cluster[cluster_id] == item.event))
-        story.cluster_id = cluster_of_event.setdefault(item.event, n)
-        event_of_cluster[story.cluster_id] = item.event
+            labels.append(int(event_of_cluster[cluster_id] == event))
+        story.cluster_id = cluster_of_event.setdefault(event, story.story_id)
+        event_of_cluster[story.cluster_id] = event
         index.add(story)
     return rows, labels
 

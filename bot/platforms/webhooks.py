@@ -23,28 +23,23 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
-    AnyHttpUrl,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
-    TypeAdapter,
     ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
-from pydantic_core import ErrorDetails, PydanticCustomError
+from pydantic_core import ErrorDetails
 from yarl import URL
 
 from bot.store.chat import FREQUENCIES, MODES, WEEKDAYS, ChatStore, SubscriptionView, WebhookSpec
+from bot.tomlcheck import CUSTOM, StrictTable, as_written, check_http_url, did_you_mean, refuse
 
 log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}$")
 _TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
-_CUSTOM = "frontierwatch"  # error type of the validators' own, already readable, messages
-_HTTP_URL: TypeAdapter[AnyHttpUrl] = TypeAdapter(AnyHttpUrl)
 
 
 class WebhooksConfigError(ValueError):
@@ -67,11 +62,6 @@ def platform_of(url: str) -> str | None:
     return None
 
 
-def _refuse(message: str) -> PydanticCustomError:
-    # The message goes through the context: a template would treat braces in it as placeholders.
-    return PydanticCustomError(_CUSTOM, "{message}", {"message": message})
-
-
 def _one_of(choices: tuple[str, ...]) -> AfterValidator:
     """Membership in one of bot.store.chat's tuples, which stay the single list of accepted values."""
 
@@ -85,17 +75,7 @@ def _one_of(choices: tuple[str, ...]) -> AfterValidator:
 
 def _webhook_url(url: str) -> str:
     """An absolute http(s) URL, kept as written; messages never quote it (it is a credential)."""
-    if not url.lower().startswith(("https://", "http://")):
-        raise _refuse(_ACCEPTS["url"])
-    # Checked before parsing because the URL parser would quietly percent-encode the space.
-    if any(ch.isspace() for ch in url):
-        raise _refuse("'url' contains white space; copy the webhook URL again")
-    try:
-        _HTTP_URL.validate_python(url)
-    except ValidationError as exc:
-        reason = exc.errors()[0]["msg"].removeprefix("Input should be a valid URL, ")
-        raise _refuse(f"{_ACCEPTS['url']} ({reason})") from None
-    return url
+    return check_http_url(url, _ACCEPTS["url"], "'url' contains white space; copy the webhook URL again")
 
 
 def _weekday(value: Any) -> Any:
@@ -108,13 +88,7 @@ def _topic_table(value: Any) -> Any:
     return {"topic": value} if isinstance(value, str) else value
 
 
-class _Table(BaseModel):
-    # strict: TOML already has types, so 1 for a name or "0.5" for a score is a mistake, not input to
-    # coerce; forbid: a misspelled key must be an error, not a silently ignored default.
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class TopicEntry(_Table):
+class TopicEntry(StrictTable):
     topic: str
     mode: Annotated[str, _one_of(MODES)] = "both"
     min_score: float = Field(0.0, ge=0, le=1, allow_inf_nan=False)
@@ -125,13 +99,13 @@ class TopicEntry(_Table):
         # The taxonomy is loaded at run time (topics.toml), so it comes in the validation context.
         known: Collection[str] | None = (info.context or {}).get("topics")
         if known is not None and value not in known:
-            raise _refuse(f"unknown topic {value!r}; known topics: {', '.join(known)}")
+            raise refuse(f"unknown topic {value!r}; known topics: {', '.join(known)}")
         return value
 
 
-class KeywordsTable(_Table):
-    include: list[str] = []
-    exclude: list[str] = []
+class KeywordsTable(StrictTable):
+    include: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
 
     @field_validator("include", "exclude")
     @classmethod
@@ -141,7 +115,7 @@ class KeywordsTable(_Table):
         return list(dict.fromkeys(w.strip() for w in words if w.strip()))
 
 
-class WebhookEntry(_Table):
+class WebhookEntry(StrictTable):
     """One ``[[webhooks]]`` table."""
 
     name: Annotated[str, Field(pattern=_NAME.pattern)]
@@ -162,7 +136,7 @@ class WebhookEntry(_Table):
         seen: set[str] = set()
         for entry in topics:
             if entry.topic in seen:
-                raise _refuse(f"topic {entry.topic!r} is listed twice in 'topics'")
+                raise refuse(f"topic {entry.topic!r} is listed twice in 'topics'")
             seen.add(entry.topic)
         return topics
 
@@ -172,13 +146,13 @@ class WebhookEntry(_Table):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise _refuse(f"unknown timezone {value!r}; use an IANA name like Europe/Berlin") from None
+            raise refuse(f"unknown timezone {value!r}; use an IANA name like Europe/Berlin") from None
         return value
 
     @model_validator(mode="after")
     def _platform_known(self) -> Self:
         if self.platform is None and platform_of(self.url) is None:
-            raise _refuse('cannot tell the platform from the URL; set platform = "discord" or "slack"')
+            raise refuse('cannot tell the platform from the URL; set platform = "discord" or "slack"')
         return self
 
     def to_spec(self) -> WebhookSpec:
@@ -198,10 +172,10 @@ class WebhookEntry(_Table):
         )
 
 
-class WebhooksFile(_Table):
+class WebhooksFile(StrictTable):
     """The whole file: ``[[webhooks]]`` tables and nothing else."""
 
-    webhooks: list[WebhookEntry] = []
+    webhooks: list[WebhookEntry] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique_names(self) -> Self:
@@ -209,7 +183,7 @@ class WebhooksFile(_Table):
         first: dict[str, int] = {}
         for index, entry in enumerate(self.webhooks, start=1):
             if entry.name in first:
-                raise _refuse(
+                raise refuse(
                     f"webhook #{index} ({entry.name}): webhook name {entry.name!r} is used twice "
                     f"(also webhook #{first[entry.name]}); each webhook needs its own name"
                 )
@@ -259,7 +233,7 @@ def _one_line(exc: ValidationError, data: dict[str, Any], origin: str, topics: C
     errors = sorted(exc.errors(), key=_reading_order)
     first = errors[0]
     loc, kind = first["loc"], first["type"]
-    if kind == _CUSTOM and not loc:  # the uniqueness check: its message names the entry
+    if kind == CUSTOM and not loc:  # the uniqueness check: its message names the entry
         return f"{origin}: {first['msg']}"
     if len(loc) == 1:
         if kind == "extra_forbidden":
@@ -282,18 +256,18 @@ def _one_line(exc: ValidationError, data: dict[str, Any], origin: str, topics: C
 def _entry_problem(first: ErrorDetails, errors: list[ErrorDetails], raw: Any, topics: Collection[str]) -> str:
     loc, kind = first["loc"][2:], first["type"]
     if not loc:  # the entry itself: not a table, or the platform check
-        return str(first["msg"]) if kind == _CUSTOM else "expected a table"
+        return str(first["msg"]) if kind == CUSTOM else "expected a table"
     if kind == "extra_forbidden":
         parent = first["loc"][:-1]
         unknown = sorted(
             str(e["loc"][-1]) for e in errors if e["type"] == "extra_forbidden" and e["loc"][:-1] == parent
         )
         if len(loc) == 1:
-            return f"unknown key(s) {', '.join(unknown)}{_did_you_mean(unknown, _ENTRY_KEYS)}; known keys: {', '.join(sorted(_ENTRY_KEYS))}"
+            return f"unknown key(s) {', '.join(unknown)}{did_you_mean(unknown, _ENTRY_KEYS)}; known keys: {', '.join(sorted(_ENTRY_KEYS))}"
         if loc[0] == "topics":
             return f"{_TOPIC_SHAPE}; unknown key(s) {', '.join(unknown)}"
-        return f"{_KEYWORDS_SHAPE}; unknown key(s) {', '.join(unknown)}{_did_you_mean(unknown, ('include', 'exclude'))}"
-    if kind == _CUSTOM:
+        return f"{_KEYWORDS_SHAPE}; unknown key(s) {', '.join(unknown)}{did_you_mean(unknown, ('include', 'exclude'))}"
+    if kind == CUSTOM:
         return str(first["msg"])
     if loc[0] == "topics":
         return _topic_problem(loc, kind, raw, topics)
@@ -331,22 +305,9 @@ def _reading_order(error: ErrorDetails) -> tuple[int, int, int]:
     return entry, 0 if extra else 1, len(loc) if extra else 0
 
 
-def _did_you_mean(unknown: list[str], known: Collection[str]) -> str:
-    guesses = [
-        f"{match[0]!r} for {key!r}"
-        for key in unknown
-        if (match := difflib.get_close_matches(key, sorted(known), n=1))
-    ]
-    return f" (did you mean {', '.join(guesses)}?)" if guesses else ""
-
-
 def _shown(value: Any) -> str:
     # A webhook URL pasted under the wrong key is still a secret: it is not echoed back.
-    if "://" in str(value):
-        return "a URL (not shown)"
-    # As TOML spells it, since that is what the user wrote.
-    text = ("true" if value else "false") if isinstance(value, bool) else repr(value)
-    return f"{text[:80]}…" if len(text) > 80 else text
+    return "a URL (not shown)" if "://" in str(value) else as_written(value)
 
 
 class WebhookSync:

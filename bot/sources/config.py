@@ -14,24 +14,21 @@ from __future__ import annotations
 import difflib
 import tomllib
 import unicodedata
-from collections.abc import Collection
 from pathlib import Path
 from typing import Annotated, Any, Self
 
 from pydantic import (
-    AnyHttpUrl,
-    BaseModel,
-    ConfigDict,
     Field,
-    TypeAdapter,
     ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
-from pydantic_core import ErrorDetails, PydanticCustomError
+from pydantic_core import ErrorDetails
 
 from bot.domain import SOURCE_KINDS, SourceKind, SourceSpec
+from bot.tomlcheck import CUSTOM, HTTP_URL, StrictTable, as_written, did_you_mean, refuse
+from bot.tomlcheck import check_http_url as _check_http_url
 
 MAX_INTERVAL_MINUTES = 7 * 24 * 60
 MAX_NAME_CHARS = 200  # sources.name is a VARCHAR(200): a longer name would only fail at sync, on PostgreSQL
@@ -48,18 +45,10 @@ _ACCEPTS = {
     "org": '`org` must be a string, e.g. org = "deepseek-ai"',
     "repo": '`repo` must be a string, e.g. repo = "owner/name"',
 }
-_CUSTOM = "frontierwatch"  # error type of the validators' own, already readable, messages
-
-_HTTP_URL: TypeAdapter[AnyHttpUrl] = TypeAdapter(AnyHttpUrl)
 
 
 class SourcesConfigError(Exception):
     """sources.toml is invalid; the message names the file, the entry and the key."""
-
-
-def _refuse(message: str) -> PydanticCustomError:
-    # The message goes through the context: a template would treat braces in it as placeholders.
-    return PydanticCustomError(_CUSTOM, "{message}", {"message": message})
 
 
 def check_http_url(url: str) -> str:
@@ -69,27 +58,11 @@ def check_http_url(url: str) -> str:
     ``feed:<url>``, so rewriting it would turn every configured feed into a new source.
     """
     if not url:
-        raise _refuse("`url` is required for a feed: an http:// or https:// URL")
-    if not url.lower().startswith(("http://", "https://")):
-        raise _refuse(_ACCEPTS["url"])
-    # Checked before parsing because the URL parser would quietly percent-encode the space.
-    if any(ch.isspace() for ch in url):
-        raise _refuse("`url` contains white space (encode a space as %20)")
-    try:
-        _HTTP_URL.validate_python(url)
-    except ValidationError as exc:
-        reason = exc.errors()[0]["msg"].removeprefix("Input should be a valid URL, ")
-        raise _refuse(f"{_ACCEPTS['url']} ({reason})") from None
-    return url
+        raise refuse("`url` is required for a feed: an http:// or https:// URL")
+    return _check_http_url(url, _ACCEPTS["url"], "`url` contains white space (encode a space as %20)")
 
 
-class _Table(BaseModel):
-    # strict: TOML already has types, so "30" for a number or 1 for a boolean is a mistake, not input
-    # to coerce; forbid: a misspelled key must be an error, not a silently ignored default.
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class SourceEntry(_Table):
+class SourceEntry(StrictTable):
     """One ``[[sources]]`` table. Field order matters: ``kind`` is validated before the keys it governs."""
 
     name: str
@@ -107,7 +80,7 @@ class SourceEntry(_Table):
     def _name(cls, value: str) -> str:
         value = value.strip()
         if not value or len(value) > MAX_NAME_CHARS:
-            raise _refuse(_ACCEPTS["name"])
+            raise refuse(_ACCEPTS["name"])
         return value
 
     @field_validator("url")
@@ -120,14 +93,14 @@ class SourceEntry(_Table):
     @classmethod
     def _org(cls, value: str | None, info: ValidationInfo) -> str | None:
         if info.data.get("kind") == "hf_models" and (value is None or not value.strip() or "/" in value):
-            raise _refuse('kind hf_models needs `org`, e.g. org = "deepseek-ai"')
+            raise refuse('kind hf_models needs `org`, e.g. org = "deepseek-ai"')
         return value.strip() if value is not None else None
 
     @field_validator("repo")
     @classmethod
     def _repo(cls, value: str | None, info: ValidationInfo) -> str | None:
         if info.data.get("kind") == "github_releases" and (value is None or value.count("/") != 1):
-            raise _refuse('kind github_releases needs `repo = "owner/name"`')
+            raise refuse('kind github_releases needs `repo = "owner/name"`')
         return value.strip() if value is not None else None
 
     def to_spec(self, default_interval: int) -> SourceSpec:
@@ -146,10 +119,10 @@ class SourceEntry(_Table):
 KNOWN_KEYS = frozenset(SourceEntry.model_fields)
 
 
-class SourcesFile(_Table):
+class SourcesFile(StrictTable):
     """The whole file: ``[[sources]]`` tables and nothing else."""
 
-    sources: list[SourceEntry] = []
+    sources: list[SourceEntry] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique(self) -> Self:
@@ -162,12 +135,12 @@ class SourcesFile(_Table):
             where = f"[[sources]] #{index} ({entry.name!r})"
             key = _same_source(entry)
             if key in keys:
-                raise _refuse(f"{where}: same source as #{keys[key]}")
+                raise refuse(f"{where}: same source as #{keys[key]}")
             keys[key] = index
             # NFKC: "Café" typed with a combining accent looks the same as the precomposed one.
             folded = unicodedata.normalize("NFKC", entry.name).casefold()
             if folded in names:
-                raise _refuse(f"{where}: the name is already used by #{names[folded]}")
+                raise refuse(f"{where}: the name is already used by #{names[folded]}")
             names[folded] = index
         return self
 
@@ -176,7 +149,7 @@ def _same_source(entry: SourceEntry) -> str:
     """The stored identity (source_key), with a feed URL normalised only for this comparison, so
     HTTPS://Example.com/feed and https://example.com/feed are found to be one feed."""
     key = source_key(entry.to_spec(default_interval=1))  # the interval is not part of the key
-    return f"feed:{_HTTP_URL.validate_python(entry.url)}" if entry.kind == "feed" else key
+    return f"feed:{HTTP_URL.validate_python(entry.url)}" if entry.kind == "feed" else key
 
 
 def load_sources(path: Path, *, default_interval: int = 30) -> list[SourceSpec]:
@@ -206,7 +179,7 @@ def _one_line(exc: ValidationError, data: dict[str, Any], origin: str) -> str:
     errors = sorted(exc.errors(), key=_reading_order)
     first = errors[0]
     loc = first["loc"]
-    if first["type"] == _CUSTOM and not loc:  # the uniqueness check: its message names the entry
+    if first["type"] == CUSTOM and not loc:  # the uniqueness check: its message names the entry
         return f"{origin}: {first['msg']}"
     if len(loc) == 1:
         if first["type"] == "extra_forbidden":
@@ -227,9 +200,9 @@ def _one_line(exc: ValidationError, data: dict[str, Any], origin: str) -> str:
         unknown = sorted(
             str(e["loc"][2]) for e in errors if e["type"] == "extra_forbidden" and e["loc"][:2] == loc[:2]
         )
-        return f"{where}: unknown key(s) {unknown}{_did_you_mean(unknown, KNOWN_KEYS)}; known: {sorted(KNOWN_KEYS)}"
+        return f"{where}: unknown key(s) {unknown}{did_you_mean(unknown, KNOWN_KEYS, lambda key: f'`{key}`')}; known: {sorted(KNOWN_KEYS)}"
     field = str(loc[2])
-    if first["type"] == _CUSTOM:
+    if first["type"] == CUSTOM:
         return f"{where}: {first['msg']}"
     return f"{where}: {_ACCEPTS.get(field, f'`{field}` is invalid')} ({_got(first)})"
 
@@ -242,22 +215,12 @@ def _reading_order(error: ErrorDetails) -> tuple[int, int]:
     return entry, 0 if error["type"] == "extra_forbidden" else 1
 
 
-def _did_you_mean(unknown: list[str], known: Collection[str]) -> str:
-    guesses = [
-        f"`{match[0]}` for {key!r}"
-        for key in unknown
-        if (match := difflib.get_close_matches(key, sorted(known), n=1))
-    ]
-    return f" (did you mean {', '.join(guesses)}?)" if guesses else ""
+def _backticked(key: str) -> str:
+    return f"`{key}`"
 
 
 def _got(error: ErrorDetails) -> str:
-    if error["type"] == "missing":
-        return "missing"
-    value = error["input"]
-    # Shown as TOML spells it, since that is what the user wrote.
-    text = ("true" if value else "false") if isinstance(value, bool) else repr(value)
-    return f"got {text[:80]}…" if len(text) > 80 else f"got {text}"
+    return "missing" if error["type"] == "missing" else f"got {as_written(error['input'])}"
 
 
 def source_key(spec: SourceSpec) -> str:
