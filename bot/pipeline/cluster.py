@@ -5,7 +5,8 @@ Within a time window (72 h by default), two ways to join a cluster:
 * **The matcher.** A story's headline words and the opening words of its summary (stemmed, stop
   words dropped) are compared, weighted by rarity, with each candidate cluster: its closest member,
   its headline, the cluster's words as a whole, shared rare words and version identifiers, time
-  apart, and whether the outlet is already there. A small logistic model, fitted on labelled
+  apart, whether the outlet is already there, and the rare names of its headline that no story of
+  the cluster carries (a saga's next development). A small logistic model, fitted on labelled
   coverage (``cluster_fit.py``), turns that into the probability that both report one event; the
   story joins the most likely cluster above the threshold. Clusters naming different versions
   (``GPT-5`` vs ``GPT-4o``) are never candidates, however alike the rest reads.
@@ -302,6 +303,10 @@ FEATURES = (
     "days_apart",  # to the nearest member
     "outlet_in_cluster",  # the outlet already has a story in the cluster (an update, or a live blog)
     "title_covered",  # share of the headline's rarity found in the closest member's words, either way
+    # Rare headline words (a name, a place) that no story of the cluster carries, up to 3, / 3: the
+    # next development of a saga brings a new actor ("Putin meets Orban" after "Putin arrives in
+    # Beijing"), while another outlet's headline on the same event reuses the cluster's names.
+    "new_names",
 )
 
 
@@ -583,6 +588,7 @@ class ClusterIndex:
         dot = sum(mine[t] * words[t] for t in compared if t in words)
         centroid = dot / (story.norm * math.sqrt(cluster.square)) if dot and cluster.square > 0 else 0.0
         shared_ids = sum(1 for i in story.identifiers if i in cluster.identifiers)
+        new_names = sum(1 for t in story.tokens if t not in words and idf(t) >= RARE_IDF)
         days = nearest / 86400 if nearest != math.inf else self.window.total_seconds() / 86400
         return [
             best_pair,
@@ -593,6 +599,7 @@ class ClusterIndex:
             days,
             1.0 if story.outlet in cluster.outlets else 0.0,
             covered,
+            min(new_names, 3) / 3,
         ]
 
     def candidate_clusters(self, story: IndexedStory) -> dict[int, str]:
