@@ -78,7 +78,9 @@ class App:
             memory_mb=settings.parse_memory_mb,
         )
         index = ClusterIndex(
-            window=timedelta(hours=settings.cluster_window_hours), threshold=settings.cluster_similarity
+            window=timedelta(hours=settings.cluster_window_hours),
+            threshold=settings.cluster_similarity,
+            max_stories=settings.cluster_index_max_stories,
         )
         ingestor = Ingestor(store, classifier, index)
         sink_list = list(sinks)

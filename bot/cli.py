@@ -162,6 +162,7 @@ def run() -> None:
 
 async def _run_forever(settings: Settings) -> None:
     from bot.scheduler import build_scheduler, run_forever
+    from bot.store.retention import Retention
 
     # New stories reach the console (or chat) through the delivery outbox (issue 5), not a sink here.
     app = await _build_app(settings)
@@ -177,7 +178,9 @@ async def _run_forever(settings: Settings) -> None:
         markup=False,
     )
     await _say_what_run_waits_for(app)
-    scheduler = build_scheduler(app.poller, settings.poll_tick_seconds)
+    scheduler = build_scheduler(
+        app.poller, settings.poll_tick_seconds, Retention(app.store, settings.retention_days)
+    )
     try:
         app.add_services()
         await run_forever(scheduler, stop, app.start_services)

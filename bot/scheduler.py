@@ -13,13 +13,14 @@ import contextlib
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.pipeline.poller import Poller, PollReport
 from bot.store.db import log_failure
+from bot.store.retention import Retention
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,13 @@ class _ShutdownIsNotAnError(logging.Filter):
 logging.getLogger("apscheduler.executors.default").addFilter(_ShutdownIsNotAnError())
 
 
-def build_scheduler(poller: Poller, tick_seconds: float) -> AsyncIOScheduler:
+RETENTION_EVERY = timedelta(hours=1)
+RETENTION_FIRST_AFTER = timedelta(minutes=5)  # not in the start's rush of polls
+
+
+def build_scheduler(
+    poller: Poller, tick_seconds: float, retention: Retention | None = None
+) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(
         timezone=UTC,
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": int(tick_seconds * 4) + 1},
@@ -66,6 +73,24 @@ def build_scheduler(poller: Poller, tick_seconds: float) -> AsyncIOScheduler:
         name="poll due sources",
         next_run_time=datetime.now(UTC),
     )
+    if retention is not None and retention.days > 0:
+
+        async def retention_pass() -> None:
+            try:
+                await retention.prune(datetime.now(UTC))
+            except asyncio.CancelledError:
+                return
+            except Exception as exc:  # the next hour tries again; rows only wait longer
+                log_failure(log, "retention pass failed", exc)
+
+        scheduler.add_job(
+            retention_pass,
+            IntervalTrigger(seconds=RETENTION_EVERY.total_seconds(), timezone=UTC),
+            id="retention",
+            name=f"delete rows older than {retention.days} days",
+            next_run_time=datetime.now(UTC) + RETENTION_FIRST_AFTER,
+            misfire_grace_time=int(RETENTION_EVERY.total_seconds()),
+        )
     return scheduler
 
 

@@ -34,6 +34,9 @@ SECRET_FIELDS = frozenset(
 )  # fmt: skip
 
 
+MIN_RETENTION_DAYS = 8
+
+
 class SettingsError(Exception):
     """A setting is invalid. The message is one line that names the setting."""
 
@@ -82,12 +85,18 @@ class Settings(BaseSettings):
         1000, ge=1, le=100_000, description="items read from one document; the rest are ignored"
     )
     cluster_window_hours: int = Field(72, ge=1, le=24 * 14)
+    cluster_index_max_stories: int = Field(
+        20_000, ge=0, description="stories the in-memory cluster index holds at most (0 = no cap)"
+    )
     cluster_similarity: float | None = Field(
         None,
         gt=0,
         le=1,
         description="how sure the matcher must be that a story reports a cluster's event to join it "
         "(unset: the threshold fitted with the matcher, chosen for precision)",
+    )
+    retention_days: int = Field(
+        400, ge=0, description="stories and deliveries older than this are deleted (0 = keep everything)"
     )
     # --- scheduling
     poll_tick_seconds: float = Field(30.0, gt=0)
@@ -159,6 +168,16 @@ class Settings(BaseSettings):
     def _check_database_url(cls, value: str) -> str:
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @field_validator("retention_days")
+    @classmethod
+    def _check_retention_days(cls, value: int) -> int:
+        if 0 < value < MIN_RETENTION_DAYS:
+            raise ValueError(
+                f"must be 0 (keep everything) or at least {MIN_RETENTION_DAYS}: weekly digests and "
+                "follow-ups read the last week's stories"
+            )
         return value
 
     @field_validator("log_level")

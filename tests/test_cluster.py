@@ -160,6 +160,26 @@ def test_prune_forgets_old_stories() -> None:
     assert len(index) == 1
 
 
+def test_the_index_holds_at_most_max_stories_oldest_leaving_first() -> None:
+    """A busy window on a big install must not grow the index without bound (issue 12)."""
+    index = ClusterIndex(window=timedelta(hours=72), max_stories=50)
+    for n in range(200):
+        index.add(
+            story(n, f"Headline number {n} about chip rules {n}", f"O{n}", at=NOW + timedelta(minutes=n))
+        )
+    assert len(index) == 50
+    assert 199 in index and 150 in index and 149 not in index
+    # What was evicted does not come back in (a refresh finding it again would only churn)...
+    index.add(story(10, "Headline number 10 about chip rules 10", "O10", at=NOW + timedelta(minutes=10)))
+    assert 10 not in index and len(index) == 50
+    # ...its words are gone from the postings, and a newer story still clusters with the newest.
+    assert all(sid >= 150 for ids in index._postings.values() for sid in ids)
+    match = index.find(
+        story(500, "Headline number 199 about chip rules 199", "X", at=NOW + timedelta(minutes=201))
+    )
+    assert match is not None and match.cluster_id == 199
+
+
 def test_a_future_dated_story_does_not_stop_pruning() -> None:
     index = ClusterIndex(window=timedelta(hours=72))
     stuck = story(1, "Feed dated next year by mistake", "A", at=NOW + timedelta(days=365))

@@ -349,6 +349,44 @@ async def test_outbox_claims_each_destination_once_across_workers(store: Store) 
     assert len(await b.claim_destinations(later, timedelta(minutes=1), 100)) == 30
 
 
+async def test_a_channel_lease_is_renewed_and_released_only_by_its_owner(store: Store) -> None:
+    """A worker that stalled past its lease must neither free nor extend the channel that another
+    replica has taken over since: it learns it lost the channel and stops sending there."""
+    await add_destination(store, "console", "c0")
+    await delivery_rows(store)
+    outbox = Outbox(store)
+    now = datetime.now(UTC)
+    [dest] = await outbox.claim_destinations(now, timedelta(seconds=30), 10, owner="slow")
+    later = now + timedelta(minutes=1)  # "slow" stalled; its lease lapsed and "fast" took over
+    assert await outbox.claim_destinations(later, timedelta(minutes=5), 10, owner="fast") == [dest]
+    assert not await outbox.renew(dest, later + timedelta(minutes=5), "slow")
+    await outbox.release(dest, "slow")  # a late release by the old owner changes nothing
+    assert await outbox.claim_destinations(later, timedelta(minutes=5), 10, owner="third") == []
+    assert await outbox.renew(dest, later + timedelta(minutes=5), "fast")
+    await outbox.release(dest, "fast")
+    assert await outbox.claim_destinations(later, timedelta(minutes=5), 10, owner="third") == [dest]
+
+
+async def test_the_worker_claims_only_the_channels_it_serves_at_once(store: Store) -> None:
+    """Claimed channels waiting unserved would lose their leases to another replica mid-send."""
+    for i in range(10):
+        await add_destination(store, "console", f"c{i}")
+    await delivery_rows(store)
+    seen: list[int] = []
+    delivery = make(store, None, None, delivery_concurrency=3)
+    original = delivery.worker.outbox.claim_destinations
+
+    async def spy(now: datetime, lease: timedelta, limit: int, owner: str | None = None) -> list[int]:
+        seen.append(limit)
+        claimed = await original(now, lease, limit, owner)
+        assert owner == delivery.worker.owner and len(claimed) == 3
+        return claimed
+
+    delivery.worker.outbox.claim_destinations = spy  # type: ignore[method-assign]
+    await delivery.worker.run_once()
+    assert seen == [3]
+
+
 async def delivery_rows(store: Store) -> None:
     story = await add_story(store, "Export controls", topics={"natsec": 0.9})
     delivery = make(store, None, None)

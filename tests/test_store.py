@@ -11,6 +11,7 @@ import pytest
 from bot.domain import Classification, Entry, SourceSpec
 from bot.pipeline.cluster import ClusterIndex
 from bot.pipeline.ingest import Ingestor
+from bot.sources.delta import pack_hashes, unpack_hashes
 from bot.store.db import create_engine, current_revision, head_revision, migrate
 from bot.store.repo import Store
 
@@ -95,6 +96,25 @@ async def test_fetch_state_is_saved_and_lease_released(store: Store) -> None:
     )
     [again] = await store.claim_due_sources(timedelta(minutes=5), NOW)
     assert again.etag == '"v1"' and again.failure_count == 1
+
+
+async def test_item_hashes_are_kept_in_the_store_by_the_lease_owner(store: Store) -> None:
+    """Delta parsing's item hashes live in the source row: every replica (and a restart) skips the
+    items already stored, and no process keeps a set per source."""
+    await store.sync_sources([SourceSpec(name="A", url="https://a.example/feed")], NOW)
+    [claimed] = await store.claim_due_sources(timedelta(minutes=5), NOW, owner="me")
+    assert claimed.item_hashes is None
+    hashes = frozenset({b"a" * 12, b"b" * 12, b"c" * 12})
+    state = {"id": claimed.id, "next_poll_at": NOW, "backlog_done": True, "item_hashes": pack_hashes(hashes)}
+    assert await store.save_fetch_states([state], owner="me") == 1
+    [again] = await store.claim_due_sources(timedelta(minutes=5), NOW, owner="other")
+    assert unpack_hashes(again.item_hashes) == hashes
+    # A poller that lost its lease writes nothing, hashes included.
+    stale = dict(state, item_hashes=pack_hashes(frozenset({b"z" * 12})))
+    assert await store.save_fetch_states([stale], owner="me") == 0
+    assert await store.save_fetch_states([dict(state, item_hashes=None)], owner="other") == 1
+    [third] = await store.claim_due_sources(timedelta(minutes=5), NOW, owner="me")
+    assert third.item_hashes is None and unpack_hashes(third.item_hashes) == frozenset()
 
 
 async def _ingestor(store: Store) -> tuple[Ingestor, list[int]]:

@@ -29,9 +29,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.store import models as m
-from bot.store.repo import Store, utcnow
+from bot.store.repo import Store, rowcount, utcnow
 
-OPEN_STATES = ("pending", "sending")
+OPEN_STATES = m.OPEN_DELIVERY_STATES
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,9 +190,13 @@ class Outbox:
         return created
 
     # ------------------------------------------------------------------ claiming
-    async def claim_destinations(self, now: datetime, lease: timedelta, limit: int) -> list[int]:
-        """Destinations with due rows, each leased to this worker: one sender per channel at a
-        time across replicas (rate limits are per channel, digest parts must stay in order)."""
+    async def claim_destinations(
+        self, now: datetime, lease: timedelta, limit: int, owner: str | None = None
+    ) -> list[int]:
+        """Destinations with due rows, each leased to ``owner``: one sender per channel at a time
+        across replicas (rate limits are per channel, digest parts must stay in order). Only as
+        many as the caller can serve at once: a claimed channel that waits unserved would lose its
+        lease to another replica mid-send."""
         d = m.Destination
         due_rows = exists().where(
             m.Delivery.destination_id == d.id,
@@ -213,28 +217,38 @@ class Outbox:
         stmt = (
             update(d)
             .where(d.id.in_(due.scalar_subquery()))
-            .values(delivery_lease_until=now + lease)
+            .values(delivery_lease_until=now + lease, delivery_lease_owner=owner)
             .returning(d.id)
             .execution_options(synchronize_session=False)
         )
         async with self.sessions.begin() as session:
             return sorted(r[0] for r in (await session.execute(stmt)).all())
 
-    async def renew(self, destination_id: int, until: datetime) -> None:
+    def _held(self, destination_id: int, owner: str | None) -> Any:
+        d = m.Destination
+        return (
+            and_(d.id == destination_id, d.delivery_lease_owner == owner) if owner else d.id == destination_id
+        )
+
+    async def renew(self, destination_id: int, until: datetime, owner: str | None = None) -> bool:
+        """Extend ``owner``'s lease on the channel; False when another worker holds it now (this
+        one stalled past its lease), and the caller must stop sending there."""
         async with self.sessions.begin() as session:
-            await session.execute(
+            result = await session.execute(
                 update(m.Destination)
-                .where(m.Destination.id == destination_id)
+                .where(self._held(destination_id, owner))
                 .values(delivery_lease_until=until)
                 .execution_options(synchronize_session=False)
             )
+        return rowcount(result) > 0
 
-    async def release(self, destination_id: int) -> None:
+    async def release(self, destination_id: int, owner: str | None = None) -> None:
+        """Free the channel, unless another worker holds its lease by now."""
         async with self.sessions.begin() as session:
             await session.execute(
                 update(m.Destination)
-                .where(m.Destination.id == destination_id)
-                .values(delivery_lease_until=None)
+                .where(self._held(destination_id, owner))
+                .values(delivery_lease_until=None, delivery_lease_owner=None)
                 .execution_options(synchronize_session=False)
             )
 

@@ -22,7 +22,7 @@ from bot.delivery.outbox import Dest, Outbox, Unit
 from bot.delivery.senders import Gone, Rejected, Retry, Sender, ThreadRef, thread_ref
 from bot.settings import Settings
 from bot.store.db import log_failure
-from bot.store.repo import utcnow
+from bot.store.repo import new_lease_owner, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,8 @@ class DeliveryWorker:
         self._stopping = False
         self._rng = random.Random()
         self.sent = 0
+        # Names this worker in the channel leases it takes (unique even for two workers of one process).
+        self.owner = new_lease_owner()
 
     # ------------------------------------------------------------------ service
     async def start(self) -> None:
@@ -104,20 +106,19 @@ class DeliveryWorker:
         """One sweep: every destination with due rows, in parallel. Returns units posted."""
         now = now or utcnow()
         lease = timedelta(seconds=self.settings.delivery_lease_seconds)
+        # As many channels as are served at once: each is worked on from the moment it is claimed.
         claimed = await self.outbox.claim_destinations(
-            now, lease, limit=self.settings.delivery_concurrency * 4
+            now, lease, limit=self.settings.delivery_concurrency, owner=self.owner
         )
         if not claimed:
             return 0
-        limit = asyncio.Semaphore(self.settings.delivery_concurrency)
         counts: list[int] = []
 
         async def one(destination_id: int) -> None:
-            async with limit:
-                try:
-                    counts.append(await self._serve(destination_id))
-                finally:
-                    await self.outbox.release(destination_id)
+            try:
+                counts.append(await self._serve(destination_id))
+            finally:
+                await self.outbox.release(destination_id, self.owner)
 
         async with asyncio.TaskGroup() as group:
             for destination_id in claimed:
@@ -153,9 +154,10 @@ class DeliveryWorker:
             return 0
         posted = 0
         for unit in units:
-            await self.outbox.renew(
-                destination_id, utcnow() + timedelta(seconds=self.settings.delivery_lease_seconds)
-            )
+            until = utcnow() + timedelta(seconds=self.settings.delivery_lease_seconds)
+            if not await self.outbox.renew(destination_id, until, self.owner):
+                log.warning("lost the lease on destination %d to another worker; leaving it", destination_id)
+                return posted
             outcome = await self._deliver(dest, sender, unit)
             if outcome == "gone":
                 return posted

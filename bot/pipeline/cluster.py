@@ -444,6 +444,9 @@ class ClusterIndex:
     threshold: float | None = None  # None: the threshold fitted with the weights
     weights: MatcherWeights | None = None  # None: the shipped, fitted weights
     rarity: WordRarity | None = None  # None: the shipped background counts
+    # At most this many stories (0: no cap); the oldest leave first. A story costs a few KB here,
+    # and a busy window on a big install would otherwise hold hundreds of thousands.
+    max_stories: int = 0
     _by_time: list[tuple[datetime, int]] = field(default_factory=list)  # heap of (at, story id)
     _horizon: datetime | None = None  # stories older than this are outside every window
     _postings: dict[str, set[int]] = field(default_factory=dict)  # headline word -> story ids
@@ -474,6 +477,8 @@ class ClusterIndex:
         self._clusters.setdefault(story.cluster_id, _Cluster()).change(story, +1, self._weights(story))
         if story.model:
             self._models[story.story_id] = story
+        if self.max_stories and len(self._by_id) > self.max_stories:
+            self._evict_oldest(len(self._by_id) - self.max_stories)
 
     def move(self, story_id: int, cluster_id: int) -> None:
         story = self._by_id.get(story_id)
@@ -493,20 +498,31 @@ class ClusterIndex:
         # By the story's time (published, never later than first seen), in a heap: a backlog of
         # old posts leaves at once, and no date, however wrong, can pin the index.
         cutoff = now - self.window
-        self._horizon = cutoff
+        self._horizon = cutoff if self._horizon is None else max(self._horizon, cutoff)
         while self._by_time and self._by_time[0][0] < cutoff:
-            _at, story_id = heapq.heappop(self._by_time)
-            old = self._by_id.pop(story_id, None)
-            if old is None:
-                continue
-            self._models.pop(old.story_id, None)
-            self._leave(old)
-            for token in old.tokens:
-                posting = self._postings.get(token)
-                if posting is not None:
-                    posting.discard(old.story_id)
-                    if not posting:
-                        del self._postings[token]
+            self._remove(heapq.heappop(self._by_time)[1])
+
+    def _evict_oldest(self, count: int) -> None:
+        while count > 0 and self._by_time:
+            at, story_id = heapq.heappop(self._by_time)
+            if self._remove(story_id):
+                count -= 1
+                # Nothing older comes back in (a refresh finding it again would only evict it anew).
+                self._horizon = at if self._horizon is None else max(self._horizon, at)
+
+    def _remove(self, story_id: int) -> bool:
+        old = self._by_id.pop(story_id, None)
+        if old is None:
+            return False
+        self._models.pop(old.story_id, None)
+        self._leave(old)
+        for token in old.tokens:
+            posting = self._postings.get(token)
+            if posting is not None:
+                posting.discard(old.story_id)
+                if not posting:
+                    del self._postings[token]
+        return True
 
     # ------------------------------------------------------------------ matching
     def idf(self, token: str) -> float:

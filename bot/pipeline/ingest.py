@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 # Older entries are stored but never announced: a feed that surfaces an old post is not news.
 ANNOUNCE_MAX_AGE = timedelta(days=3)
 MAX_BATCH_ENTRIES = 5000  # per transaction
+INDEX_PAGE = 5000  # stories read per query when the index catches up with the store
 WIDE_REFRESH_EVERY = timedelta(minutes=1)
 WIDE_REFRESH_MARGIN = timedelta(minutes=2)
 
@@ -123,7 +124,13 @@ class Ingestor:
 
     async def _refresh_index(self, now: datetime) -> None:
         since = now - self.index.window
-        self._add_rows(await self.store.recent_stories_for_index(self.index.last_story_id, since))
+        after = self.index.last_story_id
+        while True:  # in pages: a cold start on a busy window must not hold it all at once
+            rows = await self.store.recent_stories_for_index(after, since, limit=INDEX_PAGE)
+            self._add_rows(rows)
+            if len(rows) < INDEX_PAGE:
+                break
+            after = rows[-1][0]
         if self._wide_refresh_at is not None and now - self._wide_refresh_at >= WIDE_REFRESH_EVERY:
             recent = max(since, self._wide_refresh_at - WIDE_REFRESH_MARGIN)
             ids = await self.store.story_ids_seen_since(recent, self.index.last_story_id, since)

@@ -11,10 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import random
-import socket
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -23,9 +20,10 @@ from typing import Any, Literal, Protocol
 from bot.domain import FetchResult, ParsedFeed, clamp_server_delay
 from bot.pipeline.ingest import Ingestor, NewStory
 from bot.settings import Settings
+from bot.sources.delta import pack_hashes, unpack_hashes
 from bot.sources.trackers import parse_for_kind, rate_limit_reset, request_headers, request_url
 from bot.store.db import is_database_outage
-from bot.store.repo import ClaimedSource, Store, utcnow
+from bot.store.repo import ClaimedSource, Store, new_lease_owner, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +98,7 @@ class Poller:
         self._cycle_lock = asyncio.Lock()
         # Names this poller in the leases it takes (host, pid and a random part: unique even when
         # two pollers share a process, as in tests).
-        self.owner = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
-        # Hashes of each source's item elements as of its last stored poll (delta parsing); in
-        # memory only: after a restart, or on another replica, a feed is simply parsed whole once.
-        self._known_items: dict[int, frozenset[bytes]] = {}
+        self.owner = new_lease_owner()
 
     async def poll_due(
         self,
@@ -325,7 +320,7 @@ class Poller:
                 summary_chars=self.settings.summary_chars,
                 org=spec.org,
                 repo=spec.repo,
-                known_items=self._known_items.get(source.id, frozenset()) if pages == 1 else frozenset(),
+                known_items=unpack_hashes(source.item_hashes) if pages == 1 else frozenset(),
                 max_items=self.settings.max_items_per_feed,
             )
             if parsed.error is not None:
@@ -340,7 +335,7 @@ class Poller:
                 # Stored: only now may the next poll be conditional, and these items be skipped.
                 # (Saved before, a failed parse or store would be answered 304 and lost.)
                 state["etag"], state["last_modified"] = result.etag, result.last_modified
-                self._known_items[source.id] = parsed.item_hashes
+                state["item_hashes"] = pack_hashes(parsed.item_hashes)
             state["backlog_done"] = True
             outcome.new += len(ingested.new_stories)
             if ingested.new_stories:

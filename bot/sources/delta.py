@@ -38,8 +38,24 @@ class Split:
         return self.head + b"".join(i for i, k in zip(self.items, keep, strict=True) if k) + self.tail
 
 
+HASH_BYTES = 12
+
+
 def item_hash(item: bytes) -> bytes:
-    return hashlib.blake2b(item, digest_size=12).digest()
+    return hashlib.blake2b(item, digest_size=HASH_BYTES).digest()
+
+
+def pack_hashes(hashes: frozenset[bytes]) -> bytes | None:
+    """The hashes as one byte string for the store (sorted, so equal sets store equal bytes)."""
+    return b"".join(sorted(hashes)) or None
+
+
+def unpack_hashes(packed: bytes | None) -> frozenset[bytes]:
+    """The set :func:`pack_hashes` stored; a value of the wrong length (a corrupted row) is empty,
+    which only means the next poll parses the whole document."""
+    if not packed or len(packed) % HASH_BYTES:
+        return frozenset()
+    return frozenset(packed[i : i + HASH_BYTES] for i in range(0, len(packed), HASH_BYTES))
 
 
 def split(body: bytes) -> Split | None:

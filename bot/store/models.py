@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -94,6 +95,9 @@ class Source(Base):
     # Which poller holds the lease: a late save from a replica that lost it must not clear or
     # overwrite the lease (and state) of the replica that took the source over.
     lease_owner: Mapped[str | None] = mapped_column(String(64))
+    # The 12-byte hashes of the item elements of the last stored poll, concatenated (delta parsing;
+    # see bot/sources/delta.py). In the store, so no replica keeps a set per source in memory.
+    item_hashes: Mapped[bytes | None] = mapped_column(LargeBinary)
     last_polled_at: Mapped[datetime | None]
     last_success_at: Mapped[datetime | None]
     last_status: Mapped[int | None] = mapped_column(Integer)
@@ -196,6 +200,7 @@ class Destination(Base):
     # The outbox worker claims a whole destination, so one replica at a time sends to a channel
     # (platform rate limits are per channel, and digest parts must arrive in order).
     delivery_lease_until: Mapped[datetime | None]
+    delivery_lease_owner: Mapped[str | None] = mapped_column(String(64))
     last_digest_at: Mapped[datetime | None]
     alert_cap_per_hour: Mapped[int] = mapped_column(Integer, default=5)
     quiet_day_notice: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -245,6 +250,10 @@ class ChannelSource(Base):
     failure_notice_at: Mapped[datetime | None]  # when the channel was last told this source is broken
 
 
+# Delivery rows still to be sent; what they name must stay in the store (see retention).
+OPEN_DELIVERY_STATES = ("pending", "sending")
+
+
 class Delivery(Base):
     """The outbox: one row per (destination, cluster, kind), written before the platform call."""
 
@@ -252,6 +261,8 @@ class Delivery(Base):
     __table_args__ = (
         UniqueConstraint("destination_id", "cluster_id", "kind"),
         Index("ix_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_deliveries_cluster_id_kind", "cluster_id", "kind"),
+        Index("ix_deliveries_kind_created_at", "kind", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import socket
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -45,6 +48,7 @@ class ClaimedSource:
     last_modified: str | None
     failure_count: int
     backlog_done: bool
+    item_hashes: bytes | None = None  # the last stored poll's item hashes (bot.sources.delta)
 
     @property
     def spec(self) -> SourceSpec:
@@ -162,6 +166,7 @@ class Store:
                 m.Source.last_modified,
                 m.Source.failure_count,
                 m.Source.backlog_done,
+                m.Source.item_hashes,
             )
             .execution_options(synchronize_session=False)
         )
@@ -185,7 +190,7 @@ class Store:
                     .values(lease_until=until)
                     .execution_options(synchronize_session=False)
                 )
-                renewed += _rowcount(result)
+                renewed += rowcount(result)
         return renewed
 
     async def save_fetch_states(self, states: Iterable[dict[str, Any]], *, owner: str | None = None) -> int:
@@ -217,7 +222,7 @@ class Store:
                 )
                 params = [{f"b_{k}": v for k, v in row.items()} for row in rows]
                 result = await (await session.connection()).execute(stmt, params)
-                written += _rowcount(result)
+                written += rowcount(result)
         return written
 
     # ------------------------------------------------------------------ stories
@@ -251,7 +256,7 @@ class Store:
         return found
 
     async def recent_stories_for_index(
-        self, after_id: int, since: datetime, *, ids: Sequence[int] | None = None
+        self, after_id: int, since: datetime, *, ids: Sequence[int] | None = None, limit: int | None = None
     ) -> list[IndexRow]:
         """Stories with an id above ``after_id`` (or with these ``ids``) first seen since ``since``:
         (id, cluster, outlet, title, summary, published, first seen, extra)."""
@@ -270,6 +275,7 @@ class Store:
                 )
                 .where(*wanted, m.Story.first_seen_at >= since)
                 .order_by(m.Story.id)
+                .limit(limit)
             )
             return [(r[0], r[1], r[2], r[3], r[4] or "", r[5], r[6], r[7]) for r in rows]
 
@@ -386,7 +392,14 @@ class Store:
             return out
 
 
-def _rowcount(result: Any) -> int:
+def new_lease_owner() -> str:
+    """A name for one poller's or worker's leases: host, pid and a random part, so it is unique
+    even when two of them share a process (as in tests). Fits the 64-character owner columns."""
+    return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+def rowcount(result: Any) -> int:
+    """Rows an UPDATE or DELETE touched (0 when the driver cannot tell)."""
     count = getattr(result, "rowcount", -1)
     return int(count) if isinstance(count, int) and count >= 0 else 0
 
