@@ -372,6 +372,76 @@ async def _stories(
         await engine.dispose()
 
 
+@main.command()
+@click.argument("query", nargs=-1, required=True)
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
+def search(query: tuple[str, ...], limit: int, as_json: bool) -> None:
+    """Search stored stories: whole words (all must appear), "quoted phrases", topic:NAME,
+    since:7d / since:2026-11-01. Best match first.
+
+    Quote a phrase for the shell too: frontierwatch search '"export controls"' since:2w
+    """
+    from bot.store.search import SearchSyntaxError, parse_search
+
+    settings = _settings()
+    _logging("WARNING")
+    try:
+        from bot.classify import load_classifier
+
+        topics = load_classifier(settings.topics_file, "off").topics
+    except Exception as exc:
+        raise _ConfigProblem(str(exc)) from None
+    try:
+        parsed = parse_search(" ".join(query), topics)
+    except SearchSyntaxError as exc:
+        raise click.UsageError(str(exc)) from None
+    if parsed.empty:
+        raise click.UsageError("give at least one word to search for")
+    hits = _run(_search(settings, parsed, limit))
+    if as_json:
+        out.print_json(
+            json.dumps(
+                [
+                    {
+                        "id": h.story_id,
+                        "title": h.title,
+                        "url": h.url,
+                        "outlet": h.outlet,
+                        "published": h.published_at.isoformat(),
+                        "topics": list(h.topics),
+                    }
+                    for h in hits
+                ]
+            ),
+            indent=2,
+        )
+        return
+    if not hits:
+        out.print("No stored story matches.")
+        return
+    table = Table()
+    for column in ("published (UTC)", "topics", "title", "outlet"):
+        table.add_column(column, overflow="fold")
+    for h in hits:
+        table.add_row(
+            h.published_at.strftime("%Y-%m-%d %H:%M"), ", ".join(h.topics), f"{h.title}\n{h.url}", h.outlet
+        )
+    out.print(table)
+
+
+async def _search(settings: Settings, query: Any, limit: int) -> Any:
+    from bot.store.chat import ChatStore
+    from bot.store.db import create_engine, migrate
+
+    engine = create_engine(settings.database_url)
+    try:
+        await migrate(engine)
+        return await ChatStore(engine).search(query, limit=limit)
+    finally:
+        await engine.dispose()
+
+
 def _story_json(r: Any) -> dict[str, Any]:
     return {
         "id": r.id,

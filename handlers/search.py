@@ -1,29 +1,31 @@
-"""`/watch search <words>`: stored stories whose title or summary contain every word."""
+"""`/watch search <query>`: stored stories ranked by how well they match the words and phrases."""
 
 from __future__ import annotations
 
-from bot.classify import KeywordFilter
+from bot.store.search import SearchSyntaxError, parse_search
 from handlers.context import HandlerDeps
 from handlers.model import Command, Link, Reply, UsageError, info
 
 MAX_RESULTS = 10
-USAGE = '`/watch search <words>` — e.g. `search deepseek distillation` or `search "export controls"`'
+USAGE = (
+    '`/watch search <words>` — e.g. `search deepseek distillation`, `search "export controls" since:2w` '
+    "or `search nvidia topic:natsec`"
+)
 
 
 async def search(deps: HandlerDeps, command: Command) -> Reply:
     try:
-        words = KeywordFilter.parse(command.invocation.rest)
-    except ValueError as exc:
-        raise UsageError(f"Could not read the search words: {exc}.", USAGE) from None
-    words = [w for w in words if len(w) >= 2]
-    if not words:
-        raise UsageError("What should I search for? Give at least one word of two or more letters.", USAGE)
-    hits = await deps.store.search(words, limit=MAX_RESULTS)
-    shown = " ".join(f'"{w}"' if " " in w else w for w in words)
+        query = parse_search(command.invocation.rest, tuple(deps.topics), deps.clock())
+    except SearchSyntaxError as exc:
+        raise UsageError(f"Could not read the search: {exc}.", USAGE) from None
+    if query.empty:
+        raise UsageError("What should I search for? Give at least one word.", USAGE)
+    hits = await deps.store.search(query, limit=MAX_RESULTS)
+    shown = query.text.strip()
     if not hits:
         return info(
             f"No stored story matches {shown}.",
-            "Search looks at titles and summaries of stories already collected.",
+            "Search looks for whole words in the titles and summaries of stories already collected.",
         )
     links = tuple(
         Link(
@@ -34,6 +36,4 @@ async def search(deps: HandlerDeps, command: Command) -> Reply:
         )
         for hit in hits
     )
-    return info(
-        f"Newest {len(hits)} {'story' if len(hits) == 1 else 'stories'} matching {shown}", links=links
-    )
+    return info(f"Best {len(hits)} {'story' if len(hits) == 1 else 'stories'} matching {shown}", links=links)

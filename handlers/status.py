@@ -38,7 +38,7 @@ HELP = (
         True,
     ),
     ("`/watch keywords list`", "this channel's keywords", False),
-    ("`/watch search <words>`", "newest stored stories with those words", False),
+    ("`/watch search <words>`", 'stored stories best matching the words; "phrases", topic:, since:', False),
     ("`/watch status`", "everything about this channel", False),
 )
 

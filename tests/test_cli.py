@@ -59,6 +59,7 @@ async def test_every_command_has_help(tmp_path: Path) -> None:
         ["run"],
         ["poll"],
         ["stories"],
+        ["search"],
         ["classify"],
         ["eval"],
         ["sources", "list"],
@@ -68,6 +69,26 @@ async def test_every_command_has_help(tmp_path: Path) -> None:
     ):
         code, out, _ = await run_cli(*command, "--help", env=env)
         assert code == 0 and "Usage:" in out, command
+
+
+async def test_search_prints_ranked_json(tmp_path: Path) -> None:
+    from tests.support.newsdb import add_story, open_store
+
+    env = base_env(tmp_path)
+    store = await open_store(env["FW_DATABASE_URL"])
+    try:
+        await add_story(store, "US tightens export controls on AI chips", topics={"natsec": 0.9})
+        await add_story(store, "Controls on what labs export", topics={"natsec": 0.2})
+        await add_story(store, "Officials said so", topics={})
+    finally:
+        await store.engine.dispose()
+    code, out, err = await run_cli("search", '"export controls"', "topic:natsec", "--json", env=env)
+    assert code == 0, err
+    hits = json.loads(out)
+    assert [h["title"] for h in hits] == ["US tightens export controls on AI chips"]
+    assert hits[0]["topics"] == ["natsec"] and hits[0]["url"].startswith("https://")
+    code, out, _ = await run_cli("search", "ai", env=env)
+    assert code == 0 and "export controls on AI chips" in out and "Officials" not in out
 
 
 async def test_migrate_reports_the_revision(tmp_path: Path) -> None:
@@ -269,6 +290,12 @@ def test_a_read_only_sqlite_folder_is_named_before_sqlite_opens_it(
         (["classify", "extra"], "Got unexpected extra argument (extra)"),
         (["no-such-command"], "No such command 'no-such-command'"),
         (["stories", "--topic"], "Option '--topic' requires an argument"),
+        (
+            ["search", "chips", "topic:chip"],
+            "unknown topic 'chip': use one of distillation, ip, natsec, release",
+        ),
+        (["search", "since:yesterday", "chips"], "is not a date: use since:7d"),
+        (["search"], "Missing argument 'QUERY...'"),
     ],
 )
 def test_a_wrong_argument_is_one_error_line_with_where_to_look(

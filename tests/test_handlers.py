@@ -459,10 +459,10 @@ async def _stories(env: ChatEnv) -> None:
                 session.add(m.Classification(story_id=story.id, topic="distillation", score=0.9, passed=True))
 
 
-async def test_search_newest_first_top_ten(env: ChatEnv) -> None:
+async def test_search_ranked_top_ten(env: ChatEnv) -> None:
     await _stories(env)
     reply = await run(env, "search deepseek DISTILLATION", manager=False)
-    assert reply.status == "info" and reply.title.startswith("Newest 7 stories")
+    assert reply.status == "info" and reply.title.startswith("Best 7 stories")
     assert [link.url for link in reply.links] == [f"https://w.example/{n}" for n in range(0, 14, 2)]
     assert "distillation" in reply.links[0].detail and "2026-03-28" in reply.links[0].detail
     reply = await run(env, "search chip")

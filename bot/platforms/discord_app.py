@@ -229,7 +229,10 @@ class DiscordCommands:
         async def topics(interaction: discord.Interaction) -> None:
             await run(interaction, Invocation("topics"))
 
-        @watch.command(name="search", description="Newest stored stories containing these words")
+        @watch.command(
+            name="search",
+            description='Stored stories ranked by match: words, "phrases", topic:natsec, since:2w',
+        )
         @app_commands.describe(words='Words to look for; "quote" phrases')
         async def search(interaction: discord.Interaction, words: app_commands.Range[str, 1, 200]) -> None:
             await run(interaction, Invocation("search", None, tuple(words.split()), words))

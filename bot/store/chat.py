@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -23,6 +23,7 @@ from bot.domain import SourceSpec
 from bot.sources.config import source_key
 from bot.store import models as m
 from bot.store.db import session_factory
+from bot.store.search import SearchQuery, search_stories
 
 __all__ = [
     "ALERT_CAP_DEFAULT",
@@ -555,21 +556,14 @@ class ChatStore:
             return SourceView.of(source)
 
     # ------------------------------------------------------------------ search
-    async def search(self, words: Sequence[str], limit: int = 10) -> list[SearchHit]:
-        """Stories whose title or summary contains every word (case-insensitive), newest first."""
-        if not words:
-            return []
-        stmt = select(m.Story).order_by(m.Story.published_at.desc(), m.Story.id.desc()).limit(limit)
-        for word in words:
-            needle = word.lower()
-            stmt = stmt.where(
-                or_(
-                    func.lower(m.Story.title).contains(needle, autoescape=True),
-                    func.lower(m.Story.summary).contains(needle, autoescape=True),
-                )
-            )
+    async def search(self, query: SearchQuery, limit: int = 10) -> list[SearchHit]:
+        """The stories that best match ``query`` (see ``bot.store.search``), best first."""
         async with self.sessions() as session:
-            stories = (await session.scalars(stmt)).all()
+            ids = await search_stories(session, query, limit)
+            found = {
+                s.id: s for s in (await session.scalars(select(m.Story).where(m.Story.id.in_(ids)))).all()
+            }
+            stories = [found[i] for i in ids if i in found]
             topics: dict[int, list[str]] = {s.id: [] for s in stories}
             if stories:
                 rows = await session.execute(

@@ -1,0 +1,141 @@
+"""Full-text search over stored stories: whole words, "quoted phrases", ``topic:`` and ``since:``.
+
+The database does the work, with an index, so a year of stories answers as fast as a day's:
+SQLite's FTS5 (``stories_fts``, kept in step with ``stories`` by triggers) and PostgreSQL's
+``tsvector`` column with a GIN index (see migration 0008). Both stem English words ("model"
+finds "models") and match whole words only ("ai" does not find "said"). Hits are ranked by
+relevance, a title hit above a summary hit, newer first among equals.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, column, exists, func, literal_column, select, table
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.store import models as m
+
+__all__ = ["SEARCH_SYNTAX", "SearchQuery", "SearchSyntaxError", "parse_search", "search_stories"]
+
+SEARCH_SYNTAX = (
+    'words (all must appear), "a quoted phrase", topic:NAME, since:7d / since:2w / since:2026-11-01'
+)
+_TOKEN = re.compile(r'"([^"]*)"|(\S+)')
+_WORD = re.compile(r"\w+", re.UNICODE)
+_SINCE = re.compile(r"^(\d{1,4})([hdwm])$")
+_UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1), "m": timedelta(days=30)}
+MAX_TERMS = 12
+
+
+class SearchSyntaxError(ValueError):
+    """The query cannot be read; the message says what is accepted."""
+
+
+@dataclass(frozen=True, slots=True)
+class SearchQuery:
+    words: tuple[str, ...] = ()
+    phrases: tuple[tuple[str, ...], ...] = ()
+    topics: tuple[str, ...] = ()
+    since: datetime | None = None
+    text: str = field(default="", compare=False)
+
+    @property
+    def empty(self) -> bool:
+        return not self.words and not self.phrases
+
+
+def parse_search(text: str, topics: Sequence[str], now: datetime | None = None) -> SearchQuery:
+    """Read a query such as ``deepseek "export controls" topic:natsec since:2w``."""
+    now = now or datetime.now(UTC)
+    if text.count('"') % 2:
+        raise SearchSyntaxError('a quote is not closed: put a phrase between two " marks')
+    words: list[str] = []
+    phrases: list[tuple[str, ...]] = []
+    wanted: list[str] = []
+    since: datetime | None = None
+    for match in _TOKEN.finditer(text):
+        phrase, token = match.group(1), match.group(2)
+        if phrase is not None:
+            parts = tuple(w.lower() for w in _WORD.findall(phrase))
+            if len(parts) > 1:
+                phrases.append(parts)
+            words.extend(parts if len(parts) == 1 else ())
+            continue
+        key, _, value = token.partition(":")
+        if value and key.lower() == "topic":
+            if value.lower() not in topics:
+                raise SearchSyntaxError(f"unknown topic {value!r}: use one of {', '.join(topics)}")
+            wanted.append(value.lower())
+        elif value and key.lower() == "since":
+            since = _since(value, now)
+        else:
+            words.extend(w.lower() for w in _WORD.findall(token))
+    if len(words) + len(phrases) > MAX_TERMS:
+        raise SearchSyntaxError(f"too many words: at most {MAX_TERMS} words and phrases")
+    return SearchQuery(tuple(dict.fromkeys(words)), tuple(phrases), tuple(dict.fromkeys(wanted)), since, text)
+
+
+def _since(value: str, now: datetime) -> datetime:
+    relative = _SINCE.match(value.lower())
+    if relative:
+        return now - int(relative.group(1)) * _UNITS[relative.group(2)]
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise SearchSyntaxError(
+            f"since:{value} is not a date: use since:7d, since:2w, since:3m or since:2026-11-01"
+        ) from None
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+async def search_stories(session: AsyncSession, query: SearchQuery, limit: int) -> list[int]:
+    """Ids of the best ``limit`` stories for the query, best first."""
+    if query.empty:
+        return []
+    story = m.Story
+    filters: list[ColumnElement[bool]] = []
+    if query.since is not None:
+        filters.append(story.published_at >= query.since)
+    for topic in query.topics:
+        c = m.Classification
+        filters.append(exists().where(c.story_id == story.id, c.topic == topic, c.passed.is_(True)))
+    dialect = (await session.connection()).dialect.name
+    stmt = _postgresql(query) if dialect == "postgresql" else _sqlite(query)
+    stmt = stmt.where(*filters).limit(limit)
+    return [int(r[0]) for r in (await session.execute(stmt)).all()]
+
+
+def _sqlite(query: SearchQuery) -> Select[Any]:
+    # Every term quoted: FTS5 then reads it as a string to tokenize, never as syntax (AND, NEAR, *).
+    terms = [_fts5_string(w) for w in query.words] + [_fts5_string(" ".join(p)) for p in query.phrases]
+    fts = table("stories_fts", column("rowid"))
+    rank: ColumnElement[Any] = literal_column("bm25(stories_fts, 4.0, 1.0)")
+    return (
+        select(m.Story.id)
+        .join(fts, fts.c.rowid == m.Story.id)
+        .where(literal_column("stories_fts").op("MATCH")(" ".join(terms)))
+        .order_by(rank, m.Story.published_at.desc(), m.Story.id.desc())
+    )
+
+
+def _fts5_string(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
+def _postgresql(query: SearchQuery) -> Select[Any]:
+    parts = [func.plainto_tsquery("english", " ".join(query.words))] if query.words else []
+    parts += [func.phraseto_tsquery("english", " ".join(p)) for p in query.phrases]
+    tsquery: ColumnElement[Any] = parts[0]
+    for part in parts[1:]:
+        tsquery = tsquery.op("&&")(part)
+    vector: ColumnElement[Any] = literal_column("stories.search_vector")
+    return (
+        select(m.Story.id)
+        .where(vector.op("@@")(tsquery))
+        .order_by(func.ts_rank_cd(vector, tsquery).desc(), m.Story.published_at.desc(), m.Story.id.desc())
+    )
