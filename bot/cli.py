@@ -848,8 +848,8 @@ async def _digest_preview(
     from bot.delivery.digests import DIGEST_TITLE, destination_selection
     from bot.digest.common import DigestHeader
     from bot.digest.entries import Selection, TopicRule, select_entries
-    from bot.digest.schedule import local_date_label
     from bot.store import models as m
+    from bot.timetable import local_date_label
 
     app = await _build_app(settings, sync_sources=False, parse_workers=-1)
     try:

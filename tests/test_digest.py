@@ -20,11 +20,11 @@ from bot.delivery.outbox import Outbox
 from bot.digest import discord_render, slack_render
 from bot.digest.common import DigestHeader
 from bot.digest.entries import DigestEntry, Selection, TopicRule, select_entries
-from bot.digest.schedule import ScheduleError, next_digest_at
 from bot.digest.text import text_digest
 from bot.settings import Settings
 from bot.store import models as m
 from bot.store.repo import Store
+from bot.timetable import ScheduleError, next_digest_at
 from tests.support.newsdb import add_destination, add_story, destination, open_store
 from tests.support.specs import block_kit_errors, discord_request_errors
 

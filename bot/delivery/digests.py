@@ -29,11 +29,11 @@ from bot.delivery.notices import scan_broken_sources
 from bot.delivery.outbox import Outbox
 from bot.digest.common import DigestHeader
 from bot.digest.entries import DigestEntry, Selection, TopicRule, select_entries, window_start
-from bot.digest.schedule import ScheduleError, local_date_label, next_digest_at
 from bot.settings import Settings
 from bot.store import models as m
 from bot.store.db import log_failure
 from bot.store.repo import utcnow
+from bot.timetable import ScheduleError, local_date_label, next_digest_at
 
 log = logging.getLogger(__name__)
 DIGEST_TITLE = "Frontier Watch digest"

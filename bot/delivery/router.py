@@ -27,7 +27,7 @@ from bot.domain import Classification
 from bot.pipeline.ingest import ANNOUNCE_MAX_AGE, NewStory
 from bot.settings import Settings
 from bot.store import models as m
-from bot.store.repo import utcnow
+from bot.store.repo import cluster_outlets, utcnow
 
 log = logging.getLogger(__name__)
 ROUTING_LOCK_KEY = 0x46575254  # "FWRT": the PostgreSQL advisory lock that serialises routing
@@ -174,7 +174,7 @@ class Router:
             return 0
         clusters = sorted({s.cluster_id for s in stories})
         existing = await self._existing(session, clusters)
-        outlets = await self._outlets(session, clusters)
+        outlets = await cluster_outlets(session, clusters)
         founders = await self._founders(session, clusters)
         sent_last_hour = await self._recent_alerts(session, now)
         for story in stories:
@@ -227,19 +227,6 @@ class Router:
             )
         ).all()
         return {(r.destination_id, r.cluster_id, r.kind): r for r in rows}
-
-    async def _outlets(self, session: AsyncSession, clusters: list[int]) -> dict[int, list[str]]:
-        rows = await session.execute(
-            select(m.Story.cluster_id, m.SourceEntry.outlet, func.min(m.SourceEntry.seen_at))
-            .join(m.SourceEntry, m.SourceEntry.story_id == m.Story.id)
-            .where(m.Story.cluster_id.in_(clusters))
-            .group_by(m.Story.cluster_id, m.SourceEntry.outlet)
-            .order_by(func.min(m.SourceEntry.seen_at), m.SourceEntry.outlet)
-        )
-        out: dict[int, list[str]] = {}
-        for cid, outlet, _first in rows:
-            out.setdefault(cid, []).append(outlet)
-        return out
 
     async def _founders(
         self, session: AsyncSession, clusters: list[int]

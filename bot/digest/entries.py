@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.classify.keywords import KeywordFilter
 from bot.digest.text import short_summary
 from bot.store import models as m
+from bot.store.repo import cluster_outlets
 
 ALERTED_STATES = ("pending", "sending", "sent")
 
@@ -236,16 +237,7 @@ async def _entries_for(
             if score > best:
                 evidence.setdefault(cid, {})[topic] = list((ev or {}).get("terms", []))
             scores[cid][topic] = (max(best, score), any_passed or bool(passed))
-    outlets: dict[int, list[str]] = {}
-    rows2 = await session.execute(
-        select(m.Story.cluster_id, m.SourceEntry.outlet, func.min(m.SourceEntry.seen_at))
-        .join(m.SourceEntry, m.SourceEntry.story_id == m.Story.id)
-        .where(m.Story.cluster_id.in_(cluster_ids))
-        .group_by(m.Story.cluster_id, m.SourceEntry.outlet)
-        .order_by(func.min(m.SourceEntry.seen_at), m.SourceEntry.outlet)
-    )
-    for cid, outlet, _first in rows2:
-        outlets.setdefault(cid, []).append(outlet)
+    outlets = await cluster_outlets(session, cluster_ids)
     source_ids = {s.source_id for s in stories}
     weights = {
         sid: w

@@ -18,12 +18,12 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.digest.schedule import next_digest_at as _schedule_next
 from bot.domain import SourceSpec
 from bot.sources.config import source_key
 from bot.store import models as m
 from bot.store.db import session_factory
 from bot.store.search import SearchQuery, search_stories
+from bot.timetable import next_digest_at as _schedule_next
 
 __all__ = [
     "ALERT_CAP_DEFAULT",

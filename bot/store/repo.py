@@ -356,17 +356,7 @@ class Store:
                 topics[story_id][topic] = score
                 evidence[story_id][topic] = list((ev or {}).get("terms", []))
         cluster_ids = sorted({s.cluster_id for s in stories})
-        outlets: dict[int, list[str]] = {c: [] for c in cluster_ids}
-        for chunk in _chunks(cluster_ids, 500):
-            rows = await session.execute(
-                select(m.Story.cluster_id, m.SourceEntry.outlet, func.min(m.SourceEntry.seen_at))
-                .join(m.SourceEntry, m.SourceEntry.story_id == m.Story.id)
-                .where(m.Story.cluster_id.in_(chunk))
-                .group_by(m.Story.cluster_id, m.SourceEntry.outlet)
-                .order_by(func.min(m.SourceEntry.seen_at), func.min(m.SourceEntry.id))
-            )
-            for cluster_id, outlet, _first in rows:
-                outlets[cluster_id].append(outlet)
+        outlets = await cluster_outlets(session, cluster_ids)
         return [
             StoryRow(
                 id=s.id,
@@ -390,6 +380,24 @@ class Store:
             for name, model in (("sources", m.Source), ("stories", m.Story), ("clusters", m.Cluster)):
                 out[name] = int(await session.scalar(select(func.count()).select_from(model)) or 0)
             return out
+
+
+async def cluster_outlets(session: AsyncSession, cluster_ids: Iterable[int]) -> dict[int, list[str]]:
+    """Each cluster's outlets, in the order they first reported it (ties by name): the one query
+    behind "also: …" lines, digests and `stories`, so they always agree. Every id is a key."""
+    ids = sorted(set(cluster_ids))
+    outlets: dict[int, list[str]] = {c: [] for c in ids}
+    for chunk in _chunks(ids, 500):
+        rows = await session.execute(
+            select(m.Story.cluster_id, m.SourceEntry.outlet, func.min(m.SourceEntry.seen_at))
+            .join(m.SourceEntry, m.SourceEntry.story_id == m.Story.id)
+            .where(m.Story.cluster_id.in_(chunk))
+            .group_by(m.Story.cluster_id, m.SourceEntry.outlet)
+            .order_by(func.min(m.SourceEntry.seen_at), m.SourceEntry.outlet)
+        )
+        for cluster_id, outlet, _first in rows:
+            outlets[cluster_id].append(outlet)
+    return outlets
 
 
 def new_lease_owner() -> str:
