@@ -75,6 +75,49 @@ async def test_routing_matches_topics_modes_scores_and_keywords(store: Store, da
     assert len(await deliveries(store, kind="alert")) == 4
 
 
+async def test_the_router_sees_every_rule_change_through_its_cache(store: Store, database_url: str) -> None:
+    """Routes are cached and re-read when the database's routing_version moves: every edit path
+    (subscriptions, keywords, a channel's cap or state) bumps it through triggers."""
+    delivery = console([], store, database_url)
+    router = delivery.router
+    a = await add_destination(store, "console", "a", [("natsec", "alerts", 0.0)])
+    one = await add_story(store, "First export rule story", topics={"natsec": 0.8})
+    await router.route([one])
+    assert {r.destination_id for r in await deliveries(store, kind="alert")} == {a}
+    # A second channel subscribes; an include keyword then narrows the first.
+    b = await add_destination(store, "console", "b", [("natsec", "alerts", 0.0)])
+    async with store.sessions.begin() as session:
+        session.add(m.ChannelKeyword(destination_id=a, kind="include", keyword="huawei"))
+    two = await add_story(store, "Second export rule story", topics={"natsec": 0.8})
+    await router.route([two])
+    assert {
+        r.destination_id for r in await deliveries(store, kind="alert") if r.cluster_id == two.cluster_id
+    } == {b}
+    # The subscription's own minimum rises above the score, and channel b goes inactive.
+    async with store.sessions.begin() as session:
+        await session.execute(
+            update(m.Subscription).where(m.Subscription.destination_id == a).values(min_score=0.9)
+        )
+        await session.execute(update(m.Destination).where(m.Destination.id == b).values(active=False))
+        await session.execute(
+            update(m.ChannelKeyword).where(m.ChannelKeyword.destination_id == a).values(keyword="export")
+        )
+    three = await add_story(store, "Third export rule story", topics={"natsec": 0.8})
+    four = await add_story(store, "Fourth export rule story", topics={"natsec": 0.95})
+    await router.route([three, four])
+    late = {(r.destination_id, r.cluster_id) for r in await deliveries(store, kind="alert")} - {
+        (a, one.cluster_id),
+        (b, two.cluster_id),
+    }
+    assert late == {(a, four.cluster_id)}
+    # Delivery bookkeeping on a channel (leases, digest times) does not invalidate the cache.
+    version = router._table.version if router._table else None
+    async with store.sessions.begin() as session:
+        await session.execute(update(m.Destination).values(next_digest_at=datetime.now(UTC)))
+    await router.route([await add_story(store, "Fifth", topics={"natsec": 0.1})])
+    assert router._table is not None and router._table.version == version
+
+
 async def test_alert_cap_overflows_into_next_digest_with_note(store: Store, database_url: str) -> None:
     dest = await add_destination(store, "console", "x", [("natsec", "both", 0.0)], alert_cap_per_hour=2)
     stories = [await add_story(store, f"Export control story {i}", topics={"natsec": 0.9}) for i in range(4)]

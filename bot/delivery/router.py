@@ -45,6 +45,45 @@ class Route:
     keywords: KeywordFilter = field(default_factory=KeywordFilter)
 
 
+@dataclass(slots=True)
+class RouteTable:
+    """Every channel's rules, indexed so a story looks only at the channels it can reach: with
+    10,000 channels a story must not cost 10,000 rule checks."""
+
+    version: int
+    routes: list[Route]
+    by_id: dict[int, Route] = field(default_factory=dict)
+    # topic -> routes whose rule needs the topic to pass (min_score 0), and -> (min_score, route)
+    # sorted, for rules with their own minimum
+    on_pass: dict[str, list[Route]] = field(default_factory=dict)
+    by_minimum: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.by_id = {r.id: r for r in self.routes}
+        for route in self.routes:
+            for rule in route.rules:
+                if not rule.alerts:
+                    continue
+                if rule.min_score > 0:
+                    self.by_minimum.setdefault(rule.topic, []).append((rule.min_score, route.id))
+                else:
+                    self.on_pass.setdefault(rule.topic, []).append(route)
+        for pairs in self.by_minimum.values():
+            pairs.sort()
+
+    def candidates(self, c: Classification, alert_min_score: float) -> list[Route]:
+        """The routes one of whose alert rules this classification may satisfy, in id order."""
+        found: dict[int, Route] = {}
+        for topic, score in c.scores.items():
+            if topic in c.topics and score >= alert_min_score:
+                found.update((r.id, r) for r in self.on_pass.get(topic, ()))
+            for minimum, route_id in self.by_minimum.get(topic, ()):
+                if minimum > score:
+                    break
+                found[route_id] = self.by_id[route_id]
+        return [found[i] for i in sorted(found)]
+
+
 async def load_routes(session: AsyncSession) -> list[Route]:
     dests = (await session.scalars(select(m.Destination).where(m.Destination.active.is_(True)))).all()
     routes = {d.id: Route(d.id, d.platform, d.alert_cap_per_hour) for d in dests}
@@ -103,6 +142,7 @@ class Router:
         self.settings = settings
         self.on_queued = on_queued
         self.topics = tuple(topics)  # the taxonomy, for the alerts' "Wrong topic…" menu
+        self._table: RouteTable | None = None  # re-read only when routing_version moves
 
     async def __call__(self, stories: Sequence[NewStory]) -> None:
         await self.route(stories)
@@ -166,11 +206,19 @@ class Router:
             # now (waiting out busy_timeout), so the reads below see every committed alert.
             await session.execute(update(m.Destination).where(false()).values(id=m.Destination.id))
 
+    async def _routes(self, session: AsyncSession) -> RouteTable:
+        version = int(
+            await session.scalar(select(m.RoutingVersion.version).where(m.RoutingVersion.id == 1)) or 0
+        )
+        if self._table is None or self._table.version != version:
+            self._table = RouteTable(version, await load_routes(session))
+        return self._table
+
     async def _route(self, session: AsyncSession, stories: Sequence[NewStory], now: datetime) -> int:
         changed = 0
         await self._serialize(session)
-        routes = await load_routes(session)
-        if not routes:
+        table = await self._routes(session)
+        if not table.routes:
             return 0
         clusters = sorted({s.cluster_id for s in stories})
         existing = await self._existing(session, clusters)
@@ -178,11 +226,17 @@ class Router:
         founders = await self._founders(session, clusters)
         sent_last_hour = await self._recent_alerts(session, now)
         for story in stories:
-            for route in routes:
-                alert = existing.get((route.id, story.cluster_id, "alert"))
-                if alert is not None:
-                    if story.joined_cluster and alert.status in ALERTED_STATES:
-                        changed += await self._followup(session, route, story, alert, existing, outlets, now)
+            # Channels already alerted about this cluster: the story is coverage for a follow-up.
+            alerted = sorted(
+                dest for (dest, cid, kind) in existing if cid == story.cluster_id and kind == "alert"
+            )
+            for dest_id in alerted:
+                alert = existing[(dest_id, story.cluster_id, "alert")]
+                route = table.by_id.get(dest_id)
+                if route is not None and story.joined_cluster and alert.status in ALERTED_STATES:
+                    changed += await self._followup(session, route, story, alert, existing, outlets, now)
+            for route in table.candidates(story.classification, self.settings.alert_min_score):
+                if (route.id, story.cluster_id, "alert") in existing:
                     continue
                 matched = self.alert_topics(route, story)
                 if not matched or (route.keywords and not route.keywords.matches(story.title, story.summary)):

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -248,6 +249,16 @@ class ChannelSource(Base):
     added_by: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime]
     failure_notice_at: Mapped[datetime | None]  # when the channel was last told this source is broken
+
+
+class RoutingVersion(Base):
+    """One row whose ``version`` database triggers bump on every change routing reads (channels'
+    state and alert cap, subscriptions, keywords): the router's cache key (migration 0009)."""
+
+    __tablename__ = "routing_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
 
 
 # Delivery rows still to be sent; what they name must stay in the store (see retention).

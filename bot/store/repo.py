@@ -383,7 +383,7 @@ class Store:
 
 
 async def cluster_outlets(session: AsyncSession, cluster_ids: Iterable[int]) -> dict[int, list[str]]:
-    """Each cluster's outlets, in the order they first reported it (ties by name): the one query
+    """Each cluster's outlets, in the order they first reported it (ties: stored first): the one query
     behind "also: …" lines, digests and `stories`, so they always agree. Every id is a key."""
     ids = sorted(set(cluster_ids))
     outlets: dict[int, list[str]] = {c: [] for c in ids}
@@ -393,7 +393,7 @@ async def cluster_outlets(session: AsyncSession, cluster_ids: Iterable[int]) -> 
             .join(m.SourceEntry, m.SourceEntry.story_id == m.Story.id)
             .where(m.Story.cluster_id.in_(chunk))
             .group_by(m.Story.cluster_id, m.SourceEntry.outlet)
-            .order_by(func.min(m.SourceEntry.seen_at), m.SourceEntry.outlet)
+            .order_by(func.min(m.SourceEntry.seen_at), func.min(m.SourceEntry.id))
         )
         for cluster_id, outlet, _first in rows:
             outlets[cluster_id].append(outlet)
