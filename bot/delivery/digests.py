@@ -28,7 +28,14 @@ from bot.delivery.bodies import paginate
 from bot.delivery.notices import scan_broken_sources
 from bot.delivery.outbox import Outbox
 from bot.digest.common import DigestHeader
-from bot.digest.entries import DigestEntry, Selection, TopicRule, select_entries, window_start
+from bot.digest.entries import (
+    ClusterFacts,
+    DigestEntry,
+    Selection,
+    TopicRule,
+    select_entries,
+    window_start,
+)
 from bot.settings import Settings
 from bot.store import models as m
 from bot.store.db import log_failure
@@ -165,9 +172,10 @@ class DigestService:
         now = now or utcnow()
         await self.schedule_missing(now)
         planned = []
+        cache: dict[int, ClusterFacts] = {}  # this tick's clusters, shared by every channel planned
         for dest_id, fire in await self.claim_due(now):
             try:
-                result = await self.plan(dest_id, fire=fire, now=now, advance=True)
+                result = await self.plan(dest_id, fire=fire, now=now, advance=True, cache=cache)
             except Exception:
                 log.exception("planning the digest of destination %d failed", dest_id)
                 continue
@@ -219,7 +227,13 @@ class DigestService:
         return sorted(((int(i), at) for i, at in rows if at is not None), key=lambda r: r[1])
 
     async def plan(
-        self, destination_id: int, *, fire: datetime, now: datetime, advance: bool
+        self,
+        destination_id: int,
+        *,
+        fire: datetime,
+        now: datetime,
+        advance: bool,
+        cache: dict[int, ClusterFacts] | None = None,
     ) -> PlannedDigest | None:
         """Plan one digest and, with ``advance``, move the schedule on — in one transaction."""
         async with self.outbox.sessions.begin() as session:
@@ -228,7 +242,7 @@ class DigestService:
                 return None
             since = window_start(dest.last_digest_at, fire, dest.digest_frequency)
             selection = await destination_selection(session, dest, since, now)
-            entries = await select_entries(session, selection, self.topics)
+            entries = await select_entries(session, selection, self.topics, cache)
             header = DigestHeader(
                 title=DIGEST_TITLE,
                 at=now,

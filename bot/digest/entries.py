@@ -164,13 +164,31 @@ def reason_for(topics: dict[str, float], evidence: dict[str, list[str]], max_ter
     return "; ".join(parts)
 
 
+@dataclass(slots=True)
+class ClusterFacts:
+    """What any channel's digest needs to know about one cluster: loaded once per digest tick and
+    shared by every channel planned in it (10,000 channels must not read the same stories 10,000
+    times)."""
+
+    members: list[m.Story]
+    representative_id: int | None
+    scores: dict[str, tuple[float, bool]]  # topic -> (best score, passed by any member)
+    evidence: dict[str, list[str]]
+    outlets: list[str]
+    weight: float
+
+
 async def select_entries(
-    session: AsyncSession, sel: Selection, topic_order: Sequence[str]
+    session: AsyncSession,
+    sel: Selection,
+    topic_order: Sequence[str],
+    cache: dict[int, ClusterFacts] | None = None,
 ) -> list[DigestEntry]:
     """Clusters with a story first seen in (since, until] that match the rules and keywords.
 
     A source's first-poll backlog counts only for what it published inside the period, so the
-    first digest after adding a feed is not its whole archive.
+    first digest after adding a feed is not its whole archive. ``cache`` (one per digest tick)
+    keeps the clusters' facts for the next channel.
     """
     in_window = and_(
         m.Story.first_seen_at > sel.since,
@@ -199,29 +217,37 @@ async def select_entries(
                 skip.add(cluster_id)
         overflow -= skip
     wanted = [c for c in cluster_ids if c not in skip]
-    entries: list[DigestEntry] = []
-    for chunk in _chunks(wanted, 400):
-        entries.extend(await _entries_for(session, chunk, sel, overflow))
+    facts = cache if cache is not None else {}
+    missing = [c for c in wanted if c not in facts]
+    for chunk in _chunks(missing, 400):
+        facts.update(await _load_facts(session, chunk))
+    entries = []
+    for cid in wanted:
+        found = facts.get(cid)
+        entry = _entry(cid, found, sel, overflow) if found is not None else None
+        if entry is not None:
+            entries.append(entry)
     now = sel.until
     entries.sort(key=lambda e: -rank_value(e, now))
     return arrange(entries[: sel.limit], now, topic_order)
 
 
-async def _entries_for(
-    session: AsyncSession, cluster_ids: Sequence[int], sel: Selection, overflow: set[int]
-) -> list[DigestEntry]:
-    clusters = {
-        c.id: c for c in (await session.scalars(select(m.Cluster).where(m.Cluster.id.in_(cluster_ids)))).all()
-    }
+async def _load_facts(session: AsyncSession, cluster_ids: Sequence[int]) -> dict[int, ClusterFacts]:
+    representatives = dict(
+        (
+            await session.execute(
+                select(m.Cluster.id, m.Cluster.representative_story_id).where(m.Cluster.id.in_(cluster_ids))
+            )
+        ).all()
+    )
     stories = (await session.scalars(select(m.Story).where(m.Story.cluster_id.in_(cluster_ids)))).all()
     by_cluster: dict[int, list[m.Story]] = {}
     for s in stories:
         by_cluster.setdefault(s.cluster_id, []).append(s)
-    story_ids = [s.id for s in stories]
     scores: dict[int, dict[str, tuple[float, bool]]] = {}
     evidence: dict[int, dict[str, list[str]]] = {}
     story_cluster = {s.id: s.cluster_id for s in stories}
-    for chunk in _chunks(story_ids, 500):
+    for chunk in _chunks([s.id for s in stories], 500):
         rows = await session.execute(
             select(
                 m.Classification.story_id,
@@ -239,52 +265,54 @@ async def _entries_for(
             scores[cid][topic] = (max(best, score), any_passed or bool(passed))
     outlets = await cluster_outlets(session, cluster_ids)
     source_ids = {s.source_id for s in stories}
-    weights = {
-        sid: w
-        for sid, w in (
-            await session.execute(select(m.Source.id, m.Source.weight).where(m.Source.id.in_(source_ids)))
-        ).all()
-    }
-    out: list[DigestEntry] = []
-    for cid in cluster_ids:
-        members = by_cluster.get(cid)
-        if not members:
-            continue
-        cluster = clusters.get(cid)
-        rep = next((s for s in members if cluster and s.id == cluster.representative_story_id), None)
-        rep = rep or min(members, key=lambda s: (s.first_seen_at, s.id))
-        matched = {
-            rule.topic: scores[cid][rule.topic][0]
-            for rule in sel.rules
-            if (rule.digest or cid in overflow)
-            and rule.topic in scores.get(cid, {})
-            and rule.accepts(*scores[cid][rule.topic])
-        }
-        if not matched:
-            continue
-        if sel.keywords and not any(sel.keywords.matches(s.title, s.summary) for s in members):
-            continue
-        main = max(matched.items(), key=lambda kv: (kv[1], kv[0]))[0]
-        out.append(
-            DigestEntry(
-                cluster_id=cid,
-                story_id=rep.id,
-                title=rep.title,
-                url=rep.url,
-                outlets=tuple(outlets.get(cid) or [rep.outlet]),
-                published_at=rep.published_at,
-                topic=main,
-                topics=matched,
-                reason=reason_for(matched, evidence.get(cid, {})),
-                summary=short_summary(rep.summary) if rep.summary else "",
-                weight=max((weights.get(s.source_id, 1.0) for s in members), default=1.0),
-                overflow=cid in overflow,
-                first_seen=first_seen_line(
-                    rep.extra, rep.first_seen_at, len(outlets.get(cid) or [rep.outlet])
-                ),
-            )
+    weights = dict(
+        (await session.execute(select(m.Source.id, m.Source.weight).where(m.Source.id.in_(source_ids)))).all()
+    )
+    return {
+        cid: ClusterFacts(
+            members=members,
+            representative_id=representatives.get(cid),
+            scores=scores.get(cid, {}),
+            evidence=evidence.get(cid, {}),
+            outlets=outlets.get(cid, []),
+            weight=max((weights.get(s.source_id, 1.0) for s in members), default=1.0),
         )
-    return out
+        for cid, members in by_cluster.items()
+    }
+
+
+def _entry(cid: int, facts: ClusterFacts, sel: Selection, overflow: set[int]) -> DigestEntry | None:
+    members = facts.members
+    rep = next((s for s in members if s.id == facts.representative_id), None)
+    rep = rep or min(members, key=lambda s: (s.first_seen_at, s.id))
+    matched = {
+        rule.topic: facts.scores[rule.topic][0]
+        for rule in sel.rules
+        if (rule.digest or cid in overflow)
+        and rule.topic in facts.scores
+        and rule.accepts(*facts.scores[rule.topic])
+    }
+    if not matched:
+        return None
+    if sel.keywords and not any(sel.keywords.matches(s.title, s.summary) for s in members):
+        return None
+    main = max(matched.items(), key=lambda kv: (kv[1], kv[0]))[0]
+    outlets = facts.outlets or [rep.outlet]
+    return DigestEntry(
+        cluster_id=cid,
+        story_id=rep.id,
+        title=rep.title,
+        url=rep.url,
+        outlets=tuple(outlets),
+        published_at=rep.published_at,
+        topic=main,
+        topics=matched,
+        reason=reason_for(matched, facts.evidence),
+        summary=short_summary(rep.summary) if rep.summary else "",
+        weight=facts.weight,
+        overflow=cid in overflow,
+        first_seen=first_seen_line(rep.extra, rep.first_seen_at, len(outlets)),
+    )
 
 
 def window_start(last: datetime | None, fire: datetime, frequency: str) -> datetime:
