@@ -273,11 +273,14 @@ class Router:
         return changed
 
     async def _existing(self, session: AsyncSession, clusters: list[int]) -> dict[tuple[int, int, str], Any]:
+        # Locked (PostgreSQL; SQLite's write lock is already held): a follow-up row is read, merged
+        # and written back, and the worker rolls the same row when it is sent.
         rows = (
             await session.scalars(
-                select(m.Delivery).where(
-                    m.Delivery.cluster_id.in_(clusters), m.Delivery.kind.in_(("alert", "followup"))
-                )
+                select(m.Delivery)
+                .where(m.Delivery.cluster_id.in_(clusters), m.Delivery.kind.in_(("alert", "followup")))
+                .order_by(m.Delivery.id)
+                .with_for_update()
             )
         ).all()
         return {(r.destination_id, r.cluster_id, r.kind): r for r in rows}

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import gzip as gzip_module
 import socket
+import time
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -32,6 +33,7 @@ class RecordedRequest:
     method: str
     path: str  # path with query string, as sent
     headers: CIMultiDict[str]
+    at: float = field(default_factory=time.monotonic)  # when it arrived (monotonic clock)
 
 
 @dataclass(slots=True)
