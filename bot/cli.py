@@ -302,7 +302,7 @@ def _print_poll_table(report: Any, next_due: tuple[datetime, str] | None = None)
     seconds = ((report.finished or report.started) - report.started).total_seconds()
     out.print(
         f"{len(report.outcomes)} sources: {report.count('new')} new, {report.count('unchanged')} unchanged, "
-        f"{report.count('failed')} failed; {len(report.new_stories)} new stories in {seconds:.1f}s",
+        f"{report.count('failed')} failed; {report.stored} new stories in {seconds:.1f}s",
         markup=False,
     )
     failed = [o for o in report.outcomes if o.status == "failed"]

@@ -110,7 +110,7 @@ async def run_demo(console: Console, *, keep: bool = False) -> None:
         first = await app.poller.poll_due()
         await send_due()
         console.print(
-            f"   {len(first.new_stories)} stories stored, {sum(1 for s in first.new_stories if s.classification.topics)} relevant; nothing announced (no first-run flood)\n"
+            f"   {first.stored} stories stored, {first.relevant} relevant; nothing announced (no first-run flood)\n"
         )
         state["all"] = True
         console.print(
@@ -121,7 +121,7 @@ async def run_demo(console: Console, *, keep: bool = False) -> None:
             [{"id": s.id, "next_poll_at": datetime.now(UTC)} for s in await app.store.list_sources()]
         )
         second = await app.poller.poll_due()
-        if not any(s.classification.topics for s in second.new_stories):
+        if not second.relevant:
             console.print("   (no new relevant stories)")
         await send_due()
         console.print("\n[bold]3. The console digest[/], as `run` prints it each morning:\n")

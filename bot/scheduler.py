@@ -109,7 +109,7 @@ def _log_report(report: PollReport) -> None:
         report.count("new"),
         report.count("unchanged"),
         report.count("failed"),
-        len(report.new_stories),
+        report.stored,
     )
     failed = [o for o in report.outcomes if o.status == "failed"]
     if len(failed) <= MAX_FAILURE_LINES:

@@ -67,7 +67,11 @@ class PollReport:
     started: datetime
     finished: datetime | None = None
     outcomes: list[SourceOutcome] = field(default_factory=list)
-    new_stories: list[NewStory] = field(default_factory=list)
+    # Counts, not the stories: a priming cycle of a large install stores hundreds of thousands,
+    # and keeping each (title, summary, classification) until the cycle ends was what made a
+    # replica's memory grow with the install. Sinks get the stories as they are stored.
+    stored: int = 0  # new stories stored this cycle
+    relevant: int = 0  # of which at least one topic
 
     def count(self, status: Status) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
@@ -340,7 +344,8 @@ class Poller:
             outcome.new += len(ingested.new_stories)
             if ingested.new_stories:
                 outcome.status = "new"
-                report.new_stories.extend(ingested.new_stories)
+                report.stored += len(ingested.new_stories)
+                report.relevant += sum(1 for s in ingested.new_stories if s.classification.topics)
                 announce = [s for s in ingested.new_stories if s.announce]
                 if announce:
                     await self._emit(announce)
