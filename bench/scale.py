@@ -2,6 +2,7 @@
 
     python bench/scale.py --db sqlite
     python bench/scale.py --db postgresql --pg-url postgresql+asyncpg://postgres@127.0.0.1:5432/test
+    python bench/scale.py --parts search,size      # only some of the measures below
 
 Prints one JSON object:
 
@@ -427,6 +428,9 @@ async def retention_under_writes(store: Store, total: int) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------- main
+PARTS = ("memory", "routing", "digests", "size", "search", "retention")
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     import tempfile
 
@@ -438,21 +442,28 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             store = Store(engine)
             settings = Settings(database_url=url, fetch_concurrency=256)
             result: dict[str, Any] = {"db": args.db, "stories": args.stories}
-            result.update(await poll_memory(store, settings, args.sources))
+            parts = set(args.parts.split(","))
+            if "memory" in parts:
+                result.update(await poll_memory(store, settings, args.sources))
             sizes = [int(s) for s in args.destinations.split(",")]
-            result.update(await routing(store, settings, sizes))
-            result.update(await digest_planning(store, settings, sizes[-1]))
-            async with store.sessions.begin() as session:  # digests are not what the rest measures
-                await session.execute(delete(m.Delivery))
-            vocab = vocabulary(random.Random(5))
-            started = time.perf_counter()
-            before = await database_bytes(store, url)
-            titles = await fill_stories(store, args.stories, vocab)
-            result["fill_s"] = round(time.perf_counter() - started, 1)
-            grown = await database_bytes(store, url) - before
-            result["db_bytes_per_million_stories"] = int(grown / args.stories * 1_000_000)
-            result.update(await search_latency(store, vocab, titles))
-            result.update(await retention_under_writes(store, args.stories))
+            if "routing" in parts:
+                result.update(await routing(store, settings, sizes))
+            if "digests" in parts:
+                result.update(await digest_planning(store, settings, sizes[-1]))
+                async with store.sessions.begin() as session:  # digests are not what the rest measures
+                    await session.execute(delete(m.Delivery))
+            if parts & {"size", "search", "retention"}:
+                vocab = vocabulary(random.Random(5))
+                started = time.perf_counter()
+                before = await database_bytes(store, url)
+                titles = await fill_stories(store, args.stories, vocab)
+                result["fill_s"] = round(time.perf_counter() - started, 1)
+                grown = await database_bytes(store, url) - before
+                result["db_bytes_per_million_stories"] = int(grown / args.stories * 1_000_000)
+                if "search" in parts:
+                    result.update(await search_latency(store, vocab, titles))
+                if "retention" in parts:
+                    result.update(await retention_under_writes(store, args.stories))
             await engine.dispose()
         finally:
             await cleanup()
@@ -492,6 +503,11 @@ def main() -> None:
     parser.add_argument("--sources", type=int, default=100_000)
     parser.add_argument("--stories", type=int, default=1_000_000)
     parser.add_argument("--destinations", default="10,1000,10000")
+    parser.add_argument(
+        "--parts",
+        default=",".join(PARTS),
+        help=f"comma-separated measures to run (default all): {', '.join(PARTS)}",
+    )
     args = parser.parse_args()
     print(json.dumps(asyncio.run(run(args)), indent=2))
 

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import delete, update
 
 from bot.store import models as m
+from bot.store import search
 from bot.store.chat import ChatStore
 from bot.store.db import create_engine, migrate
 from bot.store.search import SearchSyntaxError, parse_search
@@ -70,6 +71,19 @@ async def test_whole_words_stems_phrases_filters_and_rank(store: ChatStore) -> N
     # Query syntax never leaks into the engine's own (FTS5 operators, tsquery characters).
     assert await titles(store, 'AND OR NOT NEAR * ( ) : ! & | "" ') == []
     assert await titles(store, "h20 -") == ["Commerce tightens export controls on Nvidia chips"]
+
+
+async def test_only_the_newest_matches_are_ranked_and_filters_apply_before_the_cut(
+    store: ChatStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(search, "RANKED_CANDIDATES", 2)
+    await add_story(store, "Export export export: the oldest and best match", topics={"natsec": 0.9})
+    await add_story(store, "Export rules, newer", topics={"release": 0.9})
+    await add_story(store, "An export story, newest", topics={})
+    # The best-ranked match is older than the two newest: it is no longer a candidate.
+    assert sorted(await titles(store, "export")) == ["An export story, newest", "Export rules, newer"]
+    # A filter is applied before the cut: the old natsec story is the newest one that passes.
+    assert await titles(store, "export topic:natsec") == ["Export export export: the oldest and best match"]
 
 
 async def test_the_index_follows_edits_and_deletes(store: ChatStore) -> None:

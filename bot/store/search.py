@@ -4,7 +4,8 @@ The database does the work, with an index, so a year of stories answers as fast 
 SQLite's FTS5 (``stories_fts``, kept in step with ``stories`` by triggers) and PostgreSQL's
 ``tsvector`` column with a GIN index (see migration 0008). Both stem English words ("model"
 finds "models") and match whole words only ("ai" does not find "said"). Hits are ranked by
-relevance, a title hit above a summary hit, newer first among equals.
+relevance, a title hit above a summary hit, newer first among equals. Only the newest
+``RANKED_CANDIDATES`` matches are ranked, so a common word costs no more than a rare one.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 _SINCE = re.compile(r"^(\d{1,4})([hdwm])$")
 _UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1), "m": timedelta(days=30)}
 MAX_TERMS = 12
+# Only the newest this many matches are ranked. Ranking reads every match's text, so a common word
+# over a year of stories cost seconds; a reader searching a news bot wants the best of the recent
+# coverage, and the filters (topic:, since:) apply before this cut, not after it.
+RANKED_CANDIDATES = 1000
 
 
 class SearchSyntaxError(ValueError):
@@ -105,21 +110,27 @@ async def search_stories(session: AsyncSession, query: SearchQuery, limit: int) 
         c = m.Classification
         filters.append(exists().where(c.story_id == story.id, c.topic == topic, c.passed.is_(True)))
     dialect = (await session.connection()).dialect.name
-    stmt = _postgresql(query) if dialect == "postgresql" else _sqlite(query)
-    stmt = stmt.where(*filters).limit(limit)
-    return [int(r[0]) for r in (await session.execute(stmt)).all()]
+    build = _postgresql if dialect == "postgresql" else _sqlite
+    return [int(r[0]) for r in (await session.execute(build(query, filters, limit))).all()]
 
 
-def _sqlite(query: SearchQuery) -> Select[Any]:
+def _sqlite(query: SearchQuery, filters: list[ColumnElement[bool]], limit: int) -> Select[Any]:
     # Every term quoted: FTS5 then reads it as a string to tokenize, never as syntax (AND, NEAR, *).
     terms = [_fts5_string(w) for w in query.words] + [_fts5_string(" ".join(p)) for p in query.phrases]
     fts = table("stories_fts", column("rowid"))
     rank: ColumnElement[Any] = literal_column("bm25(stories_fts, 4.0, 1.0)")
-    return (
-        select(m.Story.id)
+    newest = (
+        select(m.Story.id.label("id"), m.Story.published_at.label("published_at"), rank.label("rank"))
         .join(fts, fts.c.rowid == m.Story.id)
-        .where(literal_column("stories_fts").op("MATCH")(" ".join(terms)))
-        .order_by(rank, m.Story.published_at.desc(), m.Story.id.desc())
+        .where(literal_column("stories_fts").op("MATCH")(" ".join(terms)), *filters)
+        .order_by(fts.c.rowid.desc())  # FTS5 walks its index newest first and stops at the limit
+        .limit(RANKED_CANDIDATES)
+        .subquery()
+    )
+    return (
+        select(newest.c.id)
+        .order_by(newest.c.rank, newest.c.published_at.desc(), newest.c.id.desc())
+        .limit(limit)
     )
 
 
@@ -127,15 +138,30 @@ def _fts5_string(text: str) -> str:
     return '"' + text.replace('"', '""') + '"'
 
 
-def _postgresql(query: SearchQuery) -> Select[Any]:
+def _postgresql(query: SearchQuery, filters: list[ColumnElement[bool]], limit: int) -> Select[Any]:
     parts = [func.plainto_tsquery("english", " ".join(query.words))] if query.words else []
     parts += [func.phraseto_tsquery("english", " ".join(p)) for p in query.phrases]
     tsquery: ColumnElement[Any] = parts[0]
     for part in parts[1:]:
         tsquery = tsquery.op("&&")(part)
     vector: ColumnElement[Any] = literal_column("stories.search_vector")
+    newest = (
+        select(
+            m.Story.id.label("id"),
+            m.Story.published_at.label("published_at"),
+            vector.label("search_vector"),
+        )
+        .where(vector.op("@@")(tsquery), *filters)
+        .order_by(m.Story.id.desc())
+        .limit(RANKED_CANDIDATES)
+        .subquery()
+    )
     return (
-        select(m.Story.id)
-        .where(vector.op("@@")(tsquery))
-        .order_by(func.ts_rank_cd(vector, tsquery).desc(), m.Story.published_at.desc(), m.Story.id.desc())
+        select(newest.c.id)
+        .order_by(
+            func.ts_rank_cd(newest.c.search_vector, tsquery).desc(),
+            newest.c.published_at.desc(),
+            newest.c.id.desc(),
+        )
+        .limit(limit)
     )
