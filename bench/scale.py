@@ -98,7 +98,7 @@ class NoIngest:
         return None
 
 
-async def poll_memory(store: Store, settings: Settings, sources: int) -> dict[str, Any]:
+async def add_sources(store: Store, sources: int) -> None:
     rng = random.Random(1)
     hashes = [bytes(rng.getrandbits(8) for _ in range(12)) for _ in range(50)]
     packed = b"".join(sorted(hashes))  # a 50-item feed's delta hashes, as the poller saves them
@@ -122,6 +122,10 @@ async def poll_memory(store: Store, settings: Settings, sources: int) -> dict[st
                     for i in part
                 ],
             )
+
+
+async def poll_memory(store: Store, settings: Settings, sources: int) -> dict[str, Any]:
+    await add_sources(store, sources)
     poller = Poller(settings, store, NotModified(), None, NoIngest())  # type: ignore[arg-type]
     base, peak = rss_kb(), 0
     done = asyncio.Event()
@@ -445,6 +449,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             parts = set(args.parts.split(","))
             if "memory" in parts:
                 result.update(await poll_memory(store, settings, args.sources))
+            else:  # the stories below belong to 1,000 sources
+                await add_sources(store, 1000)
             sizes = [int(s) for s in args.destinations.split(",")]
             if "routing" in parts:
                 result.update(await routing(store, settings, sizes))

@@ -113,6 +113,40 @@ async def test_due_digests_are_claimed_once_across_replicas(store: Store, databa
     assert all(r == [] for r in await asyncio.gather(*(r.tick(now) for r in replicas)))
 
 
+async def test_one_tick_plans_every_due_digest_each_with_its_own_rules(
+    store: Store, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More channels due than one claim takes (100): all planned in the same tick, each by its
+    own rules although their rules are read together; one channel whose rows cannot be written
+    does not stop the others."""
+    settings = Settings(database_url=database_url)
+    now = datetime.now(UTC)
+    due = now - timedelta(minutes=1)
+    await add_story(
+        store,
+        "US adds AI labs to the Entity List",
+        topics={"natsec": 0.7},
+        first_seen=now - timedelta(hours=1),
+    )
+    plain = [await add_destination(store, "console", f"c{i}", next_digest_at=due) for i in range(230)]
+    excluding = await add_destination(store, "console", "x", exclude=["entity list"], next_digest_at=due)
+    other_topic = await add_destination(store, "console", "r", [("release", "both", 0.0)], next_digest_at=due)
+    broken = await add_destination(store, "console", "b", next_digest_at=due)
+    outbox = Outbox(store)
+    enqueue = outbox.enqueue
+
+    async def failing_for_one(session: Any, rows: list[dict[str, Any]]) -> list[int]:
+        if any(r["destination_id"] == broken for r in rows):
+            raise ValueError("a row this database refuses")
+        return await enqueue(session, rows)
+
+    monkeypatch.setattr(outbox, "enqueue", failing_for_one)
+    planned = {p.destination_id: p.entries for p in await DigestService(outbox, settings, TOPICS).tick(now)}
+    assert planned == {**{d: 1 for d in plain}, excluding: 0, other_topic: 0}
+    left = await destination(store, broken)
+    assert left.next_digest_at == due and left.digest_lease_until is not None  # retried when it lapses
+
+
 # ------------------------------------------------------------------------------- selection
 async def test_selection_one_entry_per_cluster_ranked_and_grouped(store: Store) -> None:
     now = datetime.now(UTC)

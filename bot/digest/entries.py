@@ -178,36 +178,64 @@ class ClusterFacts:
     weight: float
 
 
+async def window_clusters(session: AsyncSession, since: datetime, until: datetime) -> list[int]:
+    """Clusters with a story first seen in (since, until].
+
+    A source's first-poll backlog counts only for what it published inside the period, so the
+    first digest after adding a feed is not its whole archive."""
+    in_window = and_(
+        m.Story.first_seen_at > since,
+        m.Story.first_seen_at <= until,
+        or_(m.Story.backlog.is_(False), m.Story.published_at > since),
+    )
+    return list((await session.scalars(select(m.Story.cluster_id).where(in_window).distinct())).all())
+
+
+Delivered = tuple[int, str, str]  # (cluster_id, kind, status) of a channel's digest or alert row
+
+
+async def delivered(
+    session: AsyncSession, destination_ids: Sequence[int], cluster_ids: Sequence[int]
+) -> dict[int, list[Delivered]]:
+    """Per channel, its digest and alert rows for these clusters (what a digest must skip)."""
+    found: dict[int, list[Delivered]] = {d: [] for d in destination_ids}
+    for chunk in _chunks(cluster_ids, 500):
+        rows = await session.execute(
+            select(
+                m.Delivery.destination_id, m.Delivery.cluster_id, m.Delivery.kind, m.Delivery.status
+            ).where(
+                m.Delivery.destination_id.in_(destination_ids),
+                m.Delivery.kind.in_(("digest", "alert")),
+                m.Delivery.cluster_id.in_(chunk),
+            )
+        )
+        for dest_id, cluster_id, kind, status in rows:
+            found[dest_id].append((cluster_id, kind, status))
+    return found
+
+
 async def select_entries(
     session: AsyncSession,
     sel: Selection,
     topic_order: Sequence[str],
     cache: dict[int, ClusterFacts] | None = None,
+    *,
+    window: Sequence[int] | None = None,
+    done: Sequence[Delivered] | None = None,
 ) -> list[DigestEntry]:
     """Clusters with a story first seen in (since, until] that match the rules and keywords.
 
-    A source's first-poll backlog counts only for what it published inside the period, so the
-    first digest after adding a feed is not its whole archive. ``cache`` (one per digest tick)
-    keeps the clusters' facts for the next channel.
+    ``cache`` (one per digest tick) keeps the clusters' facts for the next channel; ``window``
+    (``window_clusters``) and ``done`` (``delivered``) may be read once for many channels.
     """
-    in_window = and_(
-        m.Story.first_seen_at > sel.since,
-        m.Story.first_seen_at <= sel.until,
-        or_(m.Story.backlog.is_(False), m.Story.published_at > sel.since),
-    )
-    cluster_ids = list((await session.scalars(select(m.Story.cluster_id).where(in_window).distinct())).all())
+    cluster_ids = list(window) if window is not None else await window_clusters(session, sel.since, sel.until)
     if not cluster_ids:
         return []
     skip: set[int] = set()
     overflow: set[int] = set()
     if sel.destination_id is not None:
-        done = await session.execute(
-            select(m.Delivery.cluster_id, m.Delivery.kind, m.Delivery.status).where(
-                m.Delivery.destination_id == sel.destination_id,
-                m.Delivery.kind.in_(("digest", "alert")),
-                m.Delivery.cluster_id.in_(cluster_ids),
-            )
-        )
+        if done is None:
+            done = (await delivered(session, [sel.destination_id], cluster_ids))[sel.destination_id]
         for cluster_id, kind, status in done:
             if kind == "digest":
                 skip.add(cluster_id)
