@@ -149,7 +149,7 @@ def _same_source(entry: SourceEntry) -> str:
     """The stored identity (source_key), with a feed URL normalised only for this comparison, so
     HTTPS://Example.com/feed and https://example.com/feed are found to be one feed."""
     key = source_key(entry.to_spec(default_interval=1))  # the interval is not part of the key
-    return f"feed:{HTTP_URL.validate_python(entry.url)}" if entry.kind == "feed" else key
+    return f"feed:{feed_identity(entry.url)}" if entry.kind == "feed" else key
 
 
 def load_sources(path: Path, *, default_interval: int = 30) -> list[SourceSpec]:
@@ -196,15 +196,38 @@ def _one_line(exc: ValidationError, data: dict[str, Any], origin: str) -> str:
     name = raw.get("name")
     if isinstance(name, str) and name.strip():
         where = f"{where} ({name.strip()!r})"
+    return f"{where}: {_entry_message([e for e in errors if e['loc'][:2] == loc[:2]], depth=2)}"
+
+
+def _entry_message(errors: list[ErrorDetails], *, depth: int) -> str:
+    """One entry's first problem in words; ``errors`` are that entry's, in reading order, and each
+    names its key at ``loc[depth]`` (2 inside the file's ``sources`` array, 0 for a lone table)."""
+    first = errors[0]
     if first["type"] == "extra_forbidden":
-        unknown = sorted(
-            str(e["loc"][2]) for e in errors if e["type"] == "extra_forbidden" and e["loc"][:2] == loc[:2]
-        )
-        return f"{where}: unknown key(s) {unknown}{did_you_mean(unknown, KNOWN_KEYS, lambda key: f'`{key}`')}; known: {sorted(KNOWN_KEYS)}"
-    field = str(loc[2])
+        unknown = sorted(str(e["loc"][depth]) for e in errors if e["type"] == "extra_forbidden")
+        return f"unknown key(s) {unknown}{did_you_mean(unknown, KNOWN_KEYS, lambda key: f'`{key}`')}; known: {sorted(KNOWN_KEYS)}"
+    field = str(first["loc"][depth])
     if first["type"] == CUSTOM:
-        return f"{where}: {first['msg']}"
-    return f"{where}: {_ACCEPTS.get(field, f'`{field}` is invalid')} ({_got(first)})"
+        return first["msg"]
+    return f"{_ACCEPTS.get(field, f'`{field}` is invalid')} ({_got(first)})"
+
+
+def entry_problem(table: dict[str, Any]) -> str | None:
+    """Why one ``[[sources]]`` table would be refused (the words the file's one-line error gives after
+    the entry's name), or None when it is valid. A tool that writes the file, such as the OPML import,
+    holds each table it adds to exactly the rule a hand-written one meets."""
+    try:
+        SourceEntry.model_validate(table)
+    except ValidationError as exc:
+        return _entry_message(sorted(exc.errors(), key=_reading_order), depth=0)
+    return None
+
+
+def feed_identity(url: str) -> str:
+    """The form of a valid feed URL that the uniqueness check compares (pydantic's normalised URL:
+    scheme and host lower-cased, default port dropped), so HTTPS://Example.com/feed and
+    https://example.com/feed are one feed. Only for comparing: the file keeps the URL as written."""
+    return str(HTTP_URL.validate_python(url))
 
 
 def _reading_order(error: ErrorDetails) -> tuple[int, int]:

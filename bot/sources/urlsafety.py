@@ -249,10 +249,14 @@ def _parse_user_url(url: str) -> URL:
     return parsed
 
 
-async def check_url(url: str, *, allow_private: bool, resolver: AbstractResolver | None = None) -> None:
+async def check_url(
+    url: str, *, allow_private: bool, resolver: AbstractResolver | None = None, resolve: bool = True
+) -> None:
     """Vet a URL a user wants to watch; raises ValueError or BlockedDestination, else returns.
 
     The fetcher re-checks every hop at fetch time; this only gives early, readable feedback.
+    ``resolve=False`` still judges an IP-address host but looks no host name up: an OPML import
+    run offline (or in tests) must not depend on DNS, and the connector's check stays the guard.
     """
     parsed = _parse_user_url(url)
     if allow_private:
@@ -262,6 +266,8 @@ async def check_url(url: str, *, allow_private: bool, resolver: AbstractResolver
     if _parse(host) is not None:
         if not ip_allowed(host):
             raise BlockedDestination.for_address(host, host)
+        return
+    if not resolve:
         return
     owned = resolver is None
     active = resolver if resolver is not None else aiohttp.ThreadedResolver()
