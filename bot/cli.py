@@ -678,7 +678,7 @@ def feedback_export(output: Path | None) -> None:
 # ---------------------------------------------------------------------------------------- sources
 @main.group()
 def sources() -> None:
-    """Inspect configured sources and check a feed URL."""
+    """Inspect configured sources, check a feed URL, import and export OPML."""
 
 
 @sources.command(name="list")
@@ -768,6 +768,178 @@ async def _sources_check(settings: Settings, url: str) -> bool:
         when = entry.published.strftime("%Y-%m-%d") if entry.published else "no date"
         out.print(f"  [{label}] {when} {entry.title}", markup=False)
     return True
+
+
+@sources.command(name="import")
+@click.argument("opml_file", metavar="FILE.opml", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Report what would happen; leave the sources file alone.")
+@click.option(
+    "--no-dns",
+    is_flag=True,
+    help="Do not look host names up for the SSRF check (IP-address URLs are still judged; the poller "
+    "checks every address it dials anyway). For offline machines.",
+)
+@click.option("--verbose", "-v", is_flag=True, help="Also list every added and already present feed.")
+def sources_import(opml_file: Path, dry_run: bool, no_dns: bool, verbose: bool) -> None:
+    """Merge the feeds of an OPML export (Feedly, Inoreader, Miniflux, NetNewsWire …) into the
+    sources file, keeping its comments and layout.
+
+    Prints one line per refused outline with the reason, then
+    `added N, already present N, refused N`. Exit status: 0 when nothing was refused, 1 when some
+    outlines were refused (the others are still merged), 2 when the OPML or sources file is unusable.
+    Folders are read through and otherwise ignored; importing the same file again adds nothing."""
+    settings = _settings()
+    _logging("WARNING")
+    refused = _run(_sources_import(settings, opml_file, dry_run=dry_run, resolve=not no_dns, verbose=verbose))
+    sys.exit(1 if refused else 0)
+
+
+async def _sources_import(
+    settings: Settings, opml_file: Path, *, dry_run: bool, resolve: bool, verbose: bool
+) -> int:
+    import tomllib
+
+    from bot.sources.config import SourcesConfigError, load_sources
+    from bot.sources.opml import (
+        OpmlError,
+        SourcesFileError,
+        merge_into_sources,
+        plan_import,
+        read_outlines,
+        write_atomically,
+    )
+    from bot.sources.urlsafety import check_url
+
+    try:
+        data = opml_file.read_bytes()
+    except OSError as exc:
+        raise _ConfigProblem(f"{opml_file}: cannot read it: {exc.strerror or exc}") from None
+    try:
+        _, outlines = read_outlines(data)
+    except OpmlError as exc:
+        raise _ConfigProblem(f"{opml_file}: {exc}") from None
+    target = settings.sources_file
+    text = ""
+    if target.exists():
+        # The file must already be valid: merging into a file the bot refuses would hide its error.
+        try:
+            load_sources(target, default_interval=settings.default_interval_minutes)
+        except SourcesConfigError as exc:
+            raise _ConfigProblem(str(exc)) from None
+        text = target.read_text(encoding="utf-8")
+    existing = tomllib.loads(text).get("sources", []) if text.strip() else []
+
+    async def vet(url: str) -> None:
+        await check_url(url, allow_private=settings.allow_private_sources, resolve=resolve)
+
+    plan = await plan_import(outlines, existing, check_url=vet)
+    for refusal in plan.refused:
+        shown = refusal.outline.xml_url.strip() if refusal.outline.xml_url else "(no xmlUrl)"
+        out.print(f"refused: {refusal.outline.where} — {shown}: {refusal.reason}", markup=False)
+    if verbose:
+        for item in plan.added:
+            out.print(f"{'would add' if dry_run else 'added'}: {item.name} — {item.url}", markup=False)
+        for present in plan.present:
+            out.print(
+                f"already present: {present.outline.where} — {present.outline.xml_url} (as {present.same_as!r})",
+                markup=False,
+            )
+    if dry_run:
+        note = f"dry run: {target} not changed"
+    elif not plan.added:
+        note = f"{target} not changed"
+    else:
+        when = datetime.now(UTC).strftime("%Y-%m-%d")
+        comment = f"Imported from {opml_file.name} on {when} by `frontierwatch sources import`."
+        try:
+            merged = merge_into_sources(text, plan.added, comment=comment)
+        except (SourcesFileError, SourcesConfigError) as exc:
+            raise _ConfigProblem(f"{target}: {exc}") from None
+        try:
+            write_atomically(target, merged.encode("utf-8"))
+        except OSError as exc:
+            raise _ConfigProblem(f"{target}: cannot write it: {exc.strerror or exc}") from None
+        note = f"wrote {target}; a running bot polls the new sources after its next start"
+    out.print(f"{plan.summary()} ({note})", markup=False)
+    return len(plan.refused)
+
+
+@sources.command(name="export")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the OPML document to this file instead of standard output.",
+)
+@click.option(
+    "--file-only", is_flag=True, help="Only the sources file's feeds: no database, no channel-added feeds."
+)
+def sources_export(output: Path | None, file_only: bool) -> None:
+    """Write the sources as OPML 2.0 for a feed reader: the sources file's enabled feeds, then the
+    feeds chat channels added with `/watch sources add` in a folder of their own.
+
+    Trackers (hf_models, github_releases) are not feeds and are left out; what was left out is
+    said on standard error."""
+    settings = _settings()
+    _logging("WARNING")
+    document, report = _run(_sources_export(settings, file_only=file_only))
+    if output is None:
+        sys.stdout.buffer.write(document)
+        sys.stdout.flush()
+    else:
+        from bot.sources.opml import write_atomically
+
+        try:
+            write_atomically(output, document)
+        except OSError as exc:
+            err.print(f"error: {output}: cannot write it: {exc.strerror or exc}", markup=False)
+            sys.exit(2)
+    err.print(report + (f"; wrote {output}" if output is not None else ""), markup=False)
+
+
+async def _sources_export(settings: Settings, *, file_only: bool) -> tuple[bytes, str]:
+    from bot.sources.config import SourcesConfigError, load_sources
+    from bot.sources.normalize import canonical_url
+    from bot.sources.opml import ExportedFeed, render_opml
+
+    try:
+        specs = load_sources(settings.sources_file, default_interval=settings.default_interval_minutes)
+    except SourcesConfigError as exc:
+        raise _ConfigProblem(str(exc)) from None
+    feeds = [ExportedFeed(s.name, s.url, "file") for s in specs if s.kind == "feed" and s.enabled]
+    trackers = sum(1 for s in specs if s.kind != "feed")
+    disabled = sum(1 for s in specs if s.kind == "feed" and not s.enabled)
+    channel: list[tuple[str, str]] = []
+    if not file_only:
+        app = await _build_app(settings, sync_sources=False, parse_workers=-1)
+        try:
+            channel = await app.store.channel_feeds()
+        finally:
+            await app.close()
+    seen = {canonical_url(feed.url) for feed in feeds}
+    from_channels = 0
+    for name, url in channel:
+        # A channel may have added a feed the file also lists (spelled alike or not): one outline.
+        if canonical_url(url) in seen:
+            continue
+        seen.add(canonical_url(url))
+        feeds.append(ExportedFeed(name, url, "channel"))
+        from_channels += 1
+    document = render_opml(feeds, title="Frontier Watch sources", created=datetime.now(UTC))
+    left_out = [
+        part
+        for part in (
+            f"{trackers} tracker(s) (hf_models/github_releases are not feeds)" if trackers else "",
+            f"{disabled} disabled" if disabled else "",
+        )
+        if part
+    ]
+    report = (
+        f"exported {len(feeds)} feeds ({len(feeds) - from_channels} from {settings.sources_file}, "
+        f"{'channel feeds not read (--file-only)' if file_only else f'{from_channels} added by channels'})"
+        + (f"; left out {', '.join(left_out)}" if left_out else "")
+    )
+    return document, report
 
 
 # ---------------------------------------------------------------------------------------- migrate / demo

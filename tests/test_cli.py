@@ -64,6 +64,8 @@ async def test_every_command_has_help(tmp_path: Path) -> None:
         ["eval"],
         ["sources", "list"],
         ["sources", "check"],
+        ["sources", "import"],
+        ["sources", "export"],
         ["migrate"],
         ["demo"],
     ):

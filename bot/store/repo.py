@@ -124,6 +124,23 @@ class Store:
         async with self.sessions() as session:
             return list((await session.scalars(select(m.Source).order_by(m.Source.id))).all())
 
+    async def channel_feeds(self) -> list[tuple[str, str]]:
+        """(name, url) of the enabled feeds at least one channel watches through `/watch sources add`,
+        oldest first: what `frontierwatch sources export` adds to the sources file's feeds."""
+        linked = select(m.ChannelSource.source_id)
+        query = (
+            select(m.Source.name, m.Source.url)
+            .where(
+                m.Source.id.in_(linked),
+                m.Source.enabled.is_(True),
+                m.Source.kind == "feed",
+                m.Source.url.is_not(None),
+            )
+            .order_by(m.Source.id)
+        )
+        async with self.sessions() as session:
+            return [(name, url) for name, url in (await session.execute(query)).all() if url]
+
     async def claim_due_sources(
         self,
         owner_lease: timedelta,
