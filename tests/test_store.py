@@ -55,6 +55,24 @@ async def test_migrate_is_idempotent_and_reports_revision(store: Store) -> None:
     assert await current_revision(store.engine) == head_revision()
 
 
+async def test_sync_sources_adopts_a_feed_a_channel_added_first(store: Store) -> None:
+    # Importing an OPML export that carried the channels' feeds puts them in the sources file: the
+    # next start must take the channel's row over, not insert a second row with the same key.
+    from bot.store.chat import ChannelKey, ChatStore
+
+    chat = ChatStore(store.engine)
+    key = ChannelKey("discord", "1", "2")
+    spec = SourceSpec(name="Lawfare", url="https://lawfare.example/feed")
+    await chat.add_channel_source(key, spec, added_by="u", limit=5, now=NOW)
+    assert await store.sync_sources([spec], NOW) == {"added": 0, "updated": 0, "disabled": 0}
+    [row] = await store.list_sources()
+    assert (row.origin, row.enabled) == ("config", True)
+    # Now the file's: a channel that stops watching it no longer disables it.
+    source_id = row.id
+    assert await chat.remove_channel_source(key, source_id) is not None
+    assert [s.enabled for s in await store.list_sources()] == [True]
+
+
 async def test_sync_sources_adds_updates_and_disables(store: Store) -> None:
     a = SourceSpec(name="A", url="https://a.example/feed")
     b = SourceSpec(name="B", url="https://b.example/feed")

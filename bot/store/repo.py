@@ -97,6 +97,15 @@ class Store:
         async with self.sessions.begin() as session:
             rows = (await session.scalars(select(m.Source).where(m.Source.origin == "config"))).all()
             existing = {row.key: row for row in rows}
+            # A feed a channel added first and the file lists now (by hand, or by importing an
+            # export that carried the channels' feeds) is one row, the key being unique: the file
+            # adopts it. Inserting a second row would stop every start with an integrity error.
+            missing = [key for key in wanted if key not in existing]
+            for keys in _chunks(missing, 500):
+                query = select(m.Source).where(m.Source.key.in_(keys))
+                for adopted in (await session.scalars(query)).all():
+                    adopted.origin = "config"
+                    existing[adopted.key] = adopted
             for key, spec in wanted.items():
                 row = existing.get(key)
                 if row is None:
