@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.classify import Classifier, KeywordFilter, TopicsConfigError, load_classifier, parse_taxonomy
 from bot.classify.evaluate import (
@@ -291,6 +293,55 @@ def test_keyword_filter_whole_words_and_phrases() -> None:
     assert not f.matches("H200 demand", "")  # whole words only
     assert not f.matches("H20 gaming edition", "")  # exclude wins
     assert not f.matches("Unrelated", "")
+
+
+_KEYWORD_ALPHABET = "aAeiIkKsSx_-/. +#İıſKıß5"
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    keywords=st.lists(st.text(_KEYWORD_ALPHABET, min_size=1, max_size=8), min_size=1, max_size=3),
+    before=st.text(_KEYWORD_ALPHABET, max_size=8),
+    after=st.text(_KEYWORD_ALPHABET, max_size=8),
+    pick=st.integers(min_value=0, max_value=2),
+    spell=st.sampled_from(["same", "upper", "lower", "dashes", "underscores"]),
+)
+def test_required_words_never_drop_a_match(
+    keywords: list[str], before: str, after: str, pick: int, spell: str
+) -> None:
+    """The router looks only at channels one of whose required words the story contains: that
+    shortcut must hold for every text ``matches`` accepts, odd case folding and separators too."""
+    f = KeywordFilter(include=keywords)
+    if not f.include:
+        return
+    keyword = f.include[pick % len(f.include)]
+    written = {
+        "same": keyword,
+        "upper": keyword.upper(),
+        "lower": keyword.lower(),
+        "dashes": keyword.replace(" ", "-"),
+        "underscores": keyword.replace(" ", "_"),
+    }[spell]
+    text = f"{before}{written}{after}"
+    required = f.required_words()
+    if f.matches(text):
+        assert required is None or required & KeywordFilter.words_of(text), (keywords, text, required)
+
+
+def test_required_words_of_plain_keywords() -> None:
+    assert KeywordFilter(include=['"export controls"', "H20", "gpt-5."]).required_words() == {
+        "export",
+        "h20",
+        "gpt",
+    }
+    assert KeywordFilter(exclude=["crypto"]).required_words() is None  # any story can reach it
+    assert KeywordFilter(include=["straße"]).required_words() is None  # not vouched for
+    assert KeywordFilter.words_of("New EXPORT_controls on H20s", "and İt") >= {
+        "export",
+        "controls",
+        "h20s",
+        "it",
+    }
 
 
 def test_keyword_filter_defaults_and_parsing() -> None:

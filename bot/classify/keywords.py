@@ -14,6 +14,10 @@ from collections.abc import Sequence
 
 __all__ = ["KeywordFilter"]
 
+_WORD = re.compile(r"[^\W_]+")  # the words of the routing shortcut: "_" splits, as separators do
+# Non-ASCII letters that IGNORECASE matches to an ASCII one but casefold() does not map to it.
+_ASCII_FOLD = str.maketrans({"İ": "i", "ı": "i"})
+
 
 def _normalise(keyword: str) -> str:
     text = keyword.strip()
@@ -71,6 +75,25 @@ class KeywordFilter:
         """The include keywords that occur, for explaining a match."""
         text = f"{title}\n{summary}" if summary else title
         return [k for k in self.include if re.search(_compile(k), text, re.IGNORECASE)]
+
+    def required_words(self) -> frozenset[str] | None:
+        """Words of which a text must contain one (as ``words_of`` finds them) for ``matches`` to
+        be True, or None when no such shortcut holds (no include keyword, or one it cannot vouch
+        for). The router uses it to look only at the channels a story can reach."""
+        if not self.include:
+            return None
+        words = set()
+        for keyword in self.include:
+            first = _WORD.search(keyword)
+            if first is None or not first.group().isascii():
+                return None
+            words.add(first.group().lower())
+        return frozenset(words)
+
+    @staticmethod
+    def words_of(title: str, summary: str = "") -> frozenset[str]:
+        """The words of a text, folded as ``required_words`` are."""
+        return frozenset(_WORD.findall(f"{title}\n{summary}".translate(_ASCII_FOLD).casefold()))
 
     def __bool__(self) -> bool:
         return bool(self.include or self.exclude)

@@ -53,34 +53,44 @@ class RouteTable:
     version: int
     routes: list[Route]
     by_id: dict[int, Route] = field(default_factory=dict)
-    # topic -> routes whose rule needs the topic to pass (min_score 0), and -> (min_score, route)
-    # sorted, for rules with their own minimum
-    on_pass: dict[str, list[Route]] = field(default_factory=dict)
-    by_minimum: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
+    # (topic, word) -> routes whose rule needs the topic to pass (min_score 0), and -> sorted
+    # (min_score, route) for rules with their own minimum. The word is one the story must contain
+    # for the channel's include keywords to match (KeywordFilter.required_words), or None for a
+    # channel any story can reach: with 10,000 channels each following a topic and a keyword, a
+    # story then looks at the few channels its words reach, not at every channel of its topic.
+    on_pass: dict[tuple[str, str | None], list[Route]] = field(default_factory=dict)
+    by_minimum: dict[tuple[str, str | None], list[tuple[float, int]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.by_id = {r.id: r for r in self.routes}
         for route in self.routes:
+            required = route.keywords.required_words()
+            words: list[str | None] = [None] if required is None else [*sorted(required)]
             for rule in route.rules:
                 if not rule.alerts:
                     continue
-                if rule.min_score > 0:
-                    self.by_minimum.setdefault(rule.topic, []).append((rule.min_score, route.id))
-                else:
-                    self.on_pass.setdefault(rule.topic, []).append(route)
+                for word in words:
+                    if rule.min_score > 0:
+                        self.by_minimum.setdefault((rule.topic, word), []).append((rule.min_score, route.id))
+                    else:
+                        self.on_pass.setdefault((rule.topic, word), []).append(route)
         for pairs in self.by_minimum.values():
             pairs.sort()
 
-    def candidates(self, c: Classification, alert_min_score: float) -> list[Route]:
-        """The routes one of whose alert rules this classification may satisfy, in id order."""
+    def candidates(self, c: Classification, alert_min_score: float, words: frozenset[str]) -> list[Route]:
+        """The routes one of whose alert rules this classification may satisfy, in id order.
+        ``words``: the story's (``KeywordFilter.words_of``)."""
         found: dict[int, Route] = {}
+        keys: tuple[str | None, ...] = (None, *words)
         for topic, score in c.scores.items():
-            if topic in c.topics and score >= alert_min_score:
-                found.update((r.id, r) for r in self.on_pass.get(topic, ()))
-            for minimum, route_id in self.by_minimum.get(topic, ()):
-                if minimum > score:
-                    break
-                found[route_id] = self.by_id[route_id]
+            passes = topic in c.topics and score >= alert_min_score
+            for word in keys:
+                if passes:
+                    found.update((r.id, r) for r in self.on_pass.get((topic, word), ()))
+                for minimum, route_id in self.by_minimum.get((topic, word), ()):
+                    if minimum > score:
+                        break
+                    found[route_id] = self.by_id[route_id]
         return [found[i] for i in sorted(found)]
 
 
@@ -235,7 +245,8 @@ class Router:
                 route = table.by_id.get(dest_id)
                 if route is not None and story.joined_cluster and alert.status in ALERTED_STATES:
                     changed += await self._followup(session, route, story, alert, existing, outlets, now)
-            for route in table.candidates(story.classification, self.settings.alert_min_score):
+            words = KeywordFilter.words_of(story.title, story.summary)
+            for route in table.candidates(story.classification, self.settings.alert_min_score, words):
                 if (route.id, story.cluster_id, "alert") in existing:
                     continue
                 matched = self.alert_topics(route, story)
