@@ -255,6 +255,7 @@ class DigestService:
                 await session.scalars(
                     select(m.Destination).where(
                         m.Destination.active.is_(True),
+                        m.Destination.paused_at.is_(None),
                         m.Destination.next_digest_at.is_(None),
                         m.Destination.digest_frequency != "off",
                     )
@@ -269,6 +270,7 @@ class DigestService:
             select(d.id)
             .where(
                 d.active.is_(True),
+                d.paused_at.is_(None),  # resuming moves the window and the schedule to then
                 d.digest_frequency != "off",
                 d.next_digest_at <= now,
                 or_(d.digest_lease_until.is_(None), d.digest_lease_until < now),
@@ -320,7 +322,7 @@ class DigestService:
         dests = {
             d.id: d
             for d in await session.scalars(select(m.Destination).where(m.Destination.id.in_(ids)))
-            if d.active
+            if d.active and d.paused_at is None
         }
         rules = await channel_rules(session, list(dests))
         chosen = [

@@ -36,7 +36,11 @@ async def scan_broken_sources(outbox: Outbox, settings: Settings, now: datetime)
                 select(m.ChannelSource, m.Source)
                 .join(m.Source, m.Source.id == m.ChannelSource.source_id)
                 .join(m.Destination, m.Destination.id == m.ChannelSource.destination_id)
-                .where(m.Destination.active.is_(True))
+                .where(
+                    m.Destination.active.is_(True),
+                    m.Destination.paused_at.is_(None),
+                    m.ChannelSource.paused_at.is_(None),  # it paused the source: it knows
+                )
             )
         ).all()
         for link, source in rows:

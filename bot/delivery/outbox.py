@@ -47,6 +47,7 @@ class Dest:
     timezone: str
     active: bool
     alert_cap_per_hour: int
+    paused: bool = False  # `/watch pause`
 
     @classmethod
     def of(cls, row: m.Destination) -> Dest:
@@ -60,6 +61,7 @@ class Dest:
             row.timezone,
             row.active,
             row.alert_cap_per_hour,
+            row.paused_at is not None,
         )
 
     def __repr__(self) -> str:  # never show the webhook URL: it is a credential
@@ -207,6 +209,7 @@ class Outbox:
             select(d.id)
             .where(
                 d.active.is_(True),
+                d.paused_at.is_(None),
                 or_(d.delivery_lease_until.is_(None), d.delivery_lease_until < now),
                 due_rows,
             )
@@ -232,11 +235,12 @@ class Outbox:
 
     async def renew(self, destination_id: int, until: datetime, owner: str | None = None) -> bool:
         """Extend ``owner``'s lease on the channel; False when another worker holds it now (this
-        one stalled past its lease), and the caller must stop sending there."""
+        one stalled past its lease) or the channel was paused meanwhile (`/watch pause`), and the
+        caller must stop sending there. Checked before each unit, so a pause stops a digest mid-way."""
         async with self.sessions.begin() as session:
             result = await session.execute(
                 update(m.Destination)
-                .where(self._held(destination_id, owner))
+                .where(self._held(destination_id, owner), m.Destination.paused_at.is_(None))
                 .values(delivery_lease_until=until)
                 .execution_options(synchronize_session=False)
             )

@@ -95,7 +95,13 @@ class RouteTable:
 
 
 async def load_routes(session: AsyncSession) -> list[Route]:
-    dests = (await session.scalars(select(m.Destination).where(m.Destination.active.is_(True)))).all()
+    # A paused channel gets nothing queued (no backlog on resume); the routing_version trigger
+    # watches ``paused_at``, so every replica's cached table drops or regains it at once.
+    dests = (
+        await session.scalars(
+            select(m.Destination).where(m.Destination.active.is_(True), m.Destination.paused_at.is_(None))
+        )
+    ).all()
     routes = {d.id: Route(d.id, d.platform, d.alert_cap_per_hour) for d in dests}
     if not routes:
         return []

@@ -141,7 +141,7 @@ class DeliveryWorker:
 
     async def _serve(self, destination_id: int) -> int:
         dest = await self.outbox.destination(destination_id)
-        if dest is None or not dest.active:
+        if dest is None or not dest.active or dest.paused:
             return 0
         sender = self.senders.get(dest.platform)
         units = await self.outbox.due_units(destination_id, utcnow())
@@ -156,7 +156,11 @@ class DeliveryWorker:
         for unit in units:
             until = utcnow() + timedelta(seconds=self.settings.delivery_lease_seconds)
             if not await self.outbox.renew(destination_id, until, self.owner):
-                log.warning("lost the lease on destination %d to another worker; leaving it", destination_id)
+                log.warning(
+                    "lost the lease on destination %d (another worker took it, or the channel was "
+                    "paused); leaving it",
+                    destination_id,
+                )
                 return posted
             outcome = await self._deliver(dest, sender, unit)
             if outcome == "gone":

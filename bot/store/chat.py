@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -36,6 +36,7 @@ __all__ = [
     "ChatStore",
     "DestinationView",
     "SearchHit",
+    "SourcePauseResult",
     "SourceView",
     "SubscriptionView",
     "TooManySources",
@@ -106,6 +107,8 @@ class DestinationView:
     alert_cap_per_hour: int
     quiet_day_notice: bool
     repeat_alerted_in_digest: bool
+    paused_at: datetime | None = None  # `/watch pause`
+    paused_by: str | None = None
 
     @classmethod
     def of(cls, row: m.Destination) -> DestinationView:
@@ -126,6 +129,8 @@ class DestinationView:
             alert_cap_per_hour=row.alert_cap_per_hour,
             quiet_day_notice=row.quiet_day_notice,
             repeat_alerted_in_digest=row.repeat_alerted_in_digest,
+            paused_at=row.paused_at,
+            paused_by=row.paused_by,
         )
 
 
@@ -146,9 +151,14 @@ class SourceView:
     last_error: str | None
     last_success_at: datetime | None
     last_polled_at: datetime | None
+    origin: str = "channel"
+    paused_at: datetime | None = None  # by the operator, for the whole installation
+    paused_by: str | None = None
+    paused_here_at: datetime | None = None  # by the channel asking (its own link)
+    paused_here_by: str | None = None
 
     @classmethod
-    def of(cls, row: m.Source) -> SourceView:
+    def of(cls, row: m.Source, link: m.ChannelSource | None = None) -> SourceView:
         return cls(
             id=row.id,
             name=row.name,
@@ -158,7 +168,21 @@ class SourceView:
             last_error=row.last_error,
             last_success_at=row.last_success_at,
             last_polled_at=row.last_polled_at,
+            origin=row.origin,
+            paused_at=row.paused_at,
+            paused_by=row.paused_by,
+            paused_here_at=link.paused_at if link is not None else None,
+            paused_here_by=link.paused_by if link is not None else None,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class SourcePauseResult:
+    """What `/watch sources pause|resume` did to the channel's link, and what it means for polling."""
+
+    source: SourceView  # as it is now, seen from the channel
+    changed: bool  # False: it was already paused (or not paused) here
+    others_polling: int  # other channels that added it and have not paused it: it is still polled
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +218,14 @@ class WebhookSpec:
     digest_weekday: str = "mon"
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _reactivate(row: m.Destination) -> None:
+    """A successful configuration command resumes posting in a channel the platform had marked
+    unreachable: whoever configures it can evidently use it again (the next failure would mark it
+    again). A webhook that left the webhooks file stays off; a `/watch pause` stays too."""
+    if not row.active and row.inactive_reason != _REMOVED_FROM_FILE:
+        row.active, row.inactive_reason = True, None
 
 
 class ChatStore:
@@ -261,8 +293,7 @@ class ChatStore:
             await session.flush()
         elif key.name and row.name != key.name[:200]:
             row.name = key.name[:200]
-        if not row.active and row.inactive_reason != _REMOVED_FROM_FILE:
-            row.active, row.inactive_reason = True, None
+        _reactivate(row)
         return row
 
     async def destination(self, key: ChannelKey) -> DestinationView | None:
@@ -290,8 +321,8 @@ class ChatStore:
                 )
             ).all()
             sources = (
-                await session.scalars(
-                    select(m.Source)
+                await session.execute(
+                    select(m.Source, m.ChannelSource)
                     .join(m.ChannelSource, m.ChannelSource.source_id == m.Source.id)
                     .where(m.ChannelSource.destination_id == row.id)
                     .order_by(m.Source.id)
@@ -302,7 +333,7 @@ class ChatStore:
                 subscriptions=tuple(SubscriptionView(s.topic, s.mode, s.min_score) for s in subs),
                 include=tuple(w for kind, w in words if kind == "include"),
                 exclude=tuple(w for kind, w in words if kind == "exclude"),
-                sources=tuple(SourceView.of(s) for s in sources),
+                sources=tuple(SourceView.of(source, link) for source, link in sources),
             )
 
     # ------------------------------------------------------------------ subscriptions
@@ -330,9 +361,10 @@ class ChatStore:
     async def unsubscribe(self, key: ChannelKey, topic: str | None) -> list[str]:
         """Remove one topic (or all when ``topic`` is None); returns the topics removed."""
         async with self.sessions.begin() as session:
-            dest = await self._find(session, key)
+            dest = await self._find(session, key, lock=True)
             if dest is None:
                 return []
+            _reactivate(dest)
             stmt = delete(m.Subscription).where(m.Subscription.destination_id == dest.id)
             if topic is not None:
                 stmt = stmt.where(m.Subscription.topic == topic)
@@ -442,9 +474,10 @@ class ChatStore:
     async def remove_keywords(self, key: ChannelKey, words: Sequence[str]) -> tuple[list[str], list[str]]:
         """Remove keywords (include or exclude, case-insensitive); returns (removed, not found)."""
         async with self.sessions.begin() as session:
-            dest = await self._find(session, key)
+            dest = await self._find(session, key, lock=True)
             if dest is None:
                 return [], list(words)
+            _reactivate(dest)
             removed: list[str] = []
             missing: list[str] = []
             for word in words:
@@ -531,7 +564,7 @@ class ChatStore:
     async def remove_channel_source(self, key: ChannelKey, source_id: int) -> SourceView | None:
         """Unlink a source from the channel; a channel-added source no channel uses stops polling."""
         async with self.sessions.begin() as session:
-            dest = await self._find(session, key)
+            dest = await self._find(session, key, lock=True)
             if dest is None:
                 return None
             link = await session.scalar(
@@ -541,6 +574,7 @@ class ChatStore:
             )
             if link is None:
                 return None
+            _reactivate(dest)
             await session.delete(link)
             await session.flush()
             source = await session.get(m.Source, source_id)
@@ -554,6 +588,109 @@ class ChatStore:
                 # Stories keep referencing the row, so it is disabled rather than deleted.
                 source.enabled = False
             return SourceView.of(source)
+
+    # ------------------------------------------------------------------ pause and resume
+    async def pause_channel(
+        self, key: ChannelKey, *, by: str, now: datetime | None = None
+    ) -> tuple[DestinationView, bool, int]:
+        """`/watch pause`: nothing more is queued here. Returns (channel, newly paused, rows dropped).
+
+        Alerts and follow-ups queued but not yet sent are dropped with the reason, not held:
+        resuming must not post a backlog. The router and the digest clock skip a paused channel
+        (the routing_version trigger tells every replica's routing cache in the same commit)."""
+        now = now or utcnow()
+        await self._create(key, now)
+        async with self.sessions.begin() as session:
+            dest = await self._get_or_create(session, key, now)
+            if dest.paused_at is not None:
+                return DestinationView.of(dest), False, 0
+            dest.paused_at, dest.paused_by = now, by[:200]
+            # "sending" rows are in a worker's hands; it checks the pause before each unit.
+            dropped = await session.scalars(
+                update(m.Delivery)
+                .where(m.Delivery.destination_id == dest.id, m.Delivery.status == "pending")
+                .values(status="dropped", error=f"channel paused by {by}"[:500])
+                .returning(m.Delivery.id)
+                .execution_options(synchronize_session=False)
+            )
+            count = len(dropped.all())
+            await session.flush()
+            return DestinationView.of(dest), True, count
+
+    async def resume_channel(
+        self, key: ChannelKey, now: datetime | None = None
+    ) -> tuple[DestinationView | None, bool]:
+        """`/watch resume`: lift a pause and resume a channel marked unreachable. Returns (channel,
+        something changed). The next digest covers only what arrives from now on, so resuming
+        never posts what came in while the channel was paused."""
+        now = now or utcnow()
+        async with self.sessions.begin() as session:
+            dest = await self._find(session, key, lock=True)
+            if dest is None:
+                return None, False
+            was_off = dest.paused_at is not None or not dest.active
+            _reactivate(dest)
+            if dest.paused_at is not None:
+                dest.paused_at, dest.paused_by = None, None
+                # The digest window starts at the last digest: moved to now, the stories of the
+                # pause stay out, and a digest time that passed while paused does not fire at once.
+                dest.last_digest_at = now
+                dest.next_digest_at = next_digest_at(
+                    dest.digest_time, dest.timezone, dest.digest_frequency, dest.digest_weekday, now
+                )
+            await session.flush()
+            return DestinationView.of(dest), was_off and dest.active
+
+    async def builtin_source(self, name: str) -> SourceView | None:
+        """A source of the sources file (not added by a channel) by name, case-insensitive."""
+        async with self.sessions() as session:
+            row = await session.scalar(
+                select(m.Source)
+                .where(m.Source.origin == "config", func.lower(m.Source.name) == name.strip().lower())
+                .limit(1)
+            )
+            return SourceView.of(row) if row is not None else None
+
+    async def set_channel_source_paused(
+        self, key: ChannelKey, source_id: int, *, paused: bool, by: str, now: datetime | None = None
+    ) -> SourcePauseResult | None:
+        """Pause or resume this channel's link to a source it added (None: it added no such source).
+
+        A channel-added source is polled while any channel that added it has not paused it, so a
+        channel cannot stop a feed another channel relies on; when the last one resumes, it is
+        due at once. Built-in sources are the operator's (``frontierwatch sources disable``)."""
+        now = now or utcnow()
+        async with self.sessions.begin() as session:
+            dest = await self._find(session, key, lock=True)
+            if dest is None:
+                return None
+            link = await session.scalar(
+                select(m.ChannelSource)
+                .where(m.ChannelSource.destination_id == dest.id, m.ChannelSource.source_id == source_id)
+                .with_for_update()
+            )
+            if link is None:
+                return None
+            source = await session.get(m.Source, source_id, with_for_update=True)
+            assert source is not None  # the link's foreign key guarantees it
+            _reactivate(dest)
+            changed = (link.paused_at is None) == paused
+            if changed and paused:
+                link.paused_at, link.paused_by = now, by[:200]
+            elif changed:
+                link.paused_at, link.paused_by = None, None
+                source.next_poll_at = now  # due now; the claim query still skips an operator pause
+            others = await session.scalar(
+                select(func.count())
+                .select_from(m.ChannelSource)
+                .where(
+                    m.ChannelSource.source_id == source_id,
+                    m.ChannelSource.destination_id != dest.id,
+                    m.ChannelSource.paused_at.is_(None),
+                )
+            )
+            await session.flush()
+            return SourcePauseResult(SourceView.of(source, link), changed, int(others or 0))
 
     # ------------------------------------------------------------------ search
     async def search(self, query: SearchQuery, limit: int = 10) -> list[SearchHit]:

@@ -106,6 +106,10 @@ class Source(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     backlog_done: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
+    # The operator paused it for the whole installation (`frontierwatch sources disable`): not
+    # polled. Apart from ``enabled``, which the sources file owns and every start rewrites.
+    paused_at: Mapped[datetime | None]
+    paused_by: Mapped[str | None] = mapped_column(String(200))
 
 
 class Cluster(Base):
@@ -206,9 +210,15 @@ class Destination(Base):
     alert_cap_per_hour: Mapped[int] = mapped_column(Integer, default=5)
     quiet_day_notice: Mapped[bool] = mapped_column(Boolean, default=False)
     repeat_alerted_in_digest: Mapped[bool] = mapped_column(Boolean, default=False)
+    # False when the platform said the channel is unreachable (deleted, bot removed); any
+    # configuration command or `/watch resume` sets it again.
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     inactive_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
+    # `/watch pause`: nothing is queued for the channel (no alerts, digests or notices) until
+    # `/watch resume`; other configuration commands leave it paused.
+    paused_at: Mapped[datetime | None]
+    paused_by: Mapped[str | None] = mapped_column(String(200))
 
 
 class Subscription(Base):
@@ -249,6 +259,10 @@ class ChannelSource(Base):
     added_by: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime]
     failure_notice_at: Mapped[datetime | None]  # when the channel was last told this source is broken
+    # `/watch sources pause`: this channel paused the source it added. A channel-added source is
+    # polled while any channel that added it has not paused it (see ``Store.claim_due_sources``).
+    paused_at: Mapped[datetime | None]
+    paused_by: Mapped[str | None] = mapped_column(String(200))
 
 
 class RoutingVersion(Base):

@@ -168,6 +168,8 @@ class Store:
             select(m.Source.id)
             .where(
                 m.Source.enabled.is_(True),
+                m.Source.paused_at.is_(None),
+                ~paused_by_its_channels(),
                 m.Source.next_poll_at <= now,
                 (m.Source.lease_until.is_(None)) | (m.Source.lease_until < now),
             )
@@ -199,6 +201,58 @@ class Store:
         async with self.sessions.begin() as session:
             rows = (await session.execute(stmt)).all()
         return sorted((ClaimedSource(**row._mapping) for row in rows), key=lambda s: s.id)
+
+    async def pause_source(self, source_id: int, by: str, now: datetime | None = None) -> SourcePause:
+        """The operator's pause (`frontierwatch sources disable`): not polled until resumed, on
+        every replica (the claim query reads it). Pausing again keeps the first who and when."""
+        now = now or utcnow()
+        async with self.sessions.begin() as session:
+            row = await session.get(m.Source, source_id, with_for_update=True)
+            if row is None:
+                raise LookupError(source_id)
+            changed = row.paused_at is None
+            if changed:
+                row.paused_at, row.paused_by = now, by[:200]
+            return await _pause_state(session, row, changed)
+
+    async def resume_source(self, source_id: int, now: datetime | None = None) -> SourcePause:
+        """Lift the operator's pause; the source is due at once unless its channels paused it."""
+        now = now or utcnow()
+        async with self.sessions.begin() as session:
+            row = await session.get(m.Source, source_id, with_for_update=True)
+            if row is None:
+                raise LookupError(source_id)
+            changed = row.paused_at is not None
+            if changed:
+                row.paused_at, row.paused_by = None, None
+                row.next_poll_at = now
+            return await _pause_state(session, row, changed)
+
+    async def channel_pauses(self) -> dict[int, list[ChannelPause]]:
+        """Source id -> the channels' pauses of it, for the sources that every channel that
+        added them has paused (so they are not polled): what `sources list` shows."""
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(
+                    m.ChannelSource.source_id,
+                    m.ChannelSource.paused_at,
+                    m.ChannelSource.paused_by,
+                    m.Destination.platform,
+                    m.Destination.name,
+                    m.Destination.channel_id,
+                )
+                .join(m.Destination, m.Destination.id == m.ChannelSource.destination_id)
+                .join(m.Source, m.Source.id == m.ChannelSource.source_id)
+                .where(
+                    m.Source.origin == "channel", m.ChannelSource.paused_at.is_not(None), ~_unpaused_link()
+                )
+                .order_by(m.ChannelSource.source_id, m.ChannelSource.paused_at)
+            )
+            found: dict[int, list[ChannelPause]] = {}
+            for source_id, at, by, platform, name, channel_id in rows:
+                where = f"{platform} #{name or channel_id}"
+                found.setdefault(source_id, []).append(ChannelPause(where, by or "", at))
+            return found
 
     async def renew_source_leases(
         self, ids: Sequence[int], lease: timedelta, owner: str, now: datetime | None = None
@@ -408,6 +462,74 @@ class Store:
             for name, model in (("sources", m.Source), ("stories", m.Story), ("clusters", m.Cluster)):
                 out[name] = int(await session.scalar(select(func.count()).select_from(model)) or 0)
             return out
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelPause:
+    """One channel's pause of a source it added: where, who, when."""
+
+    channel: str
+    by: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SourcePause:
+    """A source's pause state after a pause or resume by the operator."""
+
+    id: int
+    name: str
+    changed: bool  # False: it was already paused (or not paused) before
+    paused_at: datetime | None
+    paused_by: str | None
+    channels: tuple[ChannelPause, ...]  # every channel that added it paused it too (not polled)
+    enabled: bool  # False: the sources file disables it, whatever the pause says
+
+
+def _unpaused_link() -> Any:
+    """A channel that added the source has not paused it (correlated with ``m.Source``)."""
+    return (
+        select(m.ChannelSource.id)
+        .where(m.ChannelSource.source_id == m.Source.id, m.ChannelSource.paused_at.is_(None))
+        .exists()
+    )
+
+
+def paused_by_its_channels() -> Any:
+    """A channel-added source that every channel that added it has paused: nobody wants it polled.
+
+    Built-in sources (origin ``config``) only the operator pauses: a channel can link one by
+    adding its URL, and pausing that link must not stop the feed for every other channel."""
+    paused_link = (
+        select(m.ChannelSource.id)
+        .where(m.ChannelSource.source_id == m.Source.id, m.ChannelSource.paused_at.is_not(None))
+        .exists()
+    )
+    return (m.Source.origin == "channel") & paused_link & ~_unpaused_link()
+
+
+async def _pause_state(session: AsyncSession, row: m.Source, changed: bool) -> SourcePause:
+    channels: tuple[ChannelPause, ...] = ()
+    if row.origin == "channel":
+        links = (
+            await session.execute(
+                select(
+                    m.ChannelSource.paused_at,
+                    m.ChannelSource.paused_by,
+                    m.Destination.platform,
+                    m.Destination.name,
+                    m.Destination.channel_id,
+                )
+                .join(m.Destination, m.Destination.id == m.ChannelSource.destination_id)
+                .where(m.ChannelSource.source_id == row.id)
+            )
+        ).all()
+        if links and all(at is not None for at, *_ in links):
+            channels = tuple(
+                ChannelPause(f"{platform} #{name or channel_id}", by or "", at)
+                for at, by, platform, name, channel_id in links
+            )
+    return SourcePause(row.id, row.name, changed, row.paused_at, row.paused_by, channels, row.enabled)
 
 
 async def cluster_outlets(session: AsyncSession, cluster_ids: Iterable[int]) -> dict[int, list[str]]:
