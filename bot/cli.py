@@ -678,7 +678,8 @@ def feedback_export(output: Path | None) -> None:
 # ---------------------------------------------------------------------------------------- sources
 @main.group()
 def sources() -> None:
-    """Inspect configured sources, check a feed URL, import and export OPML."""
+    """Inspect configured sources, check a feed URL, pause (disable) and resume (enable) a source,
+    import and export OPML."""
 
 
 @sources.command(name="list")
@@ -690,12 +691,18 @@ def sources_list(as_json: bool) -> None:
     one source per line (a wrapped table is unreadable there), or JSON Lines with --json."""
     settings = _settings()
     _logging("WARNING")
-    rows = _run(_sources_list(settings))
+    rows, channel_pauses = _run(_sources_list(settings))
     columns = ("id", "name", "kind", "where", "state", "last error", "next poll (UTC)")
     records = []
     for s in rows:
         if not s.enabled:
             state = "disabled"
+        elif s.paused_at is not None:
+            state = f"paused by {s.paused_by or 'the operator'} {s.paused_at:%Y-%m-%d %H:%M}"
+        elif s.id in channel_pauses:
+            state = "paused by its channels: " + "; ".join(
+                f"{p.channel} ({p.by}) {p.at:%Y-%m-%d %H:%M}" for p in channel_pauses[s.id]
+            )
         elif s.last_polled_at is None:
             state = "never polled"
         elif s.failure_count:
@@ -726,7 +733,85 @@ def sources_list(as_json: bool) -> None:
 async def _sources_list(settings: Settings) -> Any:
     app = await _build_app(settings, parse_workers=-1)
     try:
-        return await app.store.list_sources()
+        return await app.store.list_sources(), await app.store.channel_pauses()
+    finally:
+        await app.close()
+
+
+@sources.command(name="disable")
+@click.argument("name")
+def sources_disable(name: str) -> None:
+    """Pause the source NAME (or id) for the whole installation: it is not polled, on any replica,
+    until `sources enable`. Survives restarts; its stories stay. For good, set `enabled = false` in
+    the sources file instead."""
+    settings = _settings()
+    _logging("WARNING")
+    result = _run(_set_source_paused(settings, name, paused=True))
+    when = f"{result.paused_at:%Y-%m-%d %H:%M} UTC" if result.paused_at else ""
+    if not result.changed:
+        out.print(
+            f"{result.name} (id {result.id}) was already paused by {result.paused_by} since {when}",
+            markup=False,
+        )
+        return
+    out.print(
+        f"paused {result.name} (id {result.id}): not polled until `frontierwatch sources enable {result.id}`",
+        markup=False,
+    )
+
+
+@sources.command(name="enable")
+@click.argument("name")
+def sources_enable(name: str) -> None:
+    """Resume the source NAME (or id) paused by `sources disable`: it is polled at once."""
+    settings = _settings()
+    _logging("WARNING")
+    result = _run(_set_source_paused(settings, name, paused=False))
+    if result.changed:
+        out.print(f"resumed {result.name} (id {result.id}): due for a poll now", markup=False)
+    else:
+        out.print(f"{result.name} (id {result.id}) was not paused by the operator", markup=False)
+    if not result.enabled:
+        out.print(
+            "  note: the sources file disables it (`enabled = false`), so it is still not polled",
+            markup=False,
+        )
+    if result.channels:
+        who = "; ".join(f"{p.channel} ({p.by}) {p.at:%Y-%m-%d %H:%M} UTC" for p in result.channels)
+        out.print(
+            f"  note: every channel that added it paused it ({who}), so it is still not polled until one of "
+            "them runs `/watch sources resume`",
+            markup=False,
+        )
+
+
+def _operator_name() -> str:
+    import getpass
+
+    try:
+        return f"{getpass.getuser()} (operator)"
+    except (KeyError, OSError):  # no login name in a bare container
+        return "the operator"
+
+
+async def _set_source_paused(settings: Settings, name: str, *, paused: bool) -> Any:
+    app = await _build_app(settings, parse_workers=-1)
+    try:
+        rows = await app.store.list_sources()
+        wanted = name.strip()
+        found = [s for s in rows if str(s.id) == wanted.lstrip("#")] or [
+            s for s in rows if s.name.casefold() == wanted.casefold()
+        ]
+        if len(found) > 1:  # a channel may have added a feed under a built-in source's name
+            ids = ", ".join(f"{s.id} ({s.origin})" for s in found)
+            raise _ConfigProblem(f"{len(found)} sources are named {wanted!r}: ids {ids}; give the id instead")
+        if not found:
+            close = difflib.get_close_matches(wanted, [s.name for s in rows], n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else "; see `frontierwatch sources list`"
+            raise _ConfigProblem(f"no source named {wanted!r}{hint}")
+        if paused:
+            return await app.store.pause_source(found[0].id, _operator_name())
+        return await app.store.resume_source(found[0].id)
     finally:
         await app.close()
 

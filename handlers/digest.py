@@ -164,6 +164,10 @@ async def now(deps: HandlerDeps, command: Command) -> Reply:
             "The operator has to run the delivery worker (`frontierwatch run`) for digests to be sent.",
         )
     state = await deps.store.channel_state(channel_key(command))
+    if state.destination is not None and state.destination.paused_at is not None:
+        return error(
+            "This channel is paused, so no digest is posted here.", "Resume it first with `/watch resume`."
+        )
     if state.destination is None or not state.subscriptions:
         return error(
             "This channel follows no topic, so its digest would be empty.",

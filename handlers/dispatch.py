@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy.exc import IntegrityError
 
-from handlers import alerts, digest, keywords, search, sources, status, subscriptions
+from handlers import alerts, digest, keywords, pause, search, sources, status, subscriptions
 from handlers.context import HandlerDeps
 from handlers.model import Command, Reply, UsageError, error
 
@@ -32,11 +32,15 @@ ROUTES: dict[tuple[str, str | None], tuple[Handler, bool]] = {
     ("sources", "list"): (sources.list_sources, False),
     ("sources", "add"): (sources.add, True),
     ("sources", "remove"): (sources.remove, True),
+    ("sources", "pause"): (sources.pause, True),
+    ("sources", "resume"): (sources.resume, True),
     ("keywords", None): (keywords.list_keywords, False),
     ("keywords", "list"): (keywords.list_keywords, False),
     ("keywords", "add"): (keywords.add, True),
     ("keywords", "remove"): (keywords.remove, True),
     ("search", None): (search.search, False),
+    ("pause", None): (pause.pause, True),
+    ("resume", None): (pause.resume, True),
     ("status", None): (status.status, False),
     ("help", None): (status.help_, False),
 }

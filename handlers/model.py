@@ -22,13 +22,15 @@ GROUPS = (
     "sources",
     "keywords",
     "search",
+    "pause",
+    "resume",
     "status",
     "help",
 )
 ACTIONS: dict[str, tuple[str, ...]] = {
     "digest": ("now", "time", "frequency", "quiet", "repeats"),
     "alerts": ("cap",),
-    "sources": ("list", "add", "remove"),
+    "sources": ("list", "add", "remove", "pause", "resume"),
     "keywords": ("add", "remove", "list"),
 }
 

@@ -1,4 +1,12 @@
-"""`/watch sources list | add <url> | remove <id>`, and the feed check behind `add`."""
+"""`/watch sources list | add <url> | remove <id> | pause <id|name> | resume <id|name>`, and the feed
+check behind `add`.
+
+Who may pause what: a channel pauses only the feeds it added itself. Built-in sources (the
+sources file) serve every channel of the installation, so pausing one is the operator's call
+(`frontierwatch sources disable NAME`); a channel that names one is told so. A feed several channels
+added stays polled while any of them has not paused it: one channel, maybe in another server,
+cannot stop a feed another relies on.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +23,14 @@ from bot.sources.urlsafety import BlockedDestination, check_url
 from bot.store.chat import SourceView, TooManySources
 from handlers.context import FeedCheck, HandlerDeps, channel_key
 from handlers.model import Command, Reply, UsageError, done, error, info
+from handlers.pause import describe_pause
 
-USAGE = ("`/watch sources list`", "`/watch sources add <feed URL>`", "`/watch sources remove <id>`")
+USAGE = (
+    "`/watch sources list`",
+    "`/watch sources add <feed URL>`",
+    "`/watch sources remove <id>`",
+    "`/watch sources pause <id|name>` / `resume <id|name>`",
+)
 
 
 class FeedValidator:
@@ -61,6 +75,10 @@ class FeedValidator:
 def health(source: SourceView, now: datetime) -> str:
     if not source.enabled:
         return "disabled"
+    if source.paused_here_at is not None:
+        return f"{describe_pause(source.paused_here_by, source.paused_here_at)} (`/watch sources resume {source.id}`)"
+    if source.paused_at is not None:
+        return f"{describe_pause(source.paused_by, source.paused_at)} for the whole installation, by the operator"
     if source.failure_count:
         return f"failing ×{source.failure_count}: {source.last_error or 'unknown error'}"
     if source.last_success_at is not None:
@@ -115,11 +133,16 @@ async def add(deps: HandlerDeps, command: Command) -> Reply:
         raise _too_many(exc.limit) from None
     if not linked:
         return info(f"This channel already watches {source.name} (id `{source.id}`).")
-    return done(
-        f"Now watching {source.name} (id `{source.id}`).",
+    lines = [
         f"{url} — {check.entries} entries right now. New stories on this channel's topics will be posted here; "
-        "the first poll stores its backlog quietly.",
-    )
+        "the first poll stores its backlog quietly."
+    ]
+    if source.paused_at is not None:
+        lines.append(
+            f"The operator has {describe_pause(source.paused_by, source.paused_at)} for the whole "
+            "installation: it is not polled until they resume it."
+        )
+    return done(f"Now watching {source.name} (id `{source.id}`).", *lines)
 
 
 def _too_many(limit: int) -> UsageError:
@@ -172,3 +195,90 @@ async def remove(deps: HandlerDeps, command: Command) -> Reply:
             f"This channel has no source with id `{source_id}`.", f"This channel's sources: {ids}."
         )
     return done(f"Stopped watching {removed.name} (id `{removed.id}`) in this channel.")
+
+
+async def _target(deps: HandlerDeps, command: Command) -> SourceView:
+    """The channel-added source a pause or resume names (by id or name), or a UsageError that says
+    which ones this channel can pause, and who pauses a built-in source."""
+    inv = command.invocation
+    state = await deps.store.channel_state(channel_key(command))
+    mine = ", ".join(f"`{s.id}` ({s.name})" for s in state.sources if s.origin == "channel") or "none"
+    accepted = (
+        f"Give the id or name of a feed this channel added: {mine}.",
+        "`/watch sources list` shows them; `/watch pause` pauses the whole channel instead.",
+    )
+    given = inv.rest.strip().strip("`\"'")
+    if not given:
+        raise UsageError(f"Which source should `/watch sources {inv.action}` act on?", *accepted)
+    digits = given.lstrip("#")
+    by_id = digits.isdigit() and len(digits) <= 12  # longer would overflow the database's integer
+    found = [
+        s
+        for s in state.sources
+        if (by_id and s.id == int(digits)) or (not by_id and s.name.casefold() == given.casefold())
+    ]
+    if found and found[0].origin == "channel":
+        return found[0]
+    builtin = found[0] if found else await deps.store.builtin_source(given, int(digits) if by_id else None)
+    if builtin is not None:
+        raise UsageError(
+            f"{builtin.name} (id `{builtin.id}`) is one of this installation's built-in sources.",
+            "Pausing it would stop it for every channel, so only the operator can "
+            f'(`frontierwatch sources disable "{builtin.name}"`).',
+            *accepted[:1],
+        )
+    raise UsageError(f"This channel added no source `{given}`.", *accepted)
+
+
+async def pause(deps: HandlerDeps, command: Command) -> Reply:
+    source = await _target(deps, command)
+    by = command.user_name or command.user_id
+    result = await deps.store.set_channel_source_paused(
+        channel_key(command), source.id, paused=True, by=by, now=deps.clock()
+    )
+    if result is None:  # removed between the lookup and the pause
+        raise UsageError(
+            f"This channel no longer has source `{source.id}`.", "`/watch sources list` shows them."
+        )
+    now = result.source
+    if not result.changed:
+        return info(
+            f"{now.name} is already {describe_pause(now.paused_here_by, now.paused_here_at)} in this channel.",
+            f"Resume it with `/watch sources resume {now.id}`.",
+        )
+    if result.others_polling:
+        others = result.others_polling
+        return done(
+            f"Paused {now.name} (id `{now.id}`) for this channel.",
+            f"{others} other {'channel' if others == 1 else 'channels'} also added it and did not pause it, "
+            "so it is still polled for them (and its stories on this channel's topics can still reach it). "
+            f"Resume with `/watch sources resume {now.id}`.",
+        )
+    return done(
+        f"Paused {now.name} (id `{now.id}`): it is not polled until `/watch sources resume {now.id}`.",
+        "This channel's other sources, alerts and digests carry on.",
+    )
+
+
+async def resume(deps: HandlerDeps, command: Command) -> Reply:
+    source = await _target(deps, command)
+    result = await deps.store.set_channel_source_paused(
+        channel_key(command), source.id, paused=False, by="", now=deps.clock()
+    )
+    if result is None:
+        raise UsageError(
+            f"This channel no longer has source `{source.id}`.", "`/watch sources list` shows them."
+        )
+    now = result.source
+    if not result.changed:
+        return info(
+            f"{now.name} (id `{now.id}`) is not paused in this channel.",
+            f"Its state: {health(now, deps.clock())}.",
+        )
+    if now.paused_at is not None:
+        return done(
+            f"Resumed {now.name} (id `{now.id}`) for this channel.",
+            f"The operator has {describe_pause(now.paused_by, now.paused_at)} for the whole installation, "
+            "so it is still not polled until they resume it (`frontierwatch sources enable`).",
+        )
+    return done(f"Resumed {now.name} (id `{now.id}`): it is polled again now.")

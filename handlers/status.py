@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.store.chat import ALERT_CAP_MAX
-from handlers import alerts, digest, sources
+from handlers import alerts, digest, pause, sources
 from handlers.context import HandlerDeps, channel_key
 from handlers.model import Command, Reply, info
 
@@ -33,12 +33,19 @@ HELP = (
     ("`/watch sources list`", "feeds this channel added, with their health", False),
     ("`/watch sources add <url>` / `remove <id>`", "watch an extra feed", True),
     (
+        "`/watch sources pause <id|name>` / `resume <id|name>`",
+        "stop or restart polling a feed this channel added (built-in feeds: the operator's CLI)",
+        True,
+    ),
+    (
         "`/watch keywords add|remove <words>`",
         'narrow the topics, e.g. `nvidia "export controls" -whisky`',
         True,
     ),
     ("`/watch keywords list`", "this channel's keywords", False),
     ("`/watch search <words>`", 'stored stories best matching the words; "phrases", topic:, since:', False),
+    ("`/watch pause`", "no alerts or digests here until resumed; nothing piles up meanwhile", True),
+    ("`/watch resume`", "alerts and digests again, from now on (also after the bot lost access)", True),
     ("`/watch status`", "everything about this channel", False),
 )
 
@@ -53,8 +60,16 @@ async def status(deps: HandlerDeps, command: Command) -> Reply:
         )
     dest = state.destination
     lines = []
+    if dest.paused_at is not None:
+        lines.append(
+            f"⏸ P{pause.describe_pause(dest.paused_by, dest.paused_at)[1:]}: "
+            "no alerts or digests until `/watch resume`."
+        )
     if not dest.active:
-        lines.append(f"⚠ Posting here is paused: {dest.inactive_reason or 'no reason recorded'}.")
+        lines.append(
+            f"⚠ Posting here is paused: {dest.inactive_reason or 'no reason recorded'}. "
+            "`/watch resume` (or any settings change) makes the bot try again."
+        )
     if state.subscriptions:
         lines.append("Topics:")
         for sub in state.subscriptions:
@@ -62,7 +77,8 @@ async def status(deps: HandlerDeps, command: Command) -> Reply:
             lines.append(f"• `{sub.topic}` — {sub.mode}{score}")
     else:
         lines.append("Topics: none yet (`/watch subscribe <topic>`).")
-    lines.append("Digest: " + digest.describe_schedule(dest, now))
+    paused = "(paused) " if dest.paused_at is not None else ""
+    lines.append(f"Digest: {paused}" + digest.describe_schedule(dest, now))
     lines.append(f"Alerts: {alerts.describe_cap(dest)}.")
     lines.append(f"Quiet-day notice: {digest.describe_quiet(dest)}.")
     lines.append(f"Already-alerted stories: {digest.describe_repeats(dest)}.")

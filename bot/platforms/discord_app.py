@@ -30,7 +30,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.settings import Settings
-from bot.store.chat import ALERT_CAP_MAX
+from bot.store.chat import ALERT_CAP_MAX, ChannelKey
 from handlers import Command, HandlerDeps, Invocation, Reply, Rights, handle
 from handlers.alerts import DEFAULT_CAP
 from handlers.digest import search_timezones
@@ -185,6 +185,19 @@ class DiscordCommands:
             choices.insert(0, app_commands.Choice(name="all — every topic", value="all"))
         return choices[:25]
 
+    async def channel_source_choices(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        """The feeds this channel added (the only ones it may pause), matching what was typed."""
+        key = ChannelKey("discord", str(interaction.guild_id or ""), str(interaction.channel_id or ""))
+        typed = current.strip().casefold()
+        state = await self.deps.store.channel_state(key)
+        return [
+            app_commands.Choice(name=f"{s.id} — {s.name}"[:100], value=str(s.id))
+            for s in state.sources
+            if s.origin == "channel" and (typed in s.name.casefold() or typed == str(s.id))
+        ][:25]
+
     async def timezone_choices(
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
@@ -236,6 +249,18 @@ class DiscordCommands:
         @app_commands.describe(words='Words to look for; "quote" phrases')
         async def search(interaction: discord.Interaction, words: app_commands.Range[str, 1, 200]) -> None:
             await run(interaction, Invocation("search", None, tuple(words.split()), words))
+
+        @watch.command(
+            name="pause", description="No alerts or digests here until /watch resume (channel managers)"
+        )
+        async def pause(interaction: discord.Interaction) -> None:
+            await run(interaction, Invocation("pause"))
+
+        @watch.command(
+            name="resume", description="Alerts and digests here again, from now on (channel managers)"
+        )
+        async def resume(interaction: discord.Interaction) -> None:
+            await run(interaction, Invocation("resume"))
 
         @watch.command(name="status", description="Everything about this channel: topics, digest, sources")
         async def status(interaction: discord.Interaction) -> None:
@@ -318,6 +343,24 @@ class DiscordCommands:
         @app_commands.describe(id="The source's id from /watch sources list")
         async def sources_remove(interaction: discord.Interaction, id: app_commands.Range[int, 1]) -> None:
             await run(interaction, Invocation("sources", "remove", (str(id),)))
+
+        @sources.command(
+            name="pause", description="Stop polling a feed this channel added (channel managers)"
+        )
+        @app_commands.describe(source="The feed's id or name, from /watch sources list")
+        @app_commands.autocomplete(source=self.channel_source_choices)
+        async def sources_pause(
+            interaction: discord.Interaction, source: app_commands.Range[str, 1, 200]
+        ) -> None:
+            await run(interaction, Invocation("sources", "pause", tuple(source.split()), source))
+
+        @sources.command(name="resume", description="Poll a paused feed again, now (channel managers)")
+        @app_commands.describe(source="The feed's id or name, from /watch sources list")
+        @app_commands.autocomplete(source=self.channel_source_choices)
+        async def sources_resume(
+            interaction: discord.Interaction, source: app_commands.Range[str, 1, 200]
+        ) -> None:
+            await run(interaction, Invocation("sources", "resume", tuple(source.split()), source))
 
         keywords = app_commands.Group(
             name="keywords", description="Narrow this channel's topics", parent=watch

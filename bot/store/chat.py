@@ -619,18 +619,18 @@ class ChatStore:
 
     async def resume_channel(
         self, key: ChannelKey, now: datetime | None = None
-    ) -> tuple[DestinationView | None, bool]:
+    ) -> tuple[DestinationView | None, bool, bool]:
         """`/watch resume`: lift a pause and resume a channel marked unreachable. Returns (channel,
-        something changed). The next digest covers only what arrives from now on, so resuming
-        never posts what came in while the channel was paused."""
+        pause lifted, unreachable mark lifted). The next digest covers only what arrives from now
+        on, so resuming never posts what came in while the channel was paused."""
         now = now or utcnow()
         async with self.sessions.begin() as session:
             dest = await self._find(session, key, lock=True)
             if dest is None:
-                return None, False
-            was_off = dest.paused_at is not None or not dest.active
+                return None, False, False
+            was_paused, was_unreachable = dest.paused_at is not None, not dest.active
             _reactivate(dest)
-            if dest.paused_at is not None:
+            if was_paused:
                 dest.paused_at, dest.paused_by = None, None
                 # The digest window starts at the last digest: moved to now, the stories of the
                 # pause stay out, and a digest time that passed while paused does not fire at once.
@@ -639,15 +639,18 @@ class ChatStore:
                     dest.digest_time, dest.timezone, dest.digest_frequency, dest.digest_weekday, now
                 )
             await session.flush()
-            return DestinationView.of(dest), was_off and dest.active
+            return DestinationView.of(dest), was_paused, was_unreachable and dest.active
 
-    async def builtin_source(self, name: str) -> SourceView | None:
-        """A source of the sources file (not added by a channel) by name, case-insensitive."""
+    async def builtin_source(self, name: str = "", source_id: int | None = None) -> SourceView | None:
+        """A source of the sources file (not added by a channel), by id or by name (any case)."""
+        wanted = (
+            m.Source.id == source_id
+            if source_id is not None
+            else func.lower(m.Source.name) == name.strip().lower()
+        )
         async with self.sessions() as session:
             row = await session.scalar(
-                select(m.Source)
-                .where(m.Source.origin == "config", func.lower(m.Source.name) == name.strip().lower())
-                .limit(1)
+                select(m.Source).where(m.Source.origin == "config", wanted).order_by(m.Source.id).limit(1)
             )
             return SourceView.of(row) if row is not None else None
 

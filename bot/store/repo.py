@@ -251,7 +251,7 @@ class Store:
             found: dict[int, list[ChannelPause]] = {}
             for source_id, at, by, platform, name, channel_id in rows:
                 where = f"{platform} #{name or channel_id}"
-                found.setdefault(source_id, []).append(ChannelPause(where, by or "", at))
+                found.setdefault(source_id, []).append(ChannelPause(where, by or "", at or utcnow()))
             return found
 
     async def renew_source_leases(
@@ -526,7 +526,7 @@ async def _pause_state(session: AsyncSession, row: m.Source, changed: bool) -> S
         ).all()
         if links and all(at is not None for at, *_ in links):
             channels = tuple(
-                ChannelPause(f"{platform} #{name or channel_id}", by or "", at)
+                ChannelPause(f"{platform} #{name or channel_id}", by or "", at or utcnow())
                 for at, by, platform, name, channel_id in links
             )
     return SourcePause(row.id, row.name, changed, row.paused_at, row.paused_by, channels, row.enabled)
