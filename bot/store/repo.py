@@ -13,6 +13,7 @@ from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
 from bot.domain import SourceSpec
 from bot.sources.config import source_key
@@ -486,13 +487,16 @@ class SourcePause:
     enabled: bool  # False: the sources file disables it, whatever the pause says
 
 
+def _link_exists(*, paused: bool) -> Any:
+    """A channel that added the source has (or has not) paused it; correlated with ``m.Source``
+    only, through an alias, so it also works inside a query over ``channel_sources``."""
+    link = aliased(m.ChannelSource)
+    state = link.paused_at.is_not(None) if paused else link.paused_at.is_(None)
+    return select(link.id).where(link.source_id == m.Source.id, state).correlate(m.Source).exists()
+
+
 def _unpaused_link() -> Any:
-    """A channel that added the source has not paused it (correlated with ``m.Source``)."""
-    return (
-        select(m.ChannelSource.id)
-        .where(m.ChannelSource.source_id == m.Source.id, m.ChannelSource.paused_at.is_(None))
-        .exists()
-    )
+    return _link_exists(paused=False)
 
 
 def paused_by_its_channels() -> Any:
@@ -500,12 +504,7 @@ def paused_by_its_channels() -> Any:
 
     Built-in sources (origin ``config``) only the operator pauses: a channel can link one by
     adding its URL, and pausing that link must not stop the feed for every other channel."""
-    paused_link = (
-        select(m.ChannelSource.id)
-        .where(m.ChannelSource.source_id == m.Source.id, m.ChannelSource.paused_at.is_not(None))
-        .exists()
-    )
-    return (m.Source.origin == "channel") & paused_link & ~_unpaused_link()
+    return (m.Source.origin == "channel") & _link_exists(paused=True) & ~_unpaused_link()
 
 
 async def _pause_state(session: AsyncSession, row: m.Source, changed: bool) -> SourcePause:

@@ -43,7 +43,7 @@ async def source(store: Store, name: str, *, weight: float = 1.0, **fields: Any)
             weight=weight,
             enabled=True,
             origin=fields.pop("origin", "config"),
-            next_poll_at=now + timedelta(hours=1),
+            next_poll_at=fields.pop("next_poll_at", now + timedelta(hours=1)),
             failure_count=0,
             backlog_done=True,
             created_at=fields.pop("created_at", now),
