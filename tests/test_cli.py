@@ -125,6 +125,33 @@ async def test_sources_check_and_list(tmp_path: Path) -> None:
         assert "ok (200)" in out
 
 
+async def test_sources_disable_and_enable(tmp_path: Path) -> None:
+    env = base_env(
+        tmp_path,
+        '[[sources]]\nname = "Federal Register"\nurl = "https://federalregister.example/feed"\n'
+        '[[sources]]\nname = "Wire"\nurl = "https://wire.example/feed"\n',
+    )
+    env["USER"] = env["LOGNAME"] = "carol"
+    code, out, err = await run_cli("sources", "disable", "federal register", env=env)
+    assert code == 0, err
+    assert out.strip() == "paused Federal Register (id 1): not polled until `frontierwatch sources enable 1`"
+    code, out, _ = await run_cli("sources", "disable", "1", env=env)
+    assert code == 0 and out.startswith(
+        "Federal Register (id 1) was already paused by carol (operator) since "
+    )
+    code, out, _ = await run_cli("sources", "list", "--json", env=env)
+    states = {r["name"]: r["state"] for r in map(json.loads, out.splitlines())}
+    assert states["Federal Register"].startswith("paused by carol (operator) 20")
+    assert states["Wire"] == "never polled"
+    code, out, _ = await run_cli("sources", "enable", "Federal Register", env=env)
+    assert code == 0 and out.strip() == "resumed Federal Register (id 1): due for a poll now"
+    code, out, _ = await run_cli("sources", "enable", "1", env=env)
+    assert code == 0 and "was not paused by the operator" in out
+    code, out, err = await run_cli("sources", "disable", "Federal Registr", env=env)
+    assert code == 2 and out == ""
+    assert err.strip() == "error: no source named 'Federal Registr'; did you mean 'Federal Register'?"
+
+
 async def test_bad_sources_file_is_one_clear_line(tmp_path: Path) -> None:
     env = base_env(tmp_path, '[[sources]]\nname = "x"\nurl = "ftp://nope"\n')
     code, _out, err = await run_cli("poll", "--once", env=env)

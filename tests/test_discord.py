@@ -467,6 +467,38 @@ async def test_autocomplete_topics_and_timezones(dc: DiscordHarness) -> None:
     assert len((await dc.dispatch(payload))["data"]["choices"]) == 25
 
 
+async def test_pause_resume_and_source_pause_end_to_end(dc: DiscordHarness) -> None:
+    env = dc.env
+    body = await dc.watch("pause")
+    assert body["type"] == 4 and not ephemeral(body)
+    assert "Paused: no alerts or digests until `/watch resume`." in embed_text(body)
+    dest = await env.destination(CHANNEL)
+    assert dest is not None and dest.paused_by == "alice"
+    body = await dc.watch("status", manage=False)
+    assert "Paused by alice since" in embed_text(body)
+    body = await dc.watch("resume", manage=False)
+    assert ephemeral(body) and "Manage Channels" in embed_text(body)
+    body = await dc.watch("resume")
+    assert not ephemeral(body) and "Resumed: alerts and digests are back on" in embed_text(body)
+
+    await dc.watch("sources", "add", url=dc.feeds.url("/feed.xml"))
+    [source] = await env.rows(m.Source)
+    # Autocomplete offers the feeds this channel added, by id.
+    payload = interaction_payload(
+        ["sources", "pause"], {"source": "pol"}, permissions=MANAGE, kind=4, focused="source"
+    )
+    choices = (await dc.dispatch(payload))["data"]["choices"]
+    assert choices == [{"name": f"{source.id} — Policy Wire", "value": str(source.id)}]
+    body = await dc.watch("sources", "pause", source=str(source.id))
+    assert f"Paused Policy Wire (id `{source.id}`)" in embed_text(body)
+    [link] = await env.rows(m.ChannelSource)
+    assert link.paused_at is not None and link.paused_by == "alice"
+    body = await dc.watch("sources", "resume", source="Policy Wire")
+    assert "it is polled again now" in embed_text(body)
+    body = await dc.watch("sources", "pause", source="Nope")
+    assert ephemeral(body) and "This channel added no source `Nope`" in embed_text(body)
+
+
 # ---------------------------------------------------------------------------------------- sync and invite
 async def test_guild_sync_payload(dc: DiscordHarness) -> None:
     synced = await dc.commands.sync(dc.tree)
@@ -481,6 +513,8 @@ async def test_guild_sync_payload(dc: DiscordHarness) -> None:
         "unsubscribe",
         "topics",
         "search",
+        "pause",
+        "resume",
         "status",
         "help",
         "digest",
@@ -488,6 +522,12 @@ async def test_guild_sync_payload(dc: DiscordHarness) -> None:
         "sources",
         "keywords",
     }
+    sources = {o["name"]: o for o in subs["sources"]["options"]}
+    assert set(sources) == {"list", "add", "remove", "pause", "resume"}
+    for name in ("pause", "resume"):
+        [target] = sources[name]["options"]
+        assert (target["name"], target["type"], target["autocomplete"]) == ("source", 3, True)
+    assert subs["pause"]["type"] == 1 and not subs["pause"].get("options")
     digest = {o["name"]: o for o in subs["digest"]["options"]}
     assert set(digest) == {"now", "time", "frequency", "quiet", "repeats"}
     for name, option in (("quiet", "notice"), ("repeats", "repeats")):

@@ -205,6 +205,36 @@ async def test_every_command_end_to_end(slack: SlackHarness) -> None:
     assert slack.ack_errors == []
 
 
+async def test_pause_resume_and_source_pause_end_to_end(slack: SlackHarness) -> None:
+    env, admin = slack.env, {"user": "UADMIN"}
+    reply = await slack.command("pause", **admin)
+    assert reply["response_type"] == "in_channel"
+    assert "Paused: no alerts or digests until `/watch resume`." in text_of(reply)
+    dest = await env.destination("C1")
+    assert dest is not None and dest.paused_at is not None and dest.paused_by == "uadmin"
+    reply = await slack.command("pause for a week", **admin)
+    assert reply["response_type"] == "ephemeral" and "takes nothing after it" in text_of(reply)
+    reply = await slack.command("resume", **admin)
+    assert reply["response_type"] == "in_channel" and "Resumed" in text_of(reply)
+
+    url = slack.feeds.url("/feed.xml")
+    await slack.command(f"sources add {url}", **admin)
+    [source] = await env.rows(m.Source)
+    reply = await slack.command("sources pause Policy Wire", **admin)
+    assert reply["response_type"] == "in_channel" and f"Paused Policy Wire (id `{source.id}`)" in text_of(
+        reply
+    )
+    reply = await slack.command("sources list")
+    assert "paused by uadmin" in text_of(reply)
+    reply = await slack.command(f"sources resume {source.id}", **admin)
+    assert "polled again now" in text_of(reply)
+    reply = await slack.command("sources hold 1", **admin)
+    assert reply["response_type"] == "ephemeral" and "`sources pause`" in text_of(reply)
+    reply = await slack.command("help")
+    assert "`/watch pause`" in reply["text"] and "`/watch sources pause <id|name>`" in reply["text"]
+    assert slack.ack_errors == []
+
+
 async def test_digest_quiet_end_to_end(slack: SlackHarness) -> None:
     reply = await slack.command("digest quiet on", user="UPLAIN")
     assert reply["response_type"] == "ephemeral" and "needs Slack workspace admin or owner" in text_of(reply)
@@ -338,6 +368,10 @@ def _dt() -> Any:
         "digest quiet on",
         "digest repeats on",
         "alerts cap 3",
+        "pause",
+        "resume",
+        "sources pause 1",
+        "sources resume 1",
     ],
 )
 async def test_non_admin_is_refused_every_change(slack: SlackHarness, text: str) -> None:
