@@ -432,3 +432,48 @@ async def test_a_pause_stops_a_worker_between_units(tmp_path: Path) -> None:
         assert status == "dropped"
     finally:
         await store.engine.dispose()
+
+
+# ---------------------------------------------------------------------------------------- migration
+async def test_migration_0010_down_and_up_keeps_the_routing_triggers(database_url: str) -> None:
+    from alembic import command as alembic_command
+    from sqlalchemy import text
+    from sqlalchemy.engine import Connection
+
+    from bot.store.db import alembic_config, create_engine, migrate
+
+    def downgrade(connection: Connection) -> None:
+        cfg = alembic_config()
+        cfg.attributes["connection"] = connection
+        alembic_command.downgrade(cfg, "0009")
+
+    async def bumps(sql: str) -> bool:
+        async with engine.begin() as conn:
+            before = await conn.scalar(text("SELECT version FROM routing_version"))
+            await conn.execute(text(sql))
+            return bool(await conn.scalar(text("SELECT version FROM routing_version")) != before)
+
+    engine = create_engine(database_url)
+    try:
+        await migrate(engine)
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO destinations (platform, workspace_id, channel_id, name, timezone, digest_time, "
+                    "digest_frequency, digest_weekday, alert_cap_per_hour, quiet_day_notice, "
+                    "repeat_alerted_in_digest, active, created_at) VALUES ('slack', 'T1', 'C1', '', 'UTC', "
+                    "'08:00', 'daily', 'mon', 5, false, false, true, CURRENT_TIMESTAMP)"
+                )
+            )
+        assert await bumps("UPDATE destinations SET paused_at = CURRENT_TIMESTAMP")
+        assert not await bumps("UPDATE destinations SET paused_by = 'x'")  # routing does not read it
+        async with engine.begin() as conn:
+            await conn.run_sync(downgrade)
+        assert await bumps("UPDATE destinations SET active = false")
+        async with engine.connect() as conn:
+            with pytest.raises(Exception, match="paused_at"):
+                await conn.execute(text("SELECT paused_at FROM destinations"))
+        await migrate(engine)
+        assert await bumps("UPDATE destinations SET paused_at = NULL")
+    finally:
+        await engine.dispose()
