@@ -25,6 +25,7 @@ class SourceSpec:
     interval_minutes: int = 30
     weight: float = 1.0
     enabled: bool = True
+    official: bool = False  # the publisher's own feed (sources.toml only; see bot/sources/config.py)
     org: str | None = None  # hf_models: Hub organisation or user
     repo: str | None = None  # github_releases: "owner/name"
 

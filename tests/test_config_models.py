@@ -39,7 +39,7 @@ def webhooks_error(tmp_path: Path, text: str) -> str:
 
 # --------------------------------------------------------------------------------------- sources.toml
 
-KNOWN = "['enabled', 'interval_minutes', 'kind', 'name', 'org', 'repo', 'url', 'weight']"
+KNOWN = "['enabled', 'interval_minutes', 'kind', 'name', 'official', 'org', 'repo', 'url', 'weight']"
 
 
 @pytest.mark.parametrize(

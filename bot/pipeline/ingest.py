@@ -56,6 +56,7 @@ class NewStory:
     classification: Classification
     joined_cluster: bool  # True when it joined an existing cluster (another outlet's story)
     announce: bool  # False for a source's first-poll backlog and for old entries
+    official: bool = False  # stored from an official source (sources.toml `official = true`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +242,16 @@ class Ingestor:
                     s.job.sightings += 1
                     if s.url_hash in planned:  # another outlet of a story founded in this batch
                         touched.add(_cluster_of(planned[s.url_hash]))
+                # A story first stored from a news feed and now seen in the publisher's own feed
+                # (same canonical URL) is the publisher's story too.
+                official_ids = sorted({ids[s.url_hash] for s in sightings if s.job.source.official})
+                if official_ids:
+                    await session.execute(
+                        update(m.Story)
+                        .where(m.Story.id.in_(official_ids), m.Story.official.is_(False))
+                        .values(official=True)
+                        .execution_options(synchronize_session=False)
+                    )
             touched.update(_cluster_of(p) for p in plans if p.target is not None)
             if touched:
                 await self.store.refresh_cluster_counts(session, touched)
@@ -367,6 +378,7 @@ class Ingestor:
                     "first_seen_at": now,
                     "backlog": not p.job.source.backlog_done,
                     "routed": not _announce(p, now),
+                    "official": p.job.source.official,
                     "extra": dict(p.entry.extra) if p.entry.extra else {},
                 }
                 for p in plans
@@ -441,6 +453,7 @@ def _new_story(plan: _Plan, now: datetime) -> NewStory:
         classification=plan.classification,
         joined_cluster=plan.target is not None,
         announce=_announce(plan, now),
+        official=plan.job.source.official,
     )
 
 

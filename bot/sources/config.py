@@ -2,7 +2,10 @@
 
 The minimal form, ``name`` + ``url``, must stay valid forever: other tools write this file.
 Optional keys: ``kind`` (``feed`` default: RSS, Atom or RDF; ``hf_models``; ``github_releases``),
-``interval_minutes``, ``weight``, ``enabled``, ``org`` (hf_models), ``repo`` (github_releases).
+``interval_minutes``, ``weight``, ``enabled``, ``official``, ``org`` (hf_models), ``repo`` (github_releases).
+``official = true`` marks the publisher's own channel (a regulator, a court, a committee, a lab's own
+blog or release tracker): its stories carry an "official" tag, rank first and can be required by
+mention rules. Only this file can say so; a source a channel adds is never official.
 
 The file is validated by the pydantic models below (unknown keys are refused at every level, so a
 misspelled key cannot be silently ignored); their errors are turned into one line that names the
@@ -42,6 +45,7 @@ _ACCEPTS = {
     "interval_minutes": f"`interval_minutes` must be a whole number from 1 to {MAX_INTERVAL_MINUTES}",
     "weight": "`weight` must be a number above 0 and at most 10",
     "enabled": "`enabled` must be true or false",
+    "official": "`official` must be true or false (true: the publisher's own feed, e.g. a regulator's)",
     "org": '`org` must be a string, e.g. org = "deepseek-ai"',
     "repo": '`repo` must be a string, e.g. repo = "owner/name"',
 }
@@ -74,6 +78,7 @@ class SourceEntry(StrictTable):
     interval_minutes: Annotated[int, Field(ge=1, le=MAX_INTERVAL_MINUTES)] | None = None
     weight: float = Field(1.0, gt=0, le=10, allow_inf_nan=False)
     enabled: bool = True
+    official: bool = False
 
     @field_validator("name")
     @classmethod
@@ -111,6 +116,7 @@ class SourceEntry(StrictTable):
             interval_minutes=self.interval_minutes if self.interval_minutes is not None else default_interval,
             weight=float(self.weight),
             enabled=self.enabled,
+            official=self.official,
             org=self.org,
             repo=self.repo,
         )

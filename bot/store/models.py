@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     true,
 )
 from sqlalchemy.engine import Dialect
@@ -86,6 +87,9 @@ class Source(Base):
     interval_minutes: Mapped[int] = mapped_column(Integer, default=30)
     weight: Mapped[float] = mapped_column(Float, default=1.0)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The publisher's own feed, as sources.toml says (never a channel-added source). Copied onto
+    # each story at ingest (stories.official), so digests and routing need no join back to here.
+    official: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     origin: Mapped[str] = mapped_column(String(16), default="config")  # config | channel
     owner_scope: Mapped[str | None] = mapped_column(String(200))  # "discord:guild:channel" for channel-added
     # --- fetch state
@@ -149,6 +153,9 @@ class Story(Base):
     # False until the delivery router has queued its alerts (in the router's own transaction), so a
     # crash between storing and routing is repaired at the next start instead of losing alerts.
     routed: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # Seen in an official source's feed (set at ingest, and by a later sighting in one): a column
+    # rather than a join through source_entries, because every digest and routing pass reads it.
+    official: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
@@ -265,9 +272,42 @@ class ChannelSource(Base):
     paused_by: Mapped[str | None] = mapped_column(String(200))
 
 
+class MentionRule(Base):
+    """`/watch alerts mention`: whom an alert in this channel pings, and for which stories.
+
+    ``target_kind`` "group" is a Discord role or a Slack user group (``target_id`` its id), "here"
+    is @here (``target_id`` ""). ``topic`` "" means any of the alert's topics; ``min_score`` 0
+    means no minimum; ``official`` requires a cluster with an official source's story."""
+
+    __tablename__ = "mention_rules"
+    __table_args__ = (
+        UniqueConstraint(
+            "destination_id",
+            "target_kind",
+            "target_id",
+            "topic",
+            "official",
+            "min_score",
+            name="uq_mention_rules_rule",  # the conventional name is past PostgreSQL's 63 characters
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    destination_id: Mapped[int] = mapped_column(ForeignKey("destinations.id", ondelete="CASCADE"), index=True)
+    target_kind: Mapped[str] = mapped_column(String(8))  # group | here
+    target_id: Mapped[str] = mapped_column(String(64), default="")
+    target_label: Mapped[str] = mapped_column(String(200), default="")  # "@analysts", for listings
+    topic: Mapped[str] = mapped_column(String(64), default="")
+    official: Mapped[bool] = mapped_column(Boolean, default=False)
+    min_score: Mapped[float] = mapped_column(Float, default=0.0)
+    created_by: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime]
+
+
 class RoutingVersion(Base):
     """One row whose ``version`` database triggers bump on every change routing reads (channels'
-    state and alert cap, subscriptions, keywords): the router's cache key (migration 0009)."""
+    state and alert cap, subscriptions, keywords, mention rules): the router's cache key
+    (migrations 0009 and 0011)."""
 
     __tablename__ = "routing_version"
 

@@ -50,6 +50,7 @@ class ClaimedSource:
     failure_count: int
     backlog_done: bool
     item_hashes: bytes | None = None  # the last stored poll's item hashes (bot.sources.delta)
+    official: bool = False  # its stories are tagged official at ingest
 
     @property
     def spec(self) -> SourceSpec:
@@ -59,6 +60,7 @@ class ClaimedSource:
             kind=self.kind,  # type: ignore[arg-type]
             interval_minutes=self.interval_minutes,
             weight=self.weight,
+            official=self.official,
             org=self.org,
             repo=self.repo,
         )
@@ -107,12 +109,15 @@ class Store:
                 for adopted in (await session.scalars(query)).all():
                     adopted.origin = "config"
                     existing[adopted.key] = adopted
+            flipped: list[m.Source] = []
             for key, spec in wanted.items():
                 row = existing.get(key)
                 if row is None:
                     session.add(_new_source(key, spec, now, origin="config"))
                     counts["added"] += 1
                     continue
+                if row.official != spec.official:
+                    flipped.append(row)
                 changed = _apply_spec(row, spec)
                 if changed:
                     counts["updated"] += 1
@@ -120,6 +125,9 @@ class Store:
                 if key not in wanted and row.enabled:
                     row.enabled = False
                     counts["disabled"] += 1
+            await session.flush()
+            for row in flipped:
+                await _retag_stories(session, row.id, official=row.official)
         return counts
 
     async def add_source(self, spec: SourceSpec, *, origin: str, owner_scope: str | None) -> int:
@@ -196,6 +204,7 @@ class Store:
                 m.Source.failure_count,
                 m.Source.backlog_done,
                 m.Source.item_hashes,
+                m.Source.official,
             )
             .execution_options(synchronize_session=False)
         )
@@ -561,6 +570,22 @@ async def _lock_sources(session: AsyncSession, ids: Iterable[int]) -> None:
         )
 
 
+async def _retag_stories(session: AsyncSession, source_id: int, *, official: bool) -> None:
+    """An operator marked a source official, or unmarked it: its stored stories follow, so the tag
+    means the same for yesterday's stories as for tomorrow's. Unmarking keeps the tag on stories an
+    other official source also carried. One statement per flipped source (a rare, deliberate edit)."""
+    seen_here = select(m.SourceEntry.story_id).where(m.SourceEntry.source_id == source_id)
+    stmt = update(m.Story).where(m.Story.id.in_(seen_here)).values(official=official)
+    if not official:
+        elsewhere = (
+            select(m.SourceEntry.story_id)
+            .join(m.Source, m.Source.id == m.SourceEntry.source_id)
+            .where(m.Source.official.is_(True), m.Source.id != source_id)
+        )
+        stmt = stmt.where(m.Story.id.not_in(elsewhere))
+    await session.execute(stmt.execution_options(synchronize_session=False))
+
+
 def new_lease_owner() -> str:
     """A name for one poller's or worker's leases: host, pid and a random part, so it is unique
     even when two of them share a process (as in tests). Fits the 64-character owner columns."""
@@ -589,6 +614,8 @@ def _new_source(key: str, spec: SourceSpec, now: datetime, *, origin: str) -> m.
         interval_minutes=spec.interval_minutes,
         weight=spec.weight,
         enabled=spec.enabled,
+        # Only the operator's file may vouch for a publisher: a channel's source is never official.
+        official=spec.official and origin == "config",
         origin=origin,
         next_poll_at=now,
         failure_count=0,
@@ -604,6 +631,7 @@ def _apply_spec(row: m.Source, spec: SourceSpec) -> bool:
         ("interval_minutes", spec.interval_minutes),
         ("weight", spec.weight),
         ("enabled", spec.enabled),
+        ("official", spec.official),
     ):
         if getattr(row, attr) != value:
             setattr(row, attr, value)

@@ -69,14 +69,16 @@ async def add_story(
     threshold: float = 0.5,
     evidence: dict[str, list[str]] | None = None,
     weight: float = 1.0,
+    official: bool = False,
 ) -> NewStory:
-    """A stored story (joining ``cluster_id`` when given), classified with ``topics`` scores."""
+    """A stored story (joining ``cluster_id`` when given), classified with ``topics`` scores;
+    ``official``: from an official source (the outlet's source row is created official)."""
     topics = {"natsec": 0.8} if topics is None else topics
     now = datetime.now(UTC)
     first_seen = first_seen or now
     published = published or first_seen - timedelta(minutes=30)
     url = url or f"https://news.example/{next(_urls)}"
-    source_id = await source(store, outlet, weight=weight)
+    source_id = await source(store, outlet, weight=weight, official=official)
     evidence = evidence or {t: [f"{t}-term"] for t in topics}
     async with store.sessions.begin() as session:
         joined = cluster_id is not None
@@ -96,6 +98,7 @@ async def add_story(
             published_at=published,
             first_seen_at=first_seen,
             backlog=backlog,
+            official=official,
             extra={},
         )
         session.add(story)
@@ -139,6 +142,7 @@ async def add_story(
         classification=classification,
         joined_cluster=joined,
         announce=not backlog,
+        official=official,
     )
 
 
