@@ -21,7 +21,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.classify.keywords import KeywordFilter
 from bot.delivery.bodies import THREADED
 from bot.delivery.outbox import Outbox
-from bot.digest.entries import ALERTED_STATES, DigestEntry, TopicRule, first_seen_line, reason_for
+from bot.digest.entries import (
+    ALERTED_STATES,
+    DigestEntry,
+    TopicRule,
+    first_seen_line,
+    lead_outlet,
+    reason_for,
+)
 from bot.digest.text import short_summary
 from bot.domain import Classification
 from bot.pipeline.ingest import ANNOUNCE_MAX_AGE, NewStory
@@ -120,26 +127,46 @@ async def load_routes(session: AsyncSession) -> list[Route]:
     return [r for r in routes.values() if r.rules]
 
 
+@dataclass(frozen=True, slots=True)
+class OfficialStory:
+    """A cluster's earliest story from an official source: what its alert shows (see entry_of)."""
+
+    story_id: int
+    title: str
+    url: str
+    summary: str
+    outlet: str
+    published_at: datetime
+
+
 def entry_of(
     story: NewStory,
     matched: dict[str, float],
     outlets: Sequence[str],
     founder: tuple[dict[str, Any] | None, datetime] | None = None,
+    official: OfficialStory | None = None,
 ) -> DigestEntry:
+    """The alert's snapshot. When the cluster has an official story and ``story`` is not one, the
+    official story is what the alert shows (as in digests), with the publisher named first."""
     evidence = {t: list(story.classification.evidence.get(t, ())) for t in matched}
     shown = tuple(outlets) or (story.outlet,)
+    lead: NewStory | OfficialStory = story
+    if official is not None and not story.official:
+        lead = official
+        shown = tuple(lead_outlet(shown, official.outlet))
     return DigestEntry(
         cluster_id=story.cluster_id,
-        story_id=story.story_id,
-        title=story.title,
-        url=story.url,
+        story_id=lead.story_id,
+        title=lead.title,
+        url=lead.url,
         outlets=shown,
-        published_at=story.published_at,
+        published_at=lead.published_at,
         topic=max(matched.items(), key=lambda kv: (kv[1], kv[0]))[0],
         topics=matched,
         reason=reason_for(matched, evidence),
-        summary=short_summary(story.summary) if story.summary else "",
+        summary=short_summary(lead.summary) if lead.summary else "",
         first_seen=first_seen_line(founder[0], founder[1], len(shown)) if founder else "",
+        official=story.official or official is not None,
     )
 
 
@@ -240,6 +267,7 @@ class Router:
         existing = await self._existing(session, clusters)
         outlets = await cluster_outlets(session, clusters)
         founders = await self._founders(session, clusters)
+        officials = await self._officials(session, clusters)
         sent_last_hour = await self._recent_alerts(session, now)
         for story in stories:
             # Channels already alerted about this cluster: the story is coverage for a follow-up.
@@ -259,7 +287,11 @@ class Router:
                 if not matched or (route.keywords and not route.keywords.matches(story.title, story.summary)):
                     continue
                 entry = entry_of(
-                    story, matched, outlets.get(story.cluster_id, ()), founders.get(story.cluster_id)
+                    story,
+                    matched,
+                    outlets.get(story.cluster_id, ()),
+                    founders.get(story.cluster_id),
+                    officials.get(story.cluster_id),
                 )
                 over = sent_last_hour.get(route.id, 0) >= route.alert_cap
                 row = {
@@ -312,6 +344,28 @@ class Router:
             .where(m.Cluster.id.in_(clusters))
         )
         return {cid: (extra, seen) for cid, extra, seen in rows}
+
+    async def _officials(self, session: AsyncSession, clusters: list[int]) -> dict[int, OfficialStory]:
+        """Each cluster's earliest official story, for the clusters that have one (a cluster with
+        any official member counts as official). ``stories.official`` is set at ingest, so this is
+        one indexed probe by cluster id, not a join through the sources."""
+        rows = await session.execute(
+            select(
+                m.Story.cluster_id,
+                m.Story.id,
+                m.Story.title,
+                m.Story.url,
+                m.Story.summary,
+                m.Story.outlet,
+                m.Story.published_at,
+            )
+            .where(m.Story.cluster_id.in_(clusters), m.Story.official.is_(True))
+            .order_by(m.Story.first_seen_at, m.Story.id)
+        )
+        found: dict[int, OfficialStory] = {}
+        for cid, story_id, title, url, summary, outlet, published_at in rows:
+            found.setdefault(cid, OfficialStory(story_id, title, url, summary, outlet, published_at))
+        return found
 
     async def _recent_alerts(self, session: AsyncSession, now: datetime) -> dict[int, int]:
         rows = await session.execute(
@@ -421,6 +475,7 @@ async def unrouted_stories(
             classification=Classification(scores[r.id], tuple(passed[r.id]), evidence[r.id]),
             joined_cluster=r.cluster_id != r.id,  # a cluster's id is its founding story's id
             announce=True,
+            official=r.official,
         )
         for r in rows
     ]

@@ -19,6 +19,8 @@ TOPIC_LABELS = {
     "natsec": "National security",
     "release": "Model releases",
 }
+# The tag of a story from an official source (sources.toml `official = true`), in every renderer.
+OFFICIAL_TAG = "Official source"
 _PALETTE = (0x5865F2, 0xED4245, 0xFEE75C, 0x57F287, 0xEB459E, 0x3BA55C, 0xFAA61A)
 
 

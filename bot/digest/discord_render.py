@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.digest.common import (
+    OFFICIAL_TAG,
     DigestHeader,
     clip,
     entry_meta,
@@ -41,9 +42,13 @@ def embed_chars(embed: dict[str, Any]) -> int:
     return total
 
 
+OFFICIAL_MARK = f"🏛️ **{OFFICIAL_TAG}**"
+
+
 def entry_embed(entry: DigestEntry, at: datetime, *, show_topic: bool) -> dict[str, Any]:
+    meta = entry_meta(entry.outlets, entry.published_at, at, entry.first_seen)
     lines = [
-        entry_meta(entry.outlets, entry.published_at, at, entry.first_seen),
+        f"{OFFICIAL_MARK} · {meta}" if entry.official else meta,
         f"*Why:* {clip(entry.reason, 300)}",
     ]
     if entry.summary:
@@ -101,8 +106,9 @@ def digest_body(
 def alert_body(entry: DigestEntry, at: datetime) -> dict[str, Any]:
     topics = ", ".join(topic_label(t) for t in sorted(entry.topics, key=lambda t: -entry.topics[t]))
     embed = entry_embed(entry, at, show_topic=False)
+    official = f" · {OFFICIAL_MARK}" if entry.official else ""
     return {
-        "content": clip(f"🔔 **New story** · {topics}", MAX_CONTENT),
+        "content": clip(f"🔔 **New story** · {topics}{official}", MAX_CONTENT),
         "embeds": [embed],
         "allowed_mentions": {"parse": []},
     }

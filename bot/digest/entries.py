@@ -59,6 +59,7 @@ class DigestEntry:
     weight: float = 1.0  # source weight (ranking)
     overflow: bool = False  # moved here because the channel hit its alert cap
     first_seen: str = ""  # "first seen on the Hugging Face Hub at 09:12 UTC, covered by 4 outlets since"
+    official: bool = False  # the cluster has an official source's story, and that is the one shown
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -75,6 +76,7 @@ class DigestEntry:
             "weight": self.weight,
             "overflow": self.overflow,
             "first_seen": self.first_seen,
+            "official": self.official,
         }
 
     @classmethod
@@ -93,6 +95,8 @@ class DigestEntry:
             weight=float(data.get("weight", 1.0)),
             overflow=bool(data.get("overflow", False)),
             first_seen=str(data.get("first_seen") or ""),
+            # Snapshots queued before official sources existed have no key: not official.
+            official=bool(data.get("official", False)),
         )
 
     @property
@@ -112,6 +116,12 @@ def rank_value(entry: DigestEntry, now: datetime) -> float:
     )
 
 
+def rank_key(entry: DigestEntry, now: datetime) -> tuple[bool, float]:
+    """Sort key, smaller first: official stories ahead of everything else (a regulator's own rule
+    is what a reader of these topics must not miss), then by :func:`rank_value`."""
+    return (not entry.official, -rank_value(entry, now))
+
+
 def arrange(entries: Iterable[DigestEntry], now: datetime, topic_order: Sequence[str]) -> list[DigestEntry]:
     """Group by topic (taxonomy order), rank inside each group; the order a digest shows them in."""
     order = {t: i for i, t in enumerate(topic_order)}
@@ -120,7 +130,7 @@ def arrange(entries: Iterable[DigestEntry], now: datetime, topic_order: Sequence
         key=lambda e: (
             order.get(e.topic, len(order)),
             e.topic,
-            -rank_value(e, now),
+            *rank_key(e, now),
             -e.published_at.timestamp(),
             e.cluster_id,
         ),
@@ -176,6 +186,11 @@ class ClusterFacts:
     evidence: dict[str, list[str]]
     outlets: list[str]
     weight: float
+
+    @property
+    def official(self) -> bool:
+        """A cluster with any official member counts as official."""
+        return any(s.official for s in self.members)
 
 
 async def window_clusters(session: AsyncSession, since: datetime, until: datetime) -> list[int]:
@@ -256,7 +271,7 @@ async def select_entries(
         if entry is not None:
             entries.append(entry)
     now = sel.until
-    entries.sort(key=lambda e: -rank_value(e, now))
+    entries.sort(key=lambda e: rank_key(e, now))  # a digest cut at the limit keeps official stories
     return arrange(entries[: sel.limit], now, topic_order)
 
 
@@ -313,6 +328,12 @@ def _entry(cid: int, facts: ClusterFacts, sel: Selection, overflow: set[int]) ->
     members = facts.members
     rep = next((s for s in members if s.id == facts.representative_id), None)
     rep = rep or min(members, key=lambda s: (s.first_seen_at, s.id))
+    outlets = facts.outlets or [rep.outlet]
+    official = [s for s in members if s.official]
+    if official and not rep.official:
+        # The publisher's own document speaks for the cluster, not the first outlet to report it.
+        rep = min(official, key=lambda s: (s.first_seen_at, s.id))
+        outlets = lead_outlet(outlets, rep.outlet)
     matched = {
         rule.topic: facts.scores[rule.topic][0]
         for rule in sel.rules
@@ -325,7 +346,6 @@ def _entry(cid: int, facts: ClusterFacts, sel: Selection, overflow: set[int]) ->
     if sel.keywords and not any(sel.keywords.matches(s.title, s.summary) for s in members):
         return None
     main = max(matched.items(), key=lambda kv: (kv[1], kv[0]))[0]
-    outlets = facts.outlets or [rep.outlet]
     return DigestEntry(
         cluster_id=cid,
         story_id=rep.id,
@@ -340,7 +360,14 @@ def _entry(cid: int, facts: ClusterFacts, sel: Selection, overflow: set[int]) ->
         weight=facts.weight,
         overflow=cid in overflow,
         first_seen=first_seen_line(rep.extra, rep.first_seen_at, len(outlets)),
+        official=rep.official,
     )
+
+
+def lead_outlet(outlets: Sequence[str], shown: str) -> list[str]:
+    """``outlets`` with the shown story's outlet first: "Federal Register · also: Reuters" must name
+    the outlet whose headline and link are shown."""
+    return [shown, *(o for o in outlets if o != shown)] if shown in outlets else list(outlets)
 
 
 def window_start(last: datetime | None, fire: datetime, frequency: str) -> datetime:

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.digest.common import (
+    OFFICIAL_TAG,
     DigestHeader,
     clip,
     entry_meta,
@@ -49,10 +50,14 @@ def _context(text: str) -> dict[str, Any]:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(text, MAX_SECTION)}]}
 
 
+OFFICIAL_MARK = f":classical_building: *{OFFICIAL_TAG}*"
+
+
 def entry_block(entry: DigestEntry, at: datetime) -> dict[str, Any]:
+    meta = escape(entry_meta(entry.outlets, entry.published_at, at, entry.first_seen))
     lines = [
         f"*{link(entry.url, clip(entry.title, 300))}*",
-        escape(entry_meta(entry.outlets, entry.published_at, at, entry.first_seen)),
+        f"{OFFICIAL_MARK} · {meta}" if entry.official else meta,
         f"_Why: {escape(clip(entry.reason, 300))}_",
     ]
     if entry.summary:
@@ -141,9 +146,10 @@ def digest_body(
 
 def alert_body(entry: DigestEntry, at: datetime) -> dict[str, Any]:
     topics = ", ".join(topic_label(t) for t in sorted(entry.topics, key=lambda t: -entry.topics[t]))
+    official = f" · {OFFICIAL_MARK}" if entry.official else ""
     return {
         "text": clip(f"New story ({topics}): {entry.title}", MAX_TEXT),
-        "blocks": [_context(f":bell: *New story* · {escape(topics)}"), entry_block(entry, at)],
+        "blocks": [_context(f":bell: *New story* · {escape(topics)}{official}"), entry_block(entry, at)],
     }
 
 

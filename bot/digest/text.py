@@ -55,7 +55,7 @@ def outlets_line(outlets: Sequence[str], shown: int = 3) -> str:
 def text_digest(header: DigestHeader, entries: Sequence[DigestEntry]) -> str:
     """A digest from outbox snapshots (``DigestHeader`` and ``DigestEntry``), grouped by topic in
     the order given (already ranked)."""
-    from bot.digest.common import topic_label
+    from bot.digest.common import OFFICIAL_TAG, topic_label
 
     out = [header.headline(1, 1)]
     note = header.overflow_note()
@@ -70,7 +70,8 @@ def text_digest(header: DigestHeader, entries: Sequence[DigestEntry]) -> str:
             count = sum(1 for e in entries if e.topic == entry.topic)
             out.append(f"## {topic_label(entry.topic)} ({count})")
             previous = entry.topic
-        out.append(f"• {entry.title}" + ("  [held back from alerts]" if entry.overflow else ""))
+        tag = f"[{OFFICIAL_TAG}] " if entry.official else ""
+        out.append(f"• {tag}{entry.title}" + ("  [held back from alerts]" if entry.overflow else ""))
         seen = f" · {entry.first_seen}" if entry.first_seen else ""
         out.append(f"  {outlets_line(list(entry.outlets))} · {age(entry.published_at, header.at)}{seen}")
         out.append(f"  {entry.url}")
@@ -81,11 +82,12 @@ def text_digest(header: DigestHeader, entries: Sequence[DigestEntry]) -> str:
 
 
 def text_alert(entry: DigestEntry, at: datetime) -> str:
-    from bot.digest.common import topic_label
+    from bot.digest.common import OFFICIAL_TAG, topic_label
 
     topics = ", ".join(topic_label(t) for t in sorted(entry.topics, key=lambda t: -entry.topics[t]))
+    tag = f"[{OFFICIAL_TAG}] " if entry.official else ""
     lines = [
-        f"● NEW [{topics}] {entry.title}",
+        f"● NEW [{topics}] {tag}{entry.title}",
         f"    {outlets_line(list(entry.outlets))} · {age(entry.published_at, at)}"
         + (f" · {entry.first_seen}" if entry.first_seen else "")
         + f" — {entry.url}",
