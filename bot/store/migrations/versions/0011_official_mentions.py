@@ -26,10 +26,10 @@ TRIGGERS = ("insert", "delete", "update")
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("sources", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("official", sa.Boolean(), nullable=False, server_default=sa.false()))
-    with op.batch_alter_table("stories", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("official", sa.Boolean(), nullable=False, server_default=sa.false()))
+    # Plain ADD COLUMN, not batch mode: on SQLite batch mode may rebuild the table, which drops
+    # the full-text search triggers 0008 put on stories.
+    for table in ("sources", "stories"):
+        op.add_column(table, sa.Column("official", sa.Boolean(), nullable=False, server_default=sa.false()))
     op.create_table(
         "mention_rules",
         sa.Column("id", sa.Integer(), primary_key=True),
@@ -82,7 +82,6 @@ def downgrade() -> None:
         op.execute(f"DROP TRIGGER {name} ON mention_rules" if postgres else f"DROP TRIGGER {name}")
     op.drop_index("ix_mention_rules_destination_id", table_name="mention_rules")
     op.drop_table("mention_rules")
-    with op.batch_alter_table("stories", schema=None) as batch_op:
-        batch_op.drop_column("official")
-    with op.batch_alter_table("sources", schema=None) as batch_op:
-        batch_op.drop_column("official")
+    # DROP COLUMN in place (SQLite >= 3.35), for the same reason as above.
+    op.drop_column("stories", "official")
+    op.drop_column("sources", "official")
