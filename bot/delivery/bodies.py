@@ -16,7 +16,7 @@ from discord.http import MultipartParameters
 from bot.delivery import controls
 from bot.delivery.outbox import Unit
 from bot.digest import discord_render, slack_render
-from bot.digest.common import DigestHeader, quiet_line
+from bot.digest.common import DigestHeader, mentions_of, quiet_line
 from bot.digest.entries import DigestEntry
 from bot.digest.text import text_alert, text_digest, text_followup
 
@@ -80,13 +80,14 @@ def unit_body(platform: str, unit: Unit, previous_topic: str | None = None) -> d
         at = datetime.fromisoformat(payload["at"])
         # Bot-token channels get the feedback controls; a webhook's message reaches no app.
         choices = [str(t) for t in payload.get("choices") or ()]
+        mentions = mentions_of(payload)  # decided by the router from the channel's mention rules
         if fam == "discord":
-            body = discord_render.alert_body(entry, at)
+            body = discord_render.alert_body(entry, at, mentions)
             if platform == "discord" and choices:
                 body["components"] = controls.discord_components(unit.lead.id, choices)
             return body
         if fam == "slack":
-            body = slack_render.alert_body(entry, at)
+            body = slack_render.alert_body(entry, at, mentions)
             if platform == "slack" and choices:
                 body["blocks"] = [*body["blocks"], controls.slack_actions_block(unit.lead.id, choices)]
             return body
@@ -147,7 +148,8 @@ def with_discord_marker(body: dict[str, Any], ref: str) -> dict[str, Any]:
 
 def discord_params(body: dict[str, Any], nonce: str | None = None) -> MultipartParameters:
     """What the Discord sender posts for ``body``: embeds (with the ``ref`` marker when a nonce is
-    given), ``nonce``/``enforce_nonce`` and the feedback components."""
+    given), ``nonce``/``enforce_nonce``, the feedback components, and the body's own
+    ``allowed_mentions`` (nothing pings unless the body names it: an alert's mention rules)."""
     from discord.http import handle_message_parameters
 
     if nonce is not None:
@@ -158,8 +160,12 @@ def discord_params(body: dict[str, Any], nonce: str | None = None) -> MultipartP
         nonce=nonce,
         allowed_mentions=discord.AllowedMentions.none(),
     )
-    if body.get("components") and params.payload is not None:
-        params.payload["components"] = body["components"]
+    if params.payload is not None:
+        if body.get("components"):
+            params.payload["components"] = body["components"]
+        # As the renderer wrote it: discord.py would turn role ids into integers, where the spec
+        # (and Discord's docs) give snowflakes as strings.
+        params.payload["allowed_mentions"] = body.get("allowed_mentions") or {"parse": []}
     return params
 
 

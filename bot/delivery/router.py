@@ -20,7 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.classify.keywords import KeywordFilter
 from bot.delivery.bodies import THREADED
+from bot.delivery.mentions import MentionRule, mentions_for
 from bot.delivery.outbox import Outbox
+from bot.digest.common import Mention
 from bot.digest.entries import (
     ALERTED_STATES,
     DigestEntry,
@@ -50,6 +52,7 @@ class Route:
     alert_cap: int
     rules: list[TopicRule] = field(default_factory=list)
     keywords: KeywordFilter = field(default_factory=KeywordFilter)
+    mentions: list[MentionRule] = field(default_factory=list)  # `/watch alerts mention`, in id order
 
 
 @dataclass(slots=True)
@@ -124,6 +127,16 @@ async def load_routes(session: AsyncSession) -> list[Route]:
         (include if kw.kind == "include" else exclude).append(kw.keyword)
     for dest_id, (include, exclude) in words.items():
         routes[dest_id].keywords = KeywordFilter(include, exclude)
+    # Read with the rest of the rules (and cached with them: migration 0011's triggers bump
+    # routing_version on any change to mention_rules), so a mention costs no query per alert.
+    for rule in (
+        await session.scalars(
+            select(m.MentionRule).where(m.MentionRule.destination_id.in_(routes)).order_by(m.MentionRule.id)
+        )
+    ).all():
+        routes[rule.destination_id].mentions.append(
+            MentionRule(Mention(rule.target_kind, rule.target_id), rule.topic, rule.official, rule.min_score)
+        )
     return [r for r in routes.values() if r.rules]
 
 
@@ -294,23 +307,29 @@ class Router:
                     officials.get(story.cluster_id),
                 )
                 over = sent_last_hour.get(route.id, 0) >= route.alert_cap
-                row = {
+                payload: dict[str, Any] = {
+                    "entry": entry.to_dict(),
+                    "at": now.isoformat(),
+                    # "choices": every topic, for the alert's "Wrong topic…" menu.
+                    "choices": list(self.topics or story.classification.scores),
+                }
+                row: dict[str, Any] = {
                     "destination_id": route.id,
                     "cluster_id": story.cluster_id,
                     "story_id": story.story_id,
                     "kind": "alert",
-                    # "choices": every topic, for the alert's "Wrong topic…" menu.
-                    "payload": {
-                        "entry": entry.to_dict(),
-                        "at": now.isoformat(),
-                        "choices": list(self.topics or story.classification.scores),
-                    },
+                    "payload": payload,
                     "next_attempt_at": now,
                     "created_at": now,
                 }
                 if over:
                     row["status"] = "deferred"
                     row["error"] = f"alert cap {route.alert_cap}/hour reached: moved to the next digest"
+                elif route.mentions:
+                    # Decided now, kept in the snapshot: a retried send pings whom the first would.
+                    mentions = mentions_for(route.mentions, matched, entry.official)
+                    if mentions:
+                        payload["mentions"] = [t.to_dict() for t in mentions]
                 created = await self.outbox.enqueue(session, [row])
                 if created:
                     changed += 1

@@ -24,6 +24,29 @@ OFFICIAL_TAG = "Official source"
 _PALETTE = (0x5865F2, 0xED4245, 0xFEE75C, 0x57F287, 0xEB459E, 0x3BA55C, 0xFAA61A)
 
 
+@dataclass(frozen=True, slots=True)
+class Mention:
+    """Whom an alert pings (``/watch alerts mention``): ``kind`` "group" is a Discord role or a
+    Slack user group (``id`` its id); "here" is @here. Kept in the alert's outbox snapshot, and
+    only alert renderers read it: digests never ping."""
+
+    kind: str  # group | here
+    id: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "id": self.id}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Mention:
+        return cls(str(data.get("kind", "")), str(data.get("id") or ""))
+
+
+def mentions_of(payload: dict[str, Any]) -> list[Mention]:
+    """The mentions an alert row's payload carries (none for rows queued before mention rules)."""
+    found = [Mention.from_dict(d) for d in payload.get("mentions") or () if isinstance(d, dict)]
+    return [t for t in found if t.kind == "here" or (t.kind == "group" and t.id)]
+
+
 def topic_label(topic: str) -> str:
     return TOPIC_LABELS.get(topic, topic.replace("_", " ").capitalize())
 

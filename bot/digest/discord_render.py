@@ -16,6 +16,7 @@ from typing import Any
 from bot.digest.common import (
     OFFICIAL_TAG,
     DigestHeader,
+    Mention,
     clip,
     entry_meta,
     followup_lines,
@@ -103,14 +104,34 @@ def digest_body(
     return {"content": _content(header, part, parts), "embeds": embeds, "allowed_mentions": {"parse": []}}
 
 
-def alert_body(entry: DigestEntry, at: datetime) -> dict[str, Any]:
+def mention_parts(mentions: Sequence[Mention]) -> tuple[str, dict[str, Any]]:
+    """The mention line and the ``allowed_mentions`` that lets exactly it ping.
+
+    Only ``content`` pings on Discord (mentions inside embeds never do), and ``allowed_mentions``
+    is the second lock: the roles named and, for @here, "everyone" (which covers @everyone and
+    @here; the content holds only @here). Snowflakes go as strings, Discord's documented form."""
+    roles = list(dict.fromkeys(t.id for t in mentions if t.kind == "group" and t.id.isdigit()))
+    here = any(t.kind == "here" for t in mentions)
+    line = " ".join([*(f"<@&{r}>" for r in roles), *(["@here"] if here else [])])
+    allowed: dict[str, Any] = {"parse": ["everyone"] if here else []}
+    if roles:
+        allowed["roles"] = roles
+    return line, allowed
+
+
+def alert_body(entry: DigestEntry, at: datetime, mentions: Sequence[Mention] = ()) -> dict[str, Any]:
     topics = ", ".join(topic_label(t) for t in sorted(entry.topics, key=lambda t: -entry.topics[t]))
     embed = entry_embed(entry, at, show_topic=False)
     official = f" · {OFFICIAL_MARK}" if entry.official else ""
+    headline = f"🔔 **New story** · {topics}{official}"
+    line, allowed = mention_parts(mentions)
     return {
-        "content": clip(f"🔔 **New story** · {topics}{official}", MAX_CONTENT),
+        # The mention line first and whole: clipping may shorten the headline, never a ping.
+        "content": f"{line}\n{clip(headline, MAX_CONTENT - len(line) - 1)}"
+        if line
+        else clip(headline, MAX_CONTENT),
         "embeds": [embed],
-        "allowed_mentions": {"parse": []},
+        "allowed_mentions": allowed,
     }
 
 

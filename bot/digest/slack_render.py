@@ -8,6 +8,7 @@ entries, in order.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from bot.digest.common import (
     OFFICIAL_TAG,
     DigestHeader,
+    Mention,
     clip,
     entry_meta,
     followup_lines,
@@ -144,13 +146,29 @@ def digest_body(
     return {"text": clip(header.headline(part, parts), MAX_TEXT), "blocks": blocks}
 
 
-def alert_body(entry: DigestEntry, at: datetime) -> dict[str, Any]:
+_GROUP_ID = re.compile(r"^[A-Z0-9]+$")
+
+
+def mention_line(mentions: Sequence[Mention]) -> str:
+    """``<!subteam^S…>`` for a user group, ``<!here>`` for here: Slack's special mention syntax,
+    the only form that notifies (a bare "@team" is plain text)."""
+    groups = dict.fromkeys(t.id for t in mentions if t.kind == "group" and _GROUP_ID.match(t.id))
+    here = any(t.kind == "here" for t in mentions)
+    return " ".join([*(f"<!subteam^{g}>" for g in groups), *(["<!here>"] if here else [])])
+
+
+def alert_body(entry: DigestEntry, at: datetime, mentions: Sequence[Mention] = ()) -> dict[str, Any]:
     topics = ", ".join(topic_label(t) for t in sorted(entry.topics, key=lambda t: -entry.topics[t]))
     official = f" · {OFFICIAL_MARK}" if entry.official else ""
-    return {
-        "text": clip(f"New story ({topics}): {entry.title}", MAX_TEXT),
-        "blocks": [_context(f":bell: *New story* · {escape(topics)}{official}"), entry_block(entry, at)],
-    }
+    text = f"New story ({topics}): {entry.title}"
+    blocks = [_context(f":bell: *New story* · {escape(topics)}{official}"), entry_block(entry, at)]
+    line = mention_line(mentions)
+    if line:
+        # In the notification text and in a section of its own: `text` is what the notification
+        # shows, the section is what the channel sees (context blocks are small print).
+        text = f"{line} {text}"
+        blocks.insert(0, _section(line))
+    return {"text": clip(text, MAX_TEXT), "blocks": blocks}
 
 
 def followup_body(payload: dict[str, Any]) -> dict[str, Any]:

@@ -35,10 +35,12 @@ __all__ = [
     "ChannelState",
     "ChatStore",
     "DestinationView",
+    "MentionRuleView",
     "SearchHit",
     "SourcePauseResult",
     "SourceView",
     "SubscriptionView",
+    "TooManyMentionRules",
     "TooManySources",
     "WebhookSpec",
     "next_digest_at",
@@ -72,6 +74,31 @@ class TooManySources(Exception):
     def __init__(self, limit: int) -> None:
         super().__init__(f"this channel already watches {limit} sources, the maximum")
         self.limit = limit
+
+
+class TooManyMentionRules(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"this channel already has {limit} mention rules, the maximum")
+        self.limit = limit
+
+
+@dataclass(frozen=True, slots=True)
+class MentionRuleView:
+    """A `/watch alerts mention` rule; ``id`` is what `mention remove` takes."""
+
+    id: int
+    target_kind: str  # group | here
+    target_id: str
+    target_label: str
+    topic: str  # "" = any
+    official: bool
+    min_score: float  # 0 = none
+
+    @classmethod
+    def of(cls, row: m.MentionRule) -> MentionRuleView:
+        return cls(
+            row.id, row.target_kind, row.target_id, row.target_label, row.topic, row.official, row.min_score
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -429,6 +456,82 @@ class ChatStore:
                 dest.alert_cap_per_hour = alert_cap_per_hour
             await session.flush()
             return DestinationView.of(dest)
+
+    # ------------------------------------------------------------------ mention rules
+    async def add_mention_rule(
+        self,
+        key: ChannelKey,
+        rule: MentionRuleView,
+        *,
+        created_by: str,
+        limit: int,
+        now: datetime | None = None,
+    ) -> tuple[MentionRuleView, bool]:
+        """Add ``rule`` (its ``id`` is ignored); returns (the stored rule, newly added). The same
+        rule twice is one rule. Raises TooManyMentionRules past ``limit``."""
+        now = now or utcnow()
+        await self._create(key, now)
+        async with self.sessions.begin() as session:
+            dest = await self._get_or_create(session, key, now)
+            same = await session.scalar(
+                select(m.MentionRule).where(
+                    m.MentionRule.destination_id == dest.id,
+                    m.MentionRule.target_kind == rule.target_kind,
+                    m.MentionRule.target_id == rule.target_id,
+                    m.MentionRule.topic == rule.topic,
+                    m.MentionRule.official == rule.official,
+                    m.MentionRule.min_score == rule.min_score,
+                )
+            )
+            if same is not None:
+                return MentionRuleView.of(same), False
+            count = await session.scalar(
+                select(func.count()).select_from(m.MentionRule).where(m.MentionRule.destination_id == dest.id)
+            )
+            if int(count or 0) >= limit:
+                raise TooManyMentionRules(limit)
+            row = m.MentionRule(
+                destination_id=dest.id,
+                target_kind=rule.target_kind,
+                target_id=rule.target_id,
+                target_label=rule.target_label[:200],
+                topic=rule.topic,
+                official=rule.official,
+                min_score=rule.min_score,
+                created_by=created_by[:200],
+                created_at=now,
+            )
+            session.add(row)
+            await session.flush()
+            return MentionRuleView.of(row), True
+
+    async def mention_rules(self, key: ChannelKey) -> list[MentionRuleView]:
+        async with self.sessions() as session:
+            dest = await self._find(session, key)
+            if dest is None:
+                return []
+            rows = await session.scalars(
+                select(m.MentionRule)
+                .where(m.MentionRule.destination_id == dest.id)
+                .order_by(m.MentionRule.id)
+            )
+            return [MentionRuleView.of(r) for r in rows.all()]
+
+    async def remove_mention_rules(self, key: ChannelKey, ids: Sequence[int] | None) -> list[MentionRuleView]:
+        """Remove the channel's rules with these ids (all of them when ``ids`` is None); returns
+        those removed. Ids of another channel's rules are never touched."""
+        async with self.sessions.begin() as session:
+            dest = await self._find(session, key)
+            if dest is None:
+                return []
+            query = select(m.MentionRule).where(m.MentionRule.destination_id == dest.id)
+            if ids is not None:
+                query = query.where(m.MentionRule.id.in_(list(ids)))
+            rows = (await session.scalars(query.order_by(m.MentionRule.id))).all()
+            removed = [MentionRuleView.of(r) for r in rows]
+            if rows:
+                await session.execute(delete(m.MentionRule).where(m.MentionRule.id.in_([r.id for r in rows])))
+            return removed
 
     # ------------------------------------------------------------------ keywords
     async def add_keywords(

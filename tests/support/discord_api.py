@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
@@ -132,7 +133,20 @@ class DiscordAPI:
         stamp = int(time.time() * 1000) - DISCORD_EPOCH_MS
         return str((stamp << 22) | (next(self._ids) & 0x3FFFFF))
 
+    @staticmethod
+    def pings(body: dict[str, Any]) -> tuple[list[str], bool]:
+        """(roles, everyone/here) this body would notify, as Discord decides it: only ``content``
+        pings (never embeds), and only what ``allowed_mentions`` allows (everything when absent)."""
+        content = str(body.get("content") or "")
+        allowed = body.get("allowed_mentions")
+        parse = allowed.get("parse") or [] if isinstance(allowed, dict) else ["roles", "users", "everyone"]
+        listed = [str(r) for r in (allowed.get("roles") or [])] if isinstance(allowed, dict) else []
+        roles = [r for r in re.findall(r"<@&([0-9]+)>", content) if "roles" in parse or r in listed]
+        everyone = "everyone" in parse and ("@here" in content or "@everyone" in content)
+        return list(dict.fromkeys(roles)), everyone
+
     def _message(self, channel_id: str, body: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        roles, everyone = self.pings(body)
         return {
             "id": self._new_id(),
             "channel_id": channel_id,
@@ -141,9 +155,9 @@ class DiscordAPI:
             "timestamp": "2026-11-28T12:00:00.000000+00:00",
             "edited_timestamp": None,
             "tts": False,
-            "mention_everyone": False,
+            "mention_everyone": everyone,
             "mentions": [],
-            "mention_roles": [],
+            "mention_roles": roles,
             "attachments": [],
             "embeds": body.get("embeds") or [],
             "components": body.get("components") or [],
