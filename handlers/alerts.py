@@ -1,5 +1,7 @@
 """`/watch alerts [cap <0-60>]`: how many immediate alerts a channel gets per hour.
 
+(`/watch alerts mention …`, whom alerts ping, lives in handlers/mentions.py.)
+
 Alerts beyond the cap are not dropped: the delivery side moves them to the channel's next digest,
 which says so in a note. A cap of 0 turns alerts off for the channel: everything goes to the digest.
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 import re
 
 from bot.store.chat import ALERT_CAP_DEFAULT, ALERT_CAP_MAX, DestinationView
+from handlers import mentions
 from handlers.context import HandlerDeps, channel_key
 from handlers.model import Command, Reply, UsageError, done, info
 
@@ -29,7 +32,14 @@ def describe_cap(dest: DestinationView | None) -> str:
 
 async def show(deps: HandlerDeps, command: Command) -> Reply:
     dest = await deps.store.destination(channel_key(command))
-    return info("Alerts in this channel", f"Alerts: {describe_cap(dest)}.", *USAGE)
+    rules = await deps.store.mention_rules(channel_key(command))
+    lines = [f"Alerts: {describe_cap(dest)}."]
+    if rules:
+        lines.append("Mentions:")
+        lines.extend(f"• {mentions.describe(r, command.platform)}" for r in rules)
+    else:
+        lines.append("Mentions: none.")
+    return info("Alerts in this channel", *lines, *USAGE, f"{mentions.SYNTAX} — ping on matching alerts")
 
 
 def parse_cap(command: Command) -> int:

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy.exc import IntegrityError
 
-from handlers import alerts, digest, keywords, pause, search, sources, status, subscriptions
+from handlers import alerts, digest, keywords, mentions, pause, search, sources, status, subscriptions
 from handlers.context import HandlerDeps
 from handlers.model import Command, Reply, UsageError, error
 
@@ -28,6 +28,9 @@ ROUTES: dict[tuple[str, str | None], tuple[Handler, bool]] = {
     ("digest", "repeats"): (digest.set_repeats, True),
     ("alerts", None): (alerts.show, False),
     ("alerts", "cap"): (alerts.set_cap, True),
+    ("alerts", "mention"): (mentions.add, True),
+    ("alerts", "mention-list"): (mentions.list_rules, False),
+    ("alerts", "mention-remove"): (mentions.remove, True),
     ("sources", None): (sources.list_sources, False),
     ("sources", "list"): (sources.list_sources, False),
     ("sources", "add"): (sources.add, True),
@@ -59,7 +62,7 @@ def refusal(command: Command) -> Reply:
         f"You can't run `/watch {name}` here: it needs {command.rights.required}.",
         (
             "Ask someone who has that right, or use the reading commands, which are open to everyone: "
-            "`status`, `topics`, `search`, `sources list`, `keywords list`, `help`.",
+            "`status`, `topics`, `search`, `sources list`, `keywords list`, `alerts mention list`, `help`.",
         ),
     )
 

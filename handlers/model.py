@@ -29,7 +29,9 @@ GROUPS = (
 )
 ACTIONS: dict[str, tuple[str, ...]] = {
     "digest": ("now", "time", "frequency", "quiet", "repeats"),
-    "alerts": ("cap",),
+    # mention-list / mention-remove: Discord's names (three levels deep is its limit); on Slack
+    # `alerts mention list|remove|off` reads better and parse_text maps it onto these.
+    "alerts": ("cap", "mention", "mention-list", "mention-remove"),
     "sources": ("list", "add", "remove", "pause", "resume"),
     "keywords": ("add", "remove", "list"),
 }

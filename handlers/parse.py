@@ -51,5 +51,16 @@ def parse_text(text: str) -> Invocation:
                 f"`{group}` has no action `{word}`.",
                 f"Use one of: {', '.join(f'`{group} {a}`' for a in actions)}.",
             )
+    if (group, action) == ("alerts", "mention"):
+        # `alerts mention list|remove <id>|off`: one word on Slack, a subcommand of its own on
+        # Discord (see handlers/mentions.py); a target can never be one of these words.
+        word, after = _split_first(rest)
+        sub = word.lower()
+        if sub == "list":
+            action, rest = "mention-list", after
+        elif sub == "remove":
+            action, rest = "mention-remove", after
+        elif sub == "off":
+            action, rest = "mention-remove", f"all {after}"
     rest = rest.strip()
     return Invocation(group, action, tuple(rest.split()) if rest else (), rest)

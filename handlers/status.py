@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.store.chat import ALERT_CAP_MAX
-from handlers import alerts, digest, pause, sources
+from handlers import alerts, digest, mentions, pause, sources
 from handlers.context import HandlerDeps, channel_key
 from handlers.model import Command, Reply, info
 
@@ -29,6 +29,16 @@ HELP = (
         f"most alerts per hour (default {alerts.DEFAULT_CAP}); more go to the next digest; "
         "0 = no alerts, digest only",
         True,
+    ),
+    (
+        "`/watch alerts mention <@role|here> [topic <T>] [official] [min-score <0-1>]`",
+        "ping a role/user group or @here on matching alerts (never in digests)",
+        True,
+    ),
+    (
+        "`/watch alerts mention list` / `remove <id|all>` (Discord: `mention-list`, `mention-remove`)",
+        "this channel's mention rules",
+        False,
     ),
     ("`/watch sources list`", "feeds this channel added, with their health", False),
     ("`/watch sources add <url>` / `remove <id>`", "watch an extra feed", True),
@@ -80,6 +90,10 @@ async def status(deps: HandlerDeps, command: Command) -> Reply:
     paused = "(paused) " if dest.paused_at is not None else ""
     lines.append(f"Digest: {paused}" + digest.describe_schedule(dest, now))
     lines.append(f"Alerts: {alerts.describe_cap(dest)}.")
+    rules = await deps.store.mention_rules(channel_key(command))
+    if rules:
+        lines.append("Mentions on alerts:")
+        lines.extend(f"• {mentions.describe(r, command.platform)}" for r in rules)
     lines.append(f"Quiet-day notice: {digest.describe_quiet(dest)}.")
     lines.append(f"Already-alerted stories: {digest.describe_repeats(dest)}.")
     if state.include or state.exclude:

@@ -535,8 +535,21 @@ async def test_guild_sync_payload(dc: DiscordHarness) -> None:
         assert switch["name"] == option and switch["type"] == 3 and switch["required"] is True
         assert [c["value"] for c in switch["choices"]] == ["on", "off"]
     assert subs["alerts"]["type"] == 2
-    [cap] = subs["alerts"]["options"]
+    alerts = {o["name"]: o for o in subs["alerts"]["options"]}
+    assert set(alerts) == {"cap", "mention", "mention-list", "mention-remove"}
+    cap = alerts["cap"]
     assert cap["name"] == "cap" and cap["type"] == 1
+    mention = {o["name"]: o for o in alerts["mention"]["options"]}
+    assert {n: (o["type"], o.get("required", False)) for n, o in mention.items()} == {
+        "role": (8, False),  # a role picker: Discord sends the role's id
+        "here": (5, False),
+        "topic": (3, False),
+        "official": (5, False),
+        "min_score": (10, False),
+    }
+    assert mention["topic"]["autocomplete"] is True
+    [rule] = alerts["mention-remove"]["options"]
+    assert (rule["name"], rule["type"], rule["required"]) == ("rule", 3, True)
     [per_hour] = cap["options"]
     assert (per_hour["name"], per_hour["type"], per_hour["required"]) == ("per_hour", 4, True)
     assert (per_hour["min_value"], per_hour["max_value"]) == (0, 60)
@@ -577,3 +590,60 @@ def test_long_replies_say_what_was_left_out() -> None:
     embed = reply_embed(Reply("info", "t" * 300, tuple(f"line {n} " + "x" * 90 for n in range(60))))
     assert len(embed.title or "") == 256 and len(embed.description or "") <= 4096
     assert (embed.description or "").endswith("more lines.")
+
+
+ANALYSTS = "400000000000000077"
+
+
+def mention_payload(options: dict[str, Any], *, manage: bool = True) -> dict[str, Any]:
+    """`/watch alerts mention` as Discord sends it: a role option (type 8) carries the role's id,
+    with the role itself under ``resolved``; booleans are type 5."""
+    payload = interaction_payload(["alerts", "mention"], options, permissions=MANAGE if manage else MEMBER)
+    for option in payload["data"]["options"][0]["options"][0]["options"]:
+        if option["name"] == "role":
+            option["type"] = 8
+        elif isinstance(option["value"], bool):
+            option["type"] = 5
+    payload["data"]["resolved"] = {
+        "roles": {
+            ANALYSTS: {
+                "id": ANALYSTS,
+                "name": "analysts",
+                "color": 0,
+                "hoist": False,
+                "position": 1,
+                "permissions": "0",
+                "managed": False,
+                "mentionable": True,
+                "flags": 0,
+            }
+        }
+    }
+    return payload
+
+
+async def test_alerts_mention_from_the_role_option_list_and_remove(dc: DiscordHarness) -> None:
+    body = await dc.dispatch(mention_payload({"role": ANALYSTS, "topic": "natsec", "official": True}))
+    assert not ephemeral(body) and f"<@&{ANALYSTS}>" in embed_text(body), embed_text(body)
+    assert body["data"]["allowed_mentions"] == {"parse": []}  # the reply itself pings no one
+    [rule] = await dc.env.rows(m.MentionRule)
+    assert (rule.target_kind, rule.target_id, rule.topic, rule.official) == (
+        "group",
+        ANALYSTS,
+        "natsec",
+        True,
+    )
+    for options, problem in (
+        ({"role": ANALYSTS, "here": True}, "One rule mentions one target"),
+        ({"topic": "natsec"}, "Say whom to mention first"),
+        ({"here": True, "min_score": 0.0}, "not a score above 0"),
+    ):
+        refused = await dc.dispatch(mention_payload(options))
+        assert ephemeral(refused) and problem in embed_text(refused), embed_text(refused)
+    member = await dc.dispatch(mention_payload({"here": True}, manage=False))
+    assert ephemeral(member) and "Manage Channels" in embed_text(member)
+    listed = await dc.watch("alerts", "mention-list", manage=False)
+    assert ephemeral(listed) and f"#{rule.id}" in embed_text(listed)
+    removed = await dc.watch("alerts", "mention-remove", rule=str(rule.id))
+    assert not ephemeral(removed) and await dc.env.rows(m.MentionRule) == []
+    assert dc.api.spec_errors == []

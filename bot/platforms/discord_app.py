@@ -85,6 +85,22 @@ def reply_embed(reply: Reply) -> discord.Embed:
     return embed
 
 
+def mention_args(
+    role: discord.Role | None, here: bool, topic: str | None, official: bool, min_score: float | None
+) -> tuple[str, ...]:
+    """The `/watch alerts mention` options as the words Slack users type, so one parser serves
+    both platforms. Both or neither of role and here reach the handler as such and are refused
+    there with what would be accepted."""
+    args = ([f"<@&{role.id}>"] if role is not None else []) + (["here"] if here else [])
+    if topic:
+        args += ["topic", topic]
+    if official:
+        args.append("official")
+    if min_score is not None:
+        args += ["min-score", f"{min_score:g}"]
+    return tuple(args)
+
+
 class DiscordCommands:
     """Builds the `/watch` command tree and turns interactions into handler calls."""
 
@@ -325,6 +341,42 @@ class DiscordCommands:
             interaction: discord.Interaction, per_hour: app_commands.Range[int, 0, ALERT_CAP_MAX]
         ) -> None:
             await run(interaction, Invocation("alerts", "cap", (str(per_hour),)))
+
+        @alerts.command(
+            name="mention",
+            description="Ping a role or @here on matching alerts, never in digests (channel managers)",
+        )
+        @app_commands.describe(
+            role="The role to ping",
+            here="Ping @here (members online) instead of a role",
+            topic="Only alerts on this topic (default: any of this channel's alert topics)",
+            official="Only stories from official sources (regulators, committees, labs' own feeds)",
+            min_score="Only alerts scoring at least this on the topic (above 0, at most 1)",
+        )
+        @app_commands.autocomplete(topic=self.topic_choices)
+        async def alerts_mention(
+            interaction: discord.Interaction,
+            role: discord.Role | None = None,
+            here: bool = False,
+            topic: str | None = None,
+            official: bool = False,
+            min_score: app_commands.Range[float, 0.0, 1.0] | None = None,
+        ) -> None:
+            await run(
+                interaction,
+                Invocation("alerts", "mention", mention_args(role, here, topic, official, min_score)),
+            )
+
+        @alerts.command(name="mention-list", description="This channel's mention rules")
+        async def alerts_mention_list(interaction: discord.Interaction) -> None:
+            await run(interaction, Invocation("alerts", "mention-list"))
+
+        @alerts.command(name="mention-remove", description="Remove a mention rule, or all (channel managers)")
+        @app_commands.describe(rule="The rule's id from /watch alerts mention-list, or 'all'")
+        async def alerts_mention_remove(
+            interaction: discord.Interaction, rule: app_commands.Range[str, 1, 12]
+        ) -> None:
+            await run(interaction, Invocation("alerts", "mention-remove", (rule,)))
 
         sources = app_commands.Group(name="sources", description="Feeds this channel adds", parent=watch)
 

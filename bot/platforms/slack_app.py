@@ -64,11 +64,15 @@ def slack_unescape(text: str) -> str:
     """Undo Slack's formatting of the command text: ``<https://x|x>`` → ``https://x``, ``&amp;`` → ``&``.
 
     Slack rewrites URLs, channel and user mentions typed after the command; handlers must see what
-    the user typed.
+    the user typed. User groups (``<!subteam^S123|@team>``) are kept whole: their id is the point.
     """
 
     def plain(match: re.Match[str]) -> str:
         target, label = match.group(1), match.group(2)
+        if target.startswith("!subteam^"):
+            # A user group stays as Slack wrote it: `/watch alerts mention` needs its id, and its
+            # label contains no space, so the token survives splitting into words.
+            return match.group(0).replace(" ", "")
         if target.startswith(("#", "@", "!")):
             return label or target
         return target
