@@ -8,7 +8,7 @@
   watch this table too: the router's cached rules cannot miss a new or removed rule.
 
 Revision ID: 0011
-Revises: 0009 (to be rebased onto 0010, pause/resume, when both land)
+Revises: 0010
 Create Date: 2026-12-01 10:00:00
 """
 
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0009"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
