@@ -13,7 +13,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -162,6 +162,14 @@ class Settings(BaseSettings):
     # --- misc
     log_level: str = "INFO"
     port: int = Field(8080, ge=0, le=65535, validation_alias=AliasChoices("PORT", "FW_PORT"))
+    host: str | None = Field(
+        None,
+        description="address every HTTP listener binds (unset: 127.0.0.1 for run's metrics listener, "
+        "0.0.0.0 for the web server of serve, and of run with PORT)",
+    )
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="run serves /metrics and /healthz on this port (unset: no listener)"
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -187,6 +195,13 @@ class Settings(BaseSettings):
         if upper not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
         return upper
+
+    @field_validator("host")
+    @classmethod
+    def _check_host(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or any(c.isspace() for c in value)):
+            raise ValueError("must be an address or host name such as 127.0.0.1, 0.0.0.0 or ::")
+        return value
 
     @field_validator("hf_api_base", "github_base", "discord_api_base", "slack_api_base")
     @classmethod
@@ -238,6 +253,13 @@ class Settings(BaseSettings):
                 "SLACK_APP_TOKEN (Socket Mode) also needs SLACK_BOT_TOKEN (or the OAuth client id/secret)"
             )
         return self
+
+    def bind_host(self, listener: Literal["metrics", "web"]) -> str:
+        """FW_HOST when set; else loopback for run's metrics listener (an operator opens it on
+        purpose) and every address for the web server, as platforms' routers expect."""
+        if self.host is not None:
+            return self.host
+        return "127.0.0.1" if listener == "metrics" else "0.0.0.0"
 
     @property
     def is_sqlite(self) -> bool:
