@@ -10,6 +10,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.classify import Classifier, load_classifier
+from bot.metrics import Metrics
 from bot.pipeline.cluster import ClusterIndex
 from bot.pipeline.ingest import Ingestor
 from bot.pipeline.poller import Poller, StorySink
@@ -41,6 +42,7 @@ class App:
     fetcher: FeedFetcher
     parser: ParserPool
     poller: Poller
+    metrics: Metrics
     sinks: list[StorySink] = field(default_factory=list)
     services: list[Service] = field(default_factory=list)
     digests: DigestRunner | None = None  # set by the delivery side
@@ -82,10 +84,11 @@ class App:
             threshold=settings.cluster_similarity,
             max_stories=settings.cluster_index_max_stories,
         )
-        ingestor = Ingestor(store, classifier, index)
+        metrics = Metrics(classifier.topics)
+        ingestor = Ingestor(store, classifier, index, metrics=metrics)
         sink_list = list(sinks)
-        poller = Poller(settings, store, fetcher, parser, ingestor, sinks=sink_list)
-        return cls(settings, engine, store, classifier, fetcher, parser, poller, sink_list)
+        poller = Poller(settings, store, fetcher, parser, ingestor, sinks=sink_list, metrics=metrics)
+        return cls(settings, engine, store, classifier, fetcher, parser, poller, metrics, sink_list)
 
     def add_services(self) -> None:
         """Build the delivery and chat-platform services (for `run` and `serve`)."""

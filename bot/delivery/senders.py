@@ -28,13 +28,18 @@ import aiohttp
 import discord
 from discord.http import Route
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.delivery.bodies import discord_marker, discord_params
 from bot.delivery.outbox import Dest, Row, Unit
 from bot.digest.common import clip
+from bot.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -198,18 +203,30 @@ RECONCILE_PAGES = 5  # of 100 messages: how far back an ambiguous send is looked
 class DiscordSender:
     """Bot-token sends to channels: ``get_partial_messageable(id).send(..., nonce=...)``."""
 
-    def __init__(self, token: str, api_base: str, *, rate: float = 45.0, timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        token: str,
+        api_base: str,
+        *,
+        rate: float = 45.0,
+        timeout: float = 60.0,
+        metrics: Metrics | None = None,
+    ) -> None:
         Route.BASE = api_base.rstrip("/")
         self._token = token
         self.timeout = timeout
         self.pace = Pace(rate)
+        self.metrics = metrics or Metrics()
         self.client: discord.Client | None = None
         self._login_lock = asyncio.Lock()
 
     async def _client(self) -> discord.Client:
         async with self._login_lock:
             if self.client is None:
-                client = discord.Client(intents=discord.Intents.none())
+                # discord.py waits out 429s by itself; the trace is how we still count them.
+                client = discord.Client(
+                    intents=discord.Intents.none(), http_trace=self.metrics.http_trace("discord")
+                )
                 try:
                     await client.login(self._token)
                 except discord.LoginFailure as exc:
@@ -312,10 +329,13 @@ class DiscordSender:
 class DiscordWebhookSender:
     """Discord webhooks (no bot): no nonce exists for webhooks, so an ambiguous send is resent."""
 
-    def __init__(self, api_base: str, *, rate: float = 45.0, timeout: float = 60.0) -> None:
+    def __init__(
+        self, api_base: str, *, rate: float = 45.0, timeout: float = 60.0, metrics: Metrics | None = None
+    ) -> None:
         Route.BASE = api_base.rstrip("/")
         self.timeout = timeout
         self.pace = Pace(rate)
+        self.metrics = metrics or Metrics()
         self.session: aiohttp.ClientSession | None = None
 
     async def send(
@@ -326,7 +346,8 @@ class DiscordWebhookSender:
         if match is None:
             raise Gone("the Discord webhook URL is malformed")
         if self.session is None:
-            self.session = aiohttp.ClientSession()
+            # discord.py's webhook retries 429s itself; the trace counts each one.
+            self.session = aiohttp.ClientSession(trace_configs=[self.metrics.http_trace("discord_webhook")])
         webhook = discord.Webhook.partial(int(match.group(1)), match.group(2), session=self.session)
         try:
             async with asyncio.timeout(self.timeout):
@@ -377,6 +398,27 @@ def slack_error(exc: BaseException) -> SendError:
     return Retry(f"Slack: unexpected {type(exc).__name__}", ambiguous=True)
 
 
+class _CountRateLimits(AsyncRetryHandler):
+    """Counts every 429 answer slack_sdk sees and never asks for a retry itself. First in the client's
+    list, it sees each answer, including those the rate-limit handler after it retries silently."""
+
+    def __init__(self, count: Callable[[], None]) -> None:
+        super().__init__(max_retry_count=0)
+        self.count = count
+
+    async def can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if response is not None and response.status_code == 429:
+            self.count()
+        return False
+
+
 class SlackSender:
     """``chat.postMessage`` with the delivery id in the message metadata, so that an ambiguous
     send can be looked up (``conversations.history`` / ``.replies``) instead of posted twice."""
@@ -389,8 +431,11 @@ class SlackSender:
         timeout: float = 60.0,
         per_channel_interval: float = 1.0,
         installations: AsyncInstallationStore | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics or Metrics()
         self.client = AsyncWebClient(token=token, base_url=api_base, timeout=int(max(1, timeout)))
+        self.client.retry_handlers.insert(0, _CountRateLimits(lambda: self.metrics.rate_limited("slack")))
         self.client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
         self.default_token = token
         # Workspaces installed through OAuth have their own bot token in the installation store.
@@ -490,8 +535,9 @@ class SlackSender:
 class SlackWebhookSender:
     """Slack incoming webhooks: no message id, no history; an ambiguous send is resent."""
 
-    def __init__(self, *, timeout: float = 60.0) -> None:
+    def __init__(self, *, timeout: float = 60.0, metrics: Metrics | None = None) -> None:
         self.timeout = timeout
+        self.metrics = metrics or Metrics()
         self.session: aiohttp.ClientSession | None = None
 
     async def send(
@@ -512,6 +558,7 @@ class SlackWebhookSender:
         if status == 200:
             return Sent(f"webhook:{unit.lead.id}")
         if status == 429:
+            self.metrics.rate_limited("slack_webhook")
             raise Retry("Slack webhook: rate limited", float(retry_after) if retry_after else 1.0)
         if status >= 500:
             raise Retry(f"Slack webhook: HTTP {status}")

@@ -24,6 +24,7 @@ from bot.delivery.senders import (
     SlackWebhookSender,
 )
 from bot.delivery.worker import DeliveryWorker
+from bot.metrics import Metrics
 from bot.services import DigestRunner, Service
 from bot.settings import Settings
 from bot.store import models as m
@@ -37,17 +38,21 @@ log = logging.getLogger(__name__)
 
 
 def build_senders(
-    settings: Settings, write: Callable[[str], None] | None = None, engine: AsyncEngine | None = None
+    settings: Settings,
+    write: Callable[[str], None] | None = None,
+    engine: AsyncEngine | None = None,
+    metrics: Metrics | None = None,
 ) -> dict[str, Sender]:
     """One sender per platform that can be reached with the configured credentials. Webhooks need
     no token (the URL is the credential), so they are always available."""
     timeout = settings.delivery_timeout_seconds
+    metrics = metrics or Metrics()
     senders: dict[str, Sender] = {
         "console": ConsoleSender(write),
         "discord_webhook": DiscordWebhookSender(
-            settings.discord_api_base, rate=settings.discord_send_rate, timeout=timeout
+            settings.discord_api_base, rate=settings.discord_send_rate, timeout=timeout, metrics=metrics
         ),
-        "slack_webhook": SlackWebhookSender(timeout=timeout),
+        "slack_webhook": SlackWebhookSender(timeout=timeout, metrics=metrics),
     }
     if settings.discord_token is not None:
         senders["discord"] = DiscordSender(
@@ -55,6 +60,7 @@ def build_senders(
             settings.discord_api_base,
             rate=settings.discord_send_rate,
             timeout=timeout,
+            metrics=metrics,
         )
     oauth = settings.slack_client_id is not None and settings.slack_client_secret is not None
     if settings.slack_bot_token is not None or oauth:
@@ -71,6 +77,7 @@ def build_senders(
             settings.slack_api_base,
             timeout=timeout,
             installations=installations,
+            metrics=metrics,
         )
     return senders
 
@@ -157,11 +164,13 @@ class Delivery:
         *,
         senders: dict[str, Sender] | None = None,
         write: Callable[[str], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> Delivery:
         outbox = Outbox(store)
-        worker = DeliveryWorker(
-            outbox, settings, senders if senders is not None else build_senders(settings, write, store.engine)
-        )
+        metrics = metrics or Metrics()
+        if senders is None:
+            senders = build_senders(settings, write, store.engine, metrics)
+        worker = DeliveryWorker(outbox, settings, senders, metrics=metrics)
         router = Router(outbox, settings, on_queued=worker.wake, topics=topics)
         digests = DigestService(outbox, settings, topics, on_queued=worker.wake)
         return cls(outbox, router, worker, digests)
@@ -222,7 +231,7 @@ def queue_only_digests(app: App) -> DigestRunner:
 def delivery_services(app: App) -> list[Service]:
     """Routes new stories into the outbox (a poller sink), sends it, and runs the digest clock."""
     topics = app.classifier.topics
-    delivery = Delivery.build(app.store, app.settings, topics)
+    delivery = Delivery.build(app.store, app.settings, topics, metrics=app.metrics)
     app.poller.sinks.append(delivery.router)
     app.digests = delivery.digests
     return [

@@ -20,6 +20,7 @@ from pathlib import Path
 from bot.delivery.bodies import THREADED, unit_body
 from bot.delivery.outbox import Dest, Outbox, Unit
 from bot.delivery.senders import Gone, Rejected, Retry, Sender, ThreadRef, thread_ref
+from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.store.db import log_failure
 from bot.store.repo import new_lease_owner, utcnow
@@ -54,10 +55,18 @@ def _crash_point(point: str, platform: str) -> None:
 class DeliveryWorker:
     name = "delivery"
 
-    def __init__(self, outbox: Outbox, settings: Settings, senders: Mapping[str, Sender]) -> None:
+    def __init__(
+        self,
+        outbox: Outbox,
+        settings: Settings,
+        senders: Mapping[str, Sender],
+        *,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.outbox = outbox
         self.settings = settings
         self.senders = dict(senders)
+        self.metrics = metrics or Metrics()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -177,15 +186,18 @@ class DeliveryWorker:
         if utcnow() - unit.lead.created_at > give_up:
             await self.outbox.mark_failed(unit, f"gave up after {unit.lead.attempts} attempts")
             log.error("delivery %s to %r: gave up after %s", unit.ids, dest, give_up)
+            self.metrics.delivery_done(dest.platform, "failed")
             return "failed"
         thread: ThreadRef | None = None
         if unit.kind == "followup":
             if dest.platform not in THREADED:
                 await self.outbox.mark_failed(unit, "this destination cannot reply in threads")
+                self.metrics.delivery_done(dest.platform, "failed")
                 return "failed"
             alert = await self.outbox.alert_of(dest.id, unit.lead.cluster_id)
             if alert is None or alert.status in ("failed", "dropped", "deferred"):
                 await self.outbox.mark_failed(unit, "the alert it follows up was not delivered")
+                self.metrics.delivery_done(dest.platform, "failed")
                 return "failed"
             thread = thread_ref(alert)
             if thread is None:  # the alert is not posted yet; it goes first
@@ -197,6 +209,7 @@ class DeliveryWorker:
                 if found is not None:
                     log.info("delivery %s was already posted (%s); recorded", unit.ids, found.message_id)
                     await self.outbox.mark_sent(unit, found.message_id)
+                    self.metrics.delivery_done(dest.platform, "sent")
                     return "sent"
             body = unit_body(dest.platform, unit, await self.outbox.part_topic_before(unit))
             await self.outbox.mark_sending(unit)
@@ -207,19 +220,23 @@ class DeliveryWorker:
             delay = self._backoff(unit.lead.attempts + 1, exc.retry_after)
             log.warning("delivery %s to %r: %s; retry in %.0fs", unit.ids, dest, exc, delay)
             await self.outbox.mark_retry(unit, delay, str(exc), ambiguous=exc.ambiguous or unit.ambiguous)
+            self.metrics.delivery_done(dest.platform, "retry")
             return "wait"
         except Gone as exc:
             log.warning("destination %r is gone: %s; marked inactive", dest, exc)
             await self.outbox.deactivate(dest.id, str(exc))
+            self.metrics.delivery_done(dest.platform, "gone")
             return "gone"
         except Rejected as exc:
             log.error("delivery %s to %r rejected: %s", unit.ids, dest, exc)
             await self.outbox.mark_failed(unit, str(exc))
+            self.metrics.delivery_done(dest.platform, "failed")
             return "failed"
         if sent.thread_id is not None and thread is not None:
             await self.outbox.set_thread(thread.alert_row_id, sent.thread_id)
         await self.outbox.mark_sent(unit, sent.message_id)
         self.sent += 1
+        self.metrics.delivery_done(dest.platform, "sent")
         return "sent"
 
     def _backoff(self, attempts: int, retry_after: float | None) -> float:

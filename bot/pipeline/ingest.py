@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.classify import classify_many
 from bot.domain import Classification, Entry
+from bot.metrics import Metrics
 from bot.pipeline.cluster import ClusterIndex, IndexedStory, index_entry
 from bot.store import models as m
 from bot.store.repo import ClaimedSource, IndexRow, Store, sha1
@@ -104,10 +105,13 @@ class _Sighting:
 class Ingestor:
     """The single writer of stories; keeps the cluster index fresh from the store."""
 
-    def __init__(self, store: Store, classifier: Classifier, index: ClusterIndex) -> None:
+    def __init__(
+        self, store: Store, classifier: Classifier, index: ClusterIndex, *, metrics: Metrics | None = None
+    ) -> None:
         self.store = store
         self.classifier = classifier
         self.index = index
+        self.metrics = metrics or Metrics()
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self._wide_refresh_at: datetime | None = None
@@ -255,7 +259,9 @@ class Ingestor:
             touched.update(_cluster_of(p) for p in plans if p.target is not None)
             if touched:
                 await self.store.refresh_cluster_counts(session, touched)
-        # Only after the commit: a rolled-back batch must leave no trace in the index.
+        # Only after the commit: a rolled-back batch must leave no trace in the index (nor in the
+        # counters, or a batch retried job by job would be counted twice).
+        self.metrics.stories_written(p.classification.topics for p in plans)
         async with self._index_lock:
             for plan in plans:
                 plan.indexed.story_id, plan.indexed.cluster_id = plan.story_id, _cluster_of(plan)

@@ -12,12 +12,14 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from bot.domain import FetchResult, ParsedFeed, clamp_server_delay
+from bot.metrics import Metrics, fetch_failure_reason
 from bot.pipeline.ingest import Ingestor, NewStory
 from bot.settings import Settings
 from bot.sources.delta import pack_hashes, unpack_hashes
@@ -60,6 +62,7 @@ class SourceOutcome:
     error: str | None = None
     backlog: bool = False  # first poll: stored without announcing
     elapsed: float = 0.0
+    reason: str | None = None  # a failure's kind, one of bot.metrics.FAILURE_REASONS
 
 
 @dataclass(slots=True)
@@ -91,6 +94,7 @@ class Poller:
         *,
         sinks: Sequence[StorySink] = (),
         rng: random.Random | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -98,6 +102,7 @@ class Poller:
         self.parser = parser
         self.ingestor = ingestor
         self.sinks = list(sinks)
+        self.metrics = metrics or Metrics()
         self._rng = rng or random.Random()
         self._cycle_lock = asyncio.Lock()
         # Names this poller in the leases it takes (host, pid and a random part: unique even when
@@ -168,6 +173,7 @@ class Poller:
             try:
                 async with limit:
                     outcome, state = await self._poll_source(source, report)
+                self.metrics.poll_finished(outcome.status, outcome.reason)
                 states.append(state)
                 report.outcomes.append(outcome)
                 if on_progress:
@@ -243,7 +249,9 @@ class Poller:
             raise
         except Exception as exc:  # a bug or a database hiccup must not stop the other sources
             outcome.status = "failed"
+            outcome.reason = "internal"
             if is_database_outage(exc):
+                outcome.reason = "database"
                 # Not the source's fault: no back-off, no failure counted; polled again soon.
                 log.warning("polling %s: the database failed (%s)", source.name, _one_line(exc))
                 outcome.error = f"database unavailable: {_one_line(exc)}"[:300]
@@ -257,6 +265,7 @@ class Poller:
         except Exception as exc:  # whatever a source's answer did, its failure stays its own
             log.exception("scheduling %s failed", source.name)
             outcome.status, outcome.error = "failed", f"internal error: {type(exc).__name__}: {exc}"[:300]
+            outcome.reason = "internal"
             state = {
                 "id": source.id,
                 "last_polled_at": started,
@@ -300,20 +309,26 @@ class Poller:
         pages = 0
         while url and pages < MAX_PAGES:
             pages += 1
+            fetch_started = time.monotonic()
             result = await self.fetcher.fetch(
                 url,
                 etag=etag if pages == 1 else None,
                 last_modified=last_modified if pages == 1 else None,
                 extra_headers=headers,
             )
+            fetch_seconds = time.monotonic() - fetch_started
             outcome.http_status = result.status
             state["last_status"] = result.status
             if result.error is not None or (result.body is None and not result.not_modified):
+                self.metrics.fetch_done(fetch_seconds, "failed")
                 outcome.status, outcome.error = "failed", result.error or "empty response"
+                outcome.reason = fetch_failure_reason(result)
                 state["retry_after"] = result.retry_after or rate_limit_reset(result.headers)
                 return
             if result.not_modified:
+                self.metrics.fetch_done(fetch_seconds, "not_modified")
                 return  # 304: nothing to parse
+            self.metrics.fetch_done(fetch_seconds, "ok")
             assert result.body is not None
             parsed = await self.parser.submit(
                 parse_for_kind,
@@ -328,7 +343,7 @@ class Poller:
                 max_items=self.settings.max_items_per_feed,
             )
             if parsed.error is not None:
-                outcome.status, outcome.error = "failed", parsed.error
+                outcome.status, outcome.error, outcome.reason = "failed", parsed.error, "parse"
                 return
             outcome.entries += len(parsed.entries) + parsed.items_skipped
             outcome.parsed += len(parsed.entries)
