@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -97,6 +97,22 @@ class App:
 
         self.services.extend(delivery_services(self))
         self.services.extend(platform_services(self))
+
+    def add_metrics_listener(self, scheduler_running: Callable[[], bool]) -> None:
+        """For `run`: ``/metrics`` and ``/healthz`` on ``FW_METRICS_PORT`` when it is set (unset:
+        no listener at all). First in line, so it answers while the chat platforms still connect."""
+        if self.settings.metrics_port is None:
+            return
+        from bot.web import RunHealth, WebServer, build_metrics_app
+
+        health = RunHealth(self.engine, scheduler_running)
+        listener = WebServer(
+            build_metrics_app(self.metrics, self.engine, health),
+            self.settings.metrics_port,
+            self.settings.bind_host("metrics"),
+            name="metrics",
+        )
+        self.services.insert(0, listener)
 
     async def start_services(self) -> None:
         """Start every service in order; one that cannot start (a refused token, a port in use)

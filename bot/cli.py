@@ -183,6 +183,7 @@ async def _run_forever(settings: Settings) -> None:
     )
     try:
         app.add_services()
+        app.add_metrics_listener(lambda: scheduler.running)
         await run_forever(scheduler, stop, app.start_services)
     finally:
         err.print("stopping…", markup=False)
@@ -1173,7 +1174,8 @@ async def _digest_send(settings: Settings) -> tuple[int, int]:
 # ---------------------------------------------------------------------------------------- serve (issue 4)
 @main.command()
 def serve() -> None:
-    """Serve HTTP on $PORT (default 8080): /healthz, Slack's /slack/events and the Slack OAuth pages.
+    """Serve HTTP on $PORT (default 8080) and FW_HOST (default 0.0.0.0): /healthz, /metrics, Slack's
+    /slack/events and the Slack OAuth pages.
 
     This is the Procfile's `web:` process. It never opens the Discord gateway or polls; `frontierwatch
     run` does that (and serves HTTP too when PORT is set).
@@ -1198,7 +1200,9 @@ async def _serve(settings: Settings) -> None:
         app.services.extend(platform_services(app, role="web"))
         await app.start_services()
         err.print(
-            f"Frontier Watch {__version__}: serving HTTP on port {settings.port}. Ctrl-C stops.", markup=False
+            f"Frontier Watch {__version__}: serving HTTP on {settings.bind_host('web')} port {settings.port}. "
+            "Ctrl-C stops.",
+            markup=False,
         )
         await stop.wait()
     finally:

@@ -5,8 +5,8 @@ Two roles, matching the Procfile:
 * ``worker`` (``frontierwatch run``): syncs the webhooks file, holds the Discord gateway, runs Slack
   in Socket Mode when ``SLACK_APP_TOKEN`` is set, and serves HTTP too when ``PORT``/``FW_PORT`` is set
   explicitly (small installs run one process).
-* ``web`` (``frontierwatch serve``): only the HTTP server — ``/healthz``, Slack's Request URL and
-  the OAuth install pages. It never opens the Discord gateway: every gateway session receives every
+* ``web`` (``frontierwatch serve``): only the HTTP server — ``/healthz``, ``/metrics``, Slack's
+  Request URL and the OAuth install pages. It never opens the Discord gateway: every gateway session receives every
   interaction, so only one process may hold it.
 """
 
@@ -92,7 +92,8 @@ def platform_services(app: App, role: Role = "worker") -> list[Service]:
     if serve_http:
         http_slack = slack if slack is not None and not socket_mode else None
         signing = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
-        services.append(WebServer(build_web_app(http_slack, signing_secret=signing), settings.port))
+        web_app = build_web_app(http_slack, signing_secret=signing, metrics=app.metrics, engine=app.engine)
+        services.append(WebServer(web_app, settings.port, settings.bind_host("web")))
     elif slack is not None and not socket_mode:
         log.warning(
             "Slack is configured for HTTP mode but this process serves no HTTP: run `frontierwatch serve` "
