@@ -142,13 +142,10 @@ async def read_database_figures(engine: AsyncEngine, now: datetime) -> DatabaseF
     )
 
 
-def _age(then: datetime | str | None, now: datetime) -> float:
+def _age(then: datetime | None, now: datetime) -> float:
+    """Seconds since ``then`` (aware UTC: ``min()`` keeps the column's UTCDateTime type), 0 for none."""
     if then is None:
         return 0.0
-    if isinstance(then, str):  # SQLite hands aggregates back as text, past the column's type
-        then = datetime.fromisoformat(then)
-    if then.tzinfo is None:
-        then = then.replace(tzinfo=UTC)
     return max(0.0, (now - then).total_seconds())
 
 

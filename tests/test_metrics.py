@@ -212,9 +212,12 @@ async def test_a_poll_and_a_delivery_move_the_counters_seen_on_the_metrics_port(
         assert api.spec_errors == []
 
 
-async def test_database_gauges_are_read_at_scrape_time_and_serve_exposes_them(tmp_path: Path) -> None:
+async def test_database_gauges_are_read_at_scrape_time_and_serve_exposes_them(
+    tmp_path: Path, database_url: str
+) -> None:
+    """On SQLite and on PostgreSQL: the gauges' queries are plain SQL that both must answer alike."""
     (tmp_path / "sources.toml").write_text("")
-    settings = settings_for(tmp_path, host="127.0.0.1", port=0)
+    settings = settings_for(tmp_path, database_url=database_url, host="127.0.0.1", port=0)
     app = await App.build(settings, sync_sources=False)
     try:
         [server] = platform_services(app, role="web")  # what `frontierwatch serve` runs
