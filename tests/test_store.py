@@ -7,14 +7,14 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from bot.domain import Classification, Entry, SourceSpec
 from bot.pipeline.cluster import ClusterIndex
 from bot.pipeline.ingest import Ingestor
 from bot.sources.delta import pack_hashes, unpack_hashes
 from bot.store import models as m
-from bot.store.db import create_engine, current_revision, head_revision, migrate
+from bot.store.db import SchemaTooNewError, create_engine, current_revision, head_revision, migrate
 from bot.store.repo import Store
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -53,6 +53,14 @@ def entry(guid: str, title: str, url: str, outlet: str | None = None, hours_ago:
 async def test_migrate_is_idempotent_and_reports_revision(store: Store) -> None:
     await migrate(store.engine)
     assert await current_revision(store.engine) == head_revision()
+
+
+async def test_a_database_a_newer_release_migrated_is_refused_in_one_line(store: Store) -> None:
+    async with store.engine.begin() as conn:
+        await conn.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+    with pytest.raises(SchemaTooNewError, match="revision 0099, which this release does not know"):
+        await migrate(store.engine)
+    assert await current_revision(store.engine) == "0099"  # refused before touching anything
 
 
 async def test_sync_sources_adopts_a_feed_a_channel_added_first(store: Store) -> None:

@@ -14,6 +14,8 @@ from sqlalchemy import Connection, event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 
+from bot.services import ServiceStartError
+
 log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -116,12 +118,38 @@ def _upgrade(connection: Connection, revision: str) -> None:
     command.upgrade(cfg, revision)
 
 
+class SchemaTooNewError(ServiceStartError):
+    """The database was migrated by a newer release than this one."""
+
+
+def _unknown_revision(connection: Connection) -> str | None:
+    """The database's revision when this code does not ship it (a newer release migrated it)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    current = MigrationContext.configure(connection).get_current_revision()
+    if current is None:
+        return None
+    known = {script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+    return current if current not in known else None
+
+
 async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
-    """Bring the schema to ``revision``. Safe to run at every start and from several replicas."""
+    """Bring the schema to ``revision``. Safe to run at every start and from several replicas.
+
+    Refuses, in one line, a database that a newer release has migrated: old code on a newer schema
+    would write rows the new columns and triggers do not expect."""
     async with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             # Two replicas starting together must not both create tables.
             await conn.exec_driver_sql("SELECT pg_advisory_xact_lock(724201)")
+        newer = await conn.run_sync(_unknown_revision)
+        if newer is not None:
+            raise SchemaTooNewError(
+                f"the database's schema is at revision {newer}, which this release does not know "
+                f"(its newest is {head_revision()}): a newer Frontier Watch upgraded it. Run that "
+                "release, or restore the backup taken before the upgrade"
+            )
         await conn.run_sync(_upgrade, revision)
 
 
