@@ -42,7 +42,6 @@ from sqlalchemy import delete, func, insert, select, text, update  # noqa: E402
 
 from bench.poll import NAMES  # noqa: E402
 from bot.delivery.digests import DigestService  # noqa: E402
-from bot.delivery.outbox import Outbox  # noqa: E402
 from bot.delivery.router import Router  # noqa: E402
 from bot.domain import Classification, FetchResult  # noqa: E402
 from bot.pipeline.ingest import NewStory  # noqa: E402
@@ -50,6 +49,7 @@ from bot.pipeline.poller import Poller  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from bot.store import models as m  # noqa: E402
 from bot.store.db import create_engine, migrate  # noqa: E402
+from bot.store.outbox import Outbox  # noqa: E402
 from bot.store.repo import Store  # noqa: E402
 from bot.store.retention import Retention  # noqa: E402
 from bot.store.search import parse_search, search_stories  # noqa: E402

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import func, select
 
-from bot.delivery.outbox import Outbox
 from bot.store import models as m
+from bot.store.outbox import Outbox
 from bot.store.repo import Store
 from handlers import Command, Reply, Rights, UsageError, handle, parse_text
 from tests.support.chat_env import ChatEnv, chat_env

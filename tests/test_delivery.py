@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from bot.delivery.outbox import Row, Unit, group_units
 from bot.delivery.services import Delivery, ensure_console_destination
 from bot.settings import Settings
 from bot.store import models as m
+from bot.store.outbox import Row, Unit, group_units
 from bot.store.repo import Store
 from tests.support.newsdb import add_destination, add_story, deliveries, destination, open_store, source
 

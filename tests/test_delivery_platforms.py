@@ -13,9 +13,9 @@ import pytest
 from discord.http import Route
 from sqlalchemy import update
 
-from bot.delivery.outbox import Outbox
 from bot.delivery.services import Delivery
 from bot.store import models as m
+from bot.store.outbox import Outbox
 from bot.store.repo import Store
 from tests.support.discord_api import DiscordAPI
 from tests.support.newsdb import (

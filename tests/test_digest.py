@@ -16,13 +16,13 @@ from sqlalchemy import select
 from bot.cli import main
 from bot.delivery.bodies import discord_wire, paginate, slack_wire
 from bot.delivery.digests import DigestService
-from bot.delivery.outbox import Outbox
 from bot.digest import discord_render, slack_render
 from bot.digest.common import DigestHeader
 from bot.digest.entries import DigestEntry, Selection, TopicRule, select_entries
 from bot.digest.text import text_digest
 from bot.settings import Settings
 from bot.store import models as m
+from bot.store.outbox import Outbox
 from bot.store.repo import Store
 from bot.timetable import ScheduleError, next_digest_at
 from tests.support.newsdb import add_destination, add_story, destination, open_store

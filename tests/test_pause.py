@@ -15,9 +15,9 @@ import pytest
 from discord.http import Route
 from sqlalchemy import select, update
 
-from bot.delivery.outbox import Outbox
 from bot.store import models as m
 from bot.store.chat import ChatStore
+from bot.store.outbox import Outbox
 from bot.store.repo import Store
 from handlers import Command, Reply, Rights, handle, parse_text
 from handlers.model import Invocation

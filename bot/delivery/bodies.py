@@ -14,11 +14,11 @@ import discord
 from discord.http import MultipartParameters
 
 from bot.delivery import controls
-from bot.delivery.outbox import Unit
 from bot.digest import discord_render, slack_render
 from bot.digest.common import DigestHeader, mentions_of, quiet_line
 from bot.digest.entries import DigestEntry
 from bot.digest.text import text_alert, text_digest, text_followup
+from bot.store.outbox import Unit
 
 Family = Literal["discord", "slack", "text"]
 FAMILIES: dict[str, Family] = {

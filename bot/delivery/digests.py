@@ -31,7 +31,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.classify.keywords import KeywordFilter
 from bot.delivery.bodies import paginate
 from bot.delivery.notices import scan_broken_sources
-from bot.delivery.outbox import Outbox
 from bot.digest.common import DigestHeader
 from bot.digest.entries import (
     ClusterFacts,
@@ -46,6 +45,7 @@ from bot.digest.entries import (
 from bot.settings import Settings
 from bot.store import models as m
 from bot.store.db import log_failure
+from bot.store.outbox import Outbox
 from bot.store.repo import utcnow
 from bot.timetable import ScheduleError, local_date_label, next_digest_at
 

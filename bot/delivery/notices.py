@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, or_, select
 
-from bot.delivery.outbox import Outbox
 from bot.settings import Settings
 from bot.store import models as m
+from bot.store.outbox import Outbox
 
 log = logging.getLogger(__name__)
 

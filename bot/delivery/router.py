@@ -21,7 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.classify.keywords import KeywordFilter
 from bot.delivery.bodies import THREADED
 from bot.delivery.mentions import MentionRule, mentions_for
-from bot.delivery.outbox import Outbox
 from bot.digest.common import Mention
 from bot.digest.entries import (
     ALERTED_STATES,
@@ -36,6 +35,7 @@ from bot.domain import Classification
 from bot.pipeline.ingest import ANNOUNCE_MAX_AGE, NewStory
 from bot.settings import Settings
 from bot.store import models as m
+from bot.store.outbox import Outbox
 from bot.store.repo import cluster_outlets, utcnow
 
 log = logging.getLogger(__name__)

@@ -37,9 +37,9 @@ from slack_sdk.oauth.installation_store.async_installation_store import AsyncIns
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.delivery.bodies import discord_marker, discord_params
-from bot.delivery.outbox import Dest, Row, Unit
 from bot.digest.common import clip
 from bot.metrics import Metrics
+from bot.store.outbox import Dest, Row, Unit
 
 log = logging.getLogger(__name__)
 

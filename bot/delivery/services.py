@@ -13,7 +13,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.delivery.digests import DigestService
-from bot.delivery.outbox import Outbox
 from bot.delivery.router import Router
 from bot.delivery.senders import (
     ConsoleSender,
@@ -29,6 +28,7 @@ from bot.services import DigestRunner, Service
 from bot.settings import Settings
 from bot.store import models as m
 from bot.store.db import log_failure
+from bot.store.outbox import Outbox
 from bot.store.repo import Store, utcnow
 
 if TYPE_CHECKING:

@@ -18,11 +18,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from bot.delivery.bodies import THREADED, unit_body
-from bot.delivery.outbox import Dest, Outbox, Unit
 from bot.delivery.senders import Gone, Rejected, Retry, Sender, ThreadRef, thread_ref
 from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.store.db import log_failure
+from bot.store.outbox import Dest, Outbox, Unit
 from bot.store.repo import new_lease_owner, utcnow
 
 log = logging.getLogger(__name__)

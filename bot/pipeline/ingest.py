@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,8 +26,8 @@ from bot.classify import classify_many
 from bot.domain import Classification, Entry
 from bot.metrics import Metrics
 from bot.pipeline.cluster import ClusterIndex, IndexedStory, index_entry
-from bot.store import models as m
 from bot.store.repo import ClaimedSource, IndexRow, Store, sha1
+from bot.store.stories import NewStoryRow, Sighting, TopicScore, mark_official, write_sightings, write_stories
 
 if TYPE_CHECKING:
     from bot.classify import Classifier
@@ -235,27 +234,18 @@ class Ingestor:
             ids = {url_hash: story_id for url_hash, (story_id, _c) in stored.items()}
             ids.update({p.url_hash: p.story_id for p in plans})
             if sightings:
-                await session.execute(
-                    insert(m.SourceEntry),
-                    [
-                        _entry_row(s.job.source.id, s.guid_hash, s.outlet, ids[s.url_hash], now)
-                        for s in sightings
-                    ],
+                await write_sightings(
+                    session,
+                    [Sighting(s.job.source.id, s.guid_hash, s.outlet, ids[s.url_hash]) for s in sightings],
+                    now,
                 )
                 for s in sightings:
                     s.job.sightings += 1
                     if s.url_hash in planned:  # another outlet of a story founded in this batch
                         touched.add(_cluster_of(planned[s.url_hash]))
-                # A story first stored from a news feed and now seen in the publisher's own feed
-                # (same canonical URL) is the publisher's story too.
-                official_ids = sorted({ids[s.url_hash] for s in sightings if s.job.source.official})
-                if official_ids:
-                    await session.execute(
-                        update(m.Story)
-                        .where(m.Story.id.in_(official_ids), m.Story.official.is_(False))
-                        .values(official=True)
-                        .execution_options(synchronize_session=False)
-                    )
+                await mark_official(
+                    session, sorted({ids[s.url_hash] for s in sightings if s.job.source.official})
+                )
             touched.update(_cluster_of(p) for p in plans if p.target is not None)
             if touched:
                 await self.store.refresh_cluster_counts(session, touched)
@@ -366,76 +356,39 @@ class Ingestor:
         return plan
 
     async def _insert_stories(self, session: AsyncSession, plans: list[_Plan], now: datetime) -> None:
-        # executemany without RETURNING: on SQLite, RETURNING in parameter order costs one round
-        # trip per row. A new cluster takes the id of the story that founded it, so stories are
-        # written first and their clusters after.
-        await session.execute(
-            insert(m.Story),
-            [
-                {
-                    "url_hash": p.url_hash,
-                    "url": p.entry.url,
-                    "title": p.entry.title,
-                    "summary": p.entry.summary,
-                    "outlet": p.outlet,
-                    "source_id": p.job.source.id,
-                    "cluster_id": p.target if isinstance(p.target, int) else None,
-                    "published_at": p.entry.published or now,
-                    "first_seen_at": now,
-                    "backlog": not p.job.source.backlog_done,
-                    "routed": not _announce(p, now),
-                    "official": p.job.source.official,
-                    "extra": dict(p.entry.extra) if p.entry.extra else {},
-                }
-                for p in plans
-            ],
-        )
-        by_url = {p.url_hash: p for p in plans}
-        urls = list(by_url)
-        for start in range(0, len(urls), 500):
-            rows = await session.execute(
-                select(m.Story.url_hash, m.Story.id).where(m.Story.url_hash.in_(urls[start : start + 500]))
-            )
-            for url_hash, story_id in rows:
-                by_url[url_hash].story_id = story_id
-        founders = [p for p in plans if p.target is None]
-        if founders:
-            await session.execute(
-                insert(m.Cluster),
-                [
-                    {
-                        "id": p.story_id,
-                        "representative_story_id": p.story_id,
-                        "first_seen_at": now,
-                        "last_seen_at": now,
-                        "sources_count": 1,
-                    }
-                    for p in founders
+        position = {id(p): i for i, p in enumerate(plans)}
+        rows = [
+            NewStoryRow(
+                url_hash=p.url_hash,
+                url=p.entry.url,
+                title=p.entry.title,
+                summary=p.entry.summary,
+                outlet=p.outlet,
+                source_id=p.job.source.id,
+                guid_hash=p.guid_hash,
+                published_at=p.entry.published or now,
+                backlog=not p.job.source.backlog_done,
+                routed=not _announce(p, now),
+                official=p.job.source.official,
+                extra=dict(p.entry.extra) if p.entry.extra else {},
+                scores=[
+                    TopicScore(
+                        topic,
+                        score,
+                        topic in p.classification.topics,
+                        tuple(p.classification.evidence.get(topic, ())),
+                    )
+                    for topic, score in p.classification.scores.items()
+                    if score > 0
                 ],
+                cluster_id=p.target if isinstance(p.target, int) else None,
+                founder=position[id(p.target)] if isinstance(p.target, _Plan) else None,
             )
-        pending = [
-            {"id": p.story_id, "cluster_id": _cluster_of(p)} for p in plans if not isinstance(p.target, int)
-        ]
-        if pending:
-            await session.execute(update(m.Story), pending)
-        await session.execute(
-            insert(m.SourceEntry),
-            [_entry_row(p.job.source.id, p.guid_hash, p.outlet, p.story_id, now) for p in plans],
-        )
-        scores = [
-            {
-                "story_id": p.story_id,
-                "topic": topic,
-                "score": score,
-                "passed": topic in p.classification.topics,
-                "evidence": {"terms": list(p.classification.evidence.get(topic, ()))},
-            }
             for p in plans
-            for topic, score in p.classification.scores.items()
-            if score > 0
         ]
-        if scores:
-            await session.execute(insert(m.Classification), scores)
+        await write_stories(session, rows, now)
+        for plan, row in zip(plans, rows, strict=True):
+            plan.story_id = row.story_id
 
 
 def _cluster_of(plan: _Plan) -> int:
@@ -467,15 +420,3 @@ def _announce(plan: _Plan, now: datetime) -> bool:
     """New to the world, not just to us: not a first-poll backlog, not an old post resurfacing."""
     published = plan.entry.published or now
     return plan.job.source.backlog_done and now - published <= ANNOUNCE_MAX_AGE
-
-
-def _entry_row(
-    source_id: int, guid_hash: str, outlet: str, story_id: int, now: datetime
-) -> dict[str, object]:
-    return {
-        "source_id": source_id,
-        "guid_hash": guid_hash,
-        "outlet": outlet,
-        "story_id": story_id,
-        "seen_at": now,
-    }
