@@ -45,6 +45,7 @@ from bot.digest.entries import (
 from bot.settings import Settings
 from bot.store import models as m
 from bot.store.db import log_failure
+from bot.store.destinations import channel_rules as stored_channel_rules
 from bot.store.outbox import Outbox
 from bot.store.repo import utcnow
 from bot.timetable import ScheduleError, local_date_label, next_digest_at
@@ -101,17 +102,11 @@ ChannelRules = tuple[list[TopicRule], KeywordFilter]
 
 async def channel_rules(session: AsyncSession, destination_ids: Sequence[int]) -> dict[int, ChannelRules]:
     """Each channel's topic rules and keyword filter, for many channels in two queries."""
-    subs: dict[int, list[TopicRule]] = {d: [] for d in destination_ids}
-    words: dict[int, tuple[list[str], list[str]]] = {d: ([], []) for d in destination_ids}
-    for sub in await session.scalars(
-        select(m.Subscription).where(m.Subscription.destination_id.in_(destination_ids))
-    ):
-        subs[sub.destination_id].append(TopicRule(sub.topic, sub.mode, sub.min_score))
-    for kw in await session.scalars(
-        select(m.ChannelKeyword).where(m.ChannelKeyword.destination_id.in_(destination_ids))
-    ):
-        words[kw.destination_id][0 if kw.kind == "include" else 1].append(kw.keyword)
-    return {d: (subs[d], KeywordFilter(*words[d])) for d in destination_ids}
+    rows = await stored_channel_rules(session, destination_ids)
+    return {
+        d: ([TopicRule(*sub) for sub in r.subscriptions], KeywordFilter(r.include, r.exclude))
+        for d, r in rows.items()
+    }
 
 
 def _selection(dest: m.Destination, since: datetime, until: datetime, rules: ChannelRules) -> Selection:

@@ -35,6 +35,7 @@ from bot.domain import Classification
 from bot.pipeline.ingest import ANNOUNCE_MAX_AGE, NewStory
 from bot.settings import Settings
 from bot.store import models as m
+from bot.store.destinations import channel_rules, routable_destinations
 from bot.store.outbox import Outbox
 from bot.store.repo import cluster_outlets, utcnow
 
@@ -107,37 +108,29 @@ class RouteTable:
 async def load_routes(session: AsyncSession) -> list[Route]:
     # A paused channel gets nothing queued (no backlog on resume); the routing_version trigger
     # watches ``paused_at``, so every replica's cached table drops or regains it at once.
-    dests = (
-        await session.scalars(
-            select(m.Destination).where(m.Destination.active.is_(True), m.Destination.paused_at.is_(None))
-        )
-    ).all()
-    routes = {d.id: Route(d.id, d.platform, d.alert_cap_per_hour) for d in dests}
-    if not routes:
-        return []
-    for sub in (
-        await session.scalars(select(m.Subscription).where(m.Subscription.destination_id.in_(routes)))
-    ).all():
-        routes[sub.destination_id].rules.append(TopicRule(sub.topic, sub.mode, sub.min_score))
-    words: dict[int, tuple[list[str], list[str]]] = {}
-    for kw in (
-        await session.scalars(select(m.ChannelKeyword).where(m.ChannelKeyword.destination_id.in_(routes)))
-    ).all():
-        include, exclude = words.setdefault(kw.destination_id, ([], []))
-        (include if kw.kind == "include" else exclude).append(kw.keyword)
-    for dest_id, (include, exclude) in words.items():
-        routes[dest_id].keywords = KeywordFilter(include, exclude)
-    # Read with the rest of the rules (and cached with them: migration 0011's triggers bump
+    dests = await routable_destinations(session)
+    # Mention rules are read with the rest (and cached with them: migration 0011's triggers bump
     # routing_version on any change to mention_rules), so a mention costs no query per alert.
-    for rule in (
-        await session.scalars(
-            select(m.MentionRule).where(m.MentionRule.destination_id.in_(routes)).order_by(m.MentionRule.id)
+    rows = await channel_rules(session, [d.id for d in dests], mentions=True)
+    routes = []
+    for d in dests:
+        found = rows[d.id]
+        if not found.subscriptions:
+            continue
+        routes.append(
+            Route(
+                d.id,
+                d.platform,
+                d.alert_cap_per_hour,
+                rules=[TopicRule(*sub) for sub in found.subscriptions],
+                keywords=KeywordFilter(found.include, found.exclude),
+                mentions=[
+                    MentionRule(Mention(r.target_kind, r.target_id), r.topic, r.official, r.min_score)
+                    for r in found.mentions
+                ],
+            )
         )
-    ).all():
-        routes[rule.destination_id].mentions.append(
-            MentionRule(Mention(rule.target_kind, rule.target_id), rule.topic, rule.official, rule.min_score)
-        )
-    return [r for r in routes.values() if r.rules]
+    return routes
 
 
 @dataclass(frozen=True, slots=True)
