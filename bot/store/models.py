@@ -366,3 +366,21 @@ class Feedback(Base):
     alerted_topics: Mapped[list[str]] = mapped_column(JSON, default=list)  # what the alert said
     topics: Mapped[list[str]] = mapped_column(JSON, default=list)  # what the reader says instead
     created_at: Mapped[datetime]
+
+
+class ReviewLabel(Base):
+    """A story labelled in the web console's Review page: a labelled example for `frontierwatch
+    train`, exported with the chat feedback (``frontierwatch feedback export``).
+
+    A sibling of ``feedback`` rather than rows in it: a console label names no alert, channel or
+    platform (``feedback.delivery_id`` is required), and keeping the two apart lets each say
+    where it came from."""
+
+    __tablename__ = "review_labels"
+    __table_args__ = (UniqueConstraint("story_id", "labelled_by"),)  # a second label replaces the first
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    story_id: Mapped[int] = mapped_column(ForeignKey("stories.id", ondelete="CASCADE"), index=True)
+    labelled_by: Mapped[str] = mapped_column(String(200))  # the console user
+    topics: Mapped[list[str]] = mapped_column(JSON, default=list)  # [] = none of the topics
+    created_at: Mapped[datetime]
