@@ -6,6 +6,8 @@ preview prints what would really be sent.
 
 from __future__ import annotations
 
+import io
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
@@ -15,6 +17,7 @@ from discord.http import MultipartParameters
 
 from bot.delivery import controls
 from bot.digest import discord_render, slack_render
+from bot.digest.chart_render import discord_chart_body, slack_chart_body, text_chart
 from bot.digest.common import DigestHeader, mentions_of, quiet_line
 from bot.digest.entries import DigestEntry
 from bot.digest.text import text_alert, text_digest, text_followup
@@ -113,9 +116,16 @@ def unit_body(platform: str, unit: Unit, previous_topic: str | None = None) -> d
         if fam == "slack":
             return slack_render.quiet_body(header)
         return quiet_line(header) + "\n"
+    if unit.kind == "chart":
+        if fam == "discord":
+            return discord_chart_body(payload)
+        if fam == "slack":
+            return slack_chart_body(payload, discord_marker(unit.nonce))
+        return text_chart(payload)
     raise ValueError(f"unknown delivery kind {unit.kind!r}")
 
 
+_CONTENT_TYPES = {"png": "image/png"}
 DISCORD_EMBEDS_MAX_CHARS = 6000
 DISCORD_FOOTER_MAX_CHARS = 2048
 
@@ -149,30 +159,52 @@ def with_discord_marker(body: dict[str, Any], ref: str) -> dict[str, Any]:
 def discord_params(body: dict[str, Any], nonce: str | None = None) -> MultipartParameters:
     """What the Discord sender posts for ``body``: embeds (with the ``ref`` marker when a nonce is
     given), ``nonce``/``enforce_nonce``, the feedback components, and the body's own
-    ``allowed_mentions`` (nothing pings unless the body names it: an alert's mention rules)."""
+    ``allowed_mentions`` (nothing pings unless the body names it: an alert's mention rules).
+
+    A body with ``files`` (the trend chart) becomes multipart/form-data: ``payload_json`` plus
+    ``files[0]``…, each listed in the payload's ``attachments``. The caller closes the files."""
     from discord.http import handle_message_parameters
 
     if nonce is not None:
         body = with_discord_marker(body, nonce)
+    files = [
+        discord.File(io.BytesIO(chart.data), filename=chart.filename, description=chart.alt_text[:1024])
+        for chart in body.get("files") or ()
+    ]
     params = handle_message_parameters(
         content=body.get("content") or None,
         embeds=[discord.Embed.from_dict(e) for e in body.get("embeds") or []],
+        files=files or discord.utils.MISSING,
         nonce=nonce,
         allowed_mentions=discord.AllowedMentions.none(),
     )
-    if params.payload is not None:
-        if body.get("components"):
-            params.payload["components"] = body["components"]
-        # As the renderer wrote it: discord.py would turn role ids into integers, where the spec
-        # (and Discord's docs) give snowflakes as strings.
-        params.payload["allowed_mentions"] = body.get("allowed_mentions") or {"parse": []}
+    # With files, discord.py has already put the JSON into the first multipart part
+    # (``payload_json``): the same adjustments are made there.
+    multipart = params.multipart or []
+    payload = params.payload if params.payload is not None else json.loads(multipart[0]["value"])
+    if body.get("components"):
+        payload["components"] = body["components"]
+    # As the renderer wrote it: discord.py would turn role ids into integers, where the spec
+    # (and Discord's docs) give snowflakes as strings.
+    payload["allowed_mentions"] = body.get("allowed_mentions") or {"parse": []}
+    for attachment in payload.get("attachments") or ():
+        attachment["id"] = str(attachment["id"])  # the files[n] index, as a snowflake string
+    if params.payload is None:
+        multipart[0]["value"] = json.dumps(payload, separators=(",", ":"), ensure_ascii=True)
+        for part, chart in zip(multipart[1:], body.get("files") or (), strict=True):
+            part["content_type"] = _CONTENT_TYPES.get(chart.filename.rsplit(".", 1)[-1], part["content_type"])
     return params
 
 
 def discord_wire(body: dict[str, Any], nonce: str | None = None) -> dict[str, Any]:
     """The JSON body of :func:`discord_params` (what ``digest --preview`` prints and the spec
     tests validate)."""
-    return dict(discord_params(body, nonce).payload or {})
+    params = discord_params(body, nonce)
+    for file in params.files or ():
+        file.close()
+    if params.payload is None:  # multipart: the JSON part
+        return dict(json.loads((params.multipart or [])[0]["value"]))
+    return dict(params.payload)
 
 
 def slack_wire(body: dict[str, Any], channel: str, delivery_id: int | None = None) -> dict[str, Any]:

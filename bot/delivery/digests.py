@@ -48,6 +48,7 @@ from bot.store.db import log_failure
 from bot.store.destinations import channel_rules as stored_channel_rules
 from bot.store.outbox import Outbox
 from bot.store.repo import utcnow
+from bot.store.trends import DEFAULT_WEEKS, TopicEvent, topic_events, weekly_series
 from bot.timetable import ScheduleError, local_date_label, next_digest_at
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ class _TickCache:
 
     facts: dict[int, ClusterFacts] = field(default_factory=dict)  # cluster -> its facts
     windows: dict[tuple[datetime, datetime], list[int]] = field(default_factory=dict)  # clusters
+    trend_events: list[TopicEvent] | None = None  # the weekly chart's events, read once per tick
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +126,40 @@ async def destination_selection(
     session: AsyncSession, dest: m.Destination, since: datetime, until: datetime
 ) -> Selection:
     return _selection(dest, since, until, (await channel_rules(session, [dest.id]))[dest.id])
+
+
+# Weekly digests carry the trend chart where a file can be posted: Discord (an attachment), Slack
+# (the external upload flow) and the console (as text). Webhooks cannot: Slack's incoming webhooks
+# take no files, and a Discord webhook's digest would be the only one without a bot to retry it.
+CHART_PLATFORMS = frozenset({"discord", "slack", "console"})
+CHART_TITLE = "Frontier Watch trends: events per topic per week"
+
+
+def chart_row(
+    dest_id: int, batch: str, fire: datetime, now: datetime, payload: dict[str, Any]
+) -> dict[str, Any]:
+    """The outbox row of a weekly digest's chart. It holds the series, not the image: the PNG is
+    rendered at send time, so a retry re-renders the same bytes and the row stays small. Its
+    cluster id is a negative surrogate from the digest's minute (never a real cluster, so
+    retention and "already delivered" checks never mistake it for one)."""
+    return {
+        "destination_id": dest_id,
+        "cluster_id": -int(fire.astimezone(UTC).timestamp() // 60),
+        "kind": "chart",
+        "batch": batch,
+        "payload": payload,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+
+
+def with_chart(rows: list[dict[str, Any]], chart: dict[str, Any]) -> list[dict[str, Any]]:
+    """``rows`` with the chart right after the digest's first message: the outbox posts a
+    destination's rows in id order, so the chart follows the headline part instead of trailing
+    many parts behind."""
+    first_part = sum(1 for r in rows if r["kind"] == "digest" and int(r["payload"].get("part", 1)) == 1)
+    at = first_part or len(rows)
+    return [*rows[:at], chart, *rows[at:]]
 
 
 def plan_rows(
@@ -369,6 +405,11 @@ class DigestService:
                         "created_at": now,
                     }
                 ]
+            if rows and dest.digest_frequency == "weekly" and dest.platform in CHART_PLATFORMS:
+                digest_topics = [r.topic for r in rules[dest.id][0] if r.mode != "alerts"]
+                chart = await self._chart_payload(session, dest, digest_topics, now, cache)
+                chart["header"] = header.to_dict()
+                rows = with_chart(rows, chart_row(dest.id, batch, fire, now, chart))
             created = await self.outbox.enqueue(session, rows)
             dest.last_digest_at = now
             if advance:
@@ -376,6 +417,25 @@ class DigestService:
                 dest.digest_lease_until = None
             results.append((PlannedDigest(dest.id, batch, len(entries), parts, quiet), bool(created)))
         return results
+
+    async def _chart_payload(
+        self,
+        session: AsyncSession,
+        dest: m.Destination,
+        subscribed: Sequence[str],
+        now: datetime,
+        cache: _TickCache,
+    ) -> dict[str, Any]:
+        """The chart's series for this channel: its own topics (all when it follows none), weeks
+        ending today in its time zone. The events are read once per tick for every channel."""
+        if cache.trend_events is None:
+            # A day more than the weeks: whatever a channel's time zone, its first day is inside.
+            since = now - timedelta(days=DEFAULT_WEEKS * 7 + 1)
+            cache.trend_events = await topic_events(session, since, now)
+        chosen = set(subscribed)
+        topics = [t for t in self.topics if t in chosen] or list(self.topics)
+        series = weekly_series(cache.trend_events, now, timezone=dest.timezone, topics=topics)
+        return {"title": CHART_TITLE, "series": series.to_payload()}
 
     # ------------------------------------------------------------------ DigestRunner
     async def digest_now(self, destination_id: int) -> int:

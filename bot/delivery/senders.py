@@ -40,6 +40,7 @@ from bot.delivery.bodies import discord_marker, discord_params
 from bot.digest.common import clip
 from bot.metrics import Metrics
 from bot.store.outbox import Dest, Row, Unit
+from bot.trends.chart import ChartFile
 
 log = logging.getLogger(__name__)
 
@@ -256,7 +257,11 @@ class DiscordSender:
                 await self.pace.acquire()
                 # The same wire body that `digest --preview` prints and the spec tests validate.
                 params = discord_params(body, unit.nonce)
-                message = await client.http.send_message(int(target), params=params)
+                try:
+                    message = await client.http.send_message(int(target), params=params)
+                finally:
+                    for file in params.files or ():  # the chart's PNG, if any
+                        file.close()
         except SendError:
             raise
         except Exception as exc:
@@ -374,6 +379,11 @@ class DiscordWebhookSender:
 
 
 # ---------------------------------------------------------------------------------------- slack
+def _slack_error_code(exc: SlackApiError) -> str:
+    data = getattr(exc.response, "data", None)
+    return str(data.get("error", "")) if isinstance(data, dict) else ""
+
+
 def slack_error(exc: BaseException) -> SendError:
     if isinstance(exc, SlackApiError):
         response = exc.response
@@ -461,6 +471,8 @@ class SlackSender:
         self, dest: Dest, unit: Unit, body: dict[str, Any] | str, thread: ThreadRef | None
     ) -> Sent:
         assert isinstance(body, dict)
+        if body.get("upload") is not None:
+            return await self._upload(dest, body["upload"], thread)
         kwargs: dict[str, Any] = {
             "channel": dest.channel_id,
             "text": body["text"],
@@ -479,6 +491,34 @@ class SlackSender:
         except Exception as exc:
             raise slack_error(exc) from exc
         return Sent(str(response["ts"]))
+
+    async def _upload(self, dest: Dest, chart: ChartFile, thread: ThreadRef | None) -> Sent:
+        """Slack's external upload flow (slack_sdk's ``files_upload_v2``): ``files.getUploadURLExternal``,
+        the bytes POSTed to the returned ``upload_url``, then ``files.completeUploadExternal`` with
+        ``channel_id``, which shares the file in the channel with ``initial_comment``. A file carries
+        no message metadata, so the delivery's ``ref`` marker ends the file title instead (see
+        ``reconcile``). Needs the ``files:write`` scope."""
+        token = await self._token(dest)
+        extra: dict[str, Any] = {"thread_ts": thread.message_id} if thread is not None else {}
+        try:
+            async with asyncio.timeout(self.timeout * 3):
+                await self._space(dest.channel_id)
+                response = await self.client.files_upload_v2(
+                    filename=chart.filename,
+                    content=chart.data,
+                    title=chart.title,
+                    alt_txt=chart.alt_text,
+                    channel=dest.channel_id,
+                    initial_comment=chart.alt_text,
+                    token=token,
+                    **extra,
+                )
+        except Exception as exc:
+            if isinstance(exc, SlackApiError) and _slack_error_code(exc) == "missing_scope":
+                raise Rejected("Slack: the app lacks the files:write scope to post the trend chart") from exc
+            raise slack_error(exc) from exc
+        files = response.get("files") or []
+        return Sent(str(files[0]["id"]) if files else f"file:{dest.channel_id}")
 
     async def _token(self, dest: Dest) -> str:
         """The bot token for the destination's workspace: its OAuth installation, else SLACK_BOT_TOKEN."""
@@ -517,7 +557,13 @@ class SlackSender:
                     )
         except Exception as exc:
             raise slack_error(exc) from exc
+        marker = discord_marker(unit.nonce)
         for message in response.get("messages") or []:
+            if unit.kind == "chart":  # a shared file: found by the marker ending its title
+                for shared in message.get("files") or []:
+                    if str(shared.get("title") or "").endswith(marker):
+                        return Sent(str(shared.get("id") or message["ts"]))
+                continue
             meta = message.get("metadata") or {}
             if meta.get("event_type") != SLACK_EVENT:
                 continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -87,3 +88,13 @@ def chart_alt_text(series: TopicSeries, title: str) -> str:
     first, last = series.starts[0], series.starts[-1]
     totals = ", ".join(f"{t} {series.total(t)}" for t in series.topics) or "no topics"
     return f"{title}: events per {series.bucket} from {first:%b} {first.day} to {last:%b} {last.day}; totals {totals}"
+
+
+@dataclass(frozen=True, slots=True)
+class ChartFile:
+    """A rendered chart, as the senders attach or upload it."""
+
+    filename: str
+    data: bytes
+    title: str
+    alt_text: str

@@ -16,18 +16,28 @@ import asyncio
 import itertools
 import json
 import re
+import struct
 import time
 from collections import defaultdict, deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from tests.support.specs import discord_request_errors
 
 APP_ID, BOT_ID = "100000000000000001", "100000000000000002"
+
+
+@dataclass(frozen=True, slots=True)
+class UploadedFile:
+    field: str  # "files[0]"
+    filename: str
+    content_type: str
+    data: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +48,7 @@ class DiscordRequest:
     body: Any
     headers: dict[str, str]
     status: int = 0
+    files: tuple[UploadedFile, ...] = ()  # multipart/form-data parts ``files[n]``
 
 
 def jr(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -74,6 +85,7 @@ class DiscordAPI:
     requests: list[DiscordRequest] = field(default_factory=list)
     messages: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
     spec_errors: list[str] = field(default_factory=list)
+    uploads: list[UploadedFile] = field(default_factory=list)  # every file of every multipart request
     gone_channels: set[str] = field(default_factory=set)
     forbidden_channels: set[str] = field(default_factory=set)
     revoked_webhooks: set[str] = field(default_factory=set)
@@ -215,14 +227,72 @@ class DiscordAPI:
         self._global.append(now)
         return None
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        raw = await request.read()
+    async def _multipart(self, request: web.Request) -> tuple[Any, list[UploadedFile]]:
+        """A multipart/form-data message create, as Discord reads it: the JSON body in
+        ``payload_json``, the files in ``files[n]``; every file must be listed in the payload's
+        ``attachments`` (by ``id`` = n), and every listed new attachment must be sent."""
         body: Any = None
-        if raw and request.content_type == "application/json":
-            body = json.loads(raw)
+        files: list[UploadedFile] = []
+        reader = await request.multipart()
+        async for part in reader:
+            if not isinstance(part, BodyPartReader):
+                continue
+            data = await part.read(decode=False)
+            if part.name == "payload_json":
+                body = json.loads(data)
+            elif part.name and re.fullmatch(r"files\[\d+\]", part.name):
+                files.append(
+                    UploadedFile(
+                        part.name, part.filename or "", part.headers.get("Content-Type", ""), bytes(data)
+                    )
+                )
+            else:
+                self.spec_errors.append(f"multipart: unexpected part {part.name!r}")
+        listed = {str(a.get("id")): a for a in (body or {}).get("attachments") or []}
+        for file in files:
+            index = file.field[len("files[") : -1]
+            if index not in listed:
+                self.spec_errors.append(f"multipart: {file.field} is not listed in attachments")
+            elif listed[index].get("filename") != file.filename:
+                self.spec_errors.append(f"multipart: {file.field} filename differs from its attachment")
+        if body is None:
+            self.spec_errors.append("multipart: no payload_json part")
+        return body, files
+
+    def _attachment(self, file: UploadedFile, listed: dict[str, Any]) -> dict[str, Any]:
+        """Discord's attachment object for an uploaded file."""
+        attachment_id = self._new_id()
+        url = f"{self.base}/attachments/{attachment_id}/{file.filename}"
+        shape: dict[str, Any] = {}
+        if file.data[:8] == b"\x89PNG\r\n\x1a\n" and len(file.data) >= 24:
+            width, height = struct.unpack(">II", file.data[16:24])
+            shape = {"width": width, "height": height}
+        return {
+            "id": attachment_id,
+            "filename": file.filename,
+            "size": len(file.data),
+            "url": url,
+            "proxy_url": url,
+            "content_type": file.content_type or "application/octet-stream",
+            **({"description": listed["description"]} if listed.get("description") else {}),
+            **shape,
+        }
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        body: Any = None
+        files: list[UploadedFile] = []
+        if request.content_type == "multipart/form-data":
+            body, files = await self._multipart(request)
+        else:
+            raw = await request.read()
+            if raw and request.content_type == "application/json":
+                body = json.loads(raw)
         path = request.path
-        record = DiscordRequest(request.method, path, dict(request.query), body, dict(request.headers))
+        record = DiscordRequest(
+            request.method, path, dict(request.query), body, dict(request.headers), files=tuple(files)
+        )
         self.requests.append(record)
+        self.uploads.extend(files)
         if (
             self.shared is not None
             and request.method in {"POST", "PUT", "PATCH"}
@@ -253,7 +323,7 @@ class DiscordAPI:
         if m == "PUT" and parts[0] == "applications" and parts[-1] == "commands":
             return jr([dict(c, id=self._new_id(), application_id=APP_ID, version="1") for c in body or []])
         if parts[0] == "channels" and len(parts) >= 2:
-            response = self._channel(m, parts, body or {}, dict(request.query))
+            response = self._channel(m, parts, body or {}, dict(request.query), files)
             if self.hold_responses is not None and m == "POST" and parts[2:] == ["messages"]:
                 self.holding += 1
                 try:
@@ -280,7 +350,12 @@ class DiscordAPI:
         return jr({"message": "404: Not Found", "code": 0}, 404)
 
     def _channel(
-        self, m: str, parts: list[str], body: dict[str, Any], query: dict[str, str] | None = None
+        self,
+        m: str,
+        parts: list[str],
+        body: dict[str, Any],
+        query: dict[str, str] | None = None,
+        files: Sequence[UploadedFile] = (),
     ) -> web.Response:
         channel_id = parts[1]
         if channel_id in self.gone_channels:
@@ -327,7 +402,9 @@ class DiscordAPI:
             if self.fail_next > 0:
                 self.fail_next -= 1
                 return jr({"message": "Internal Server Error", "code": 0}, 500)
-            message = self._message(channel_id, body)
+            listed = {str(a.get("id")): a for a in body.get("attachments") or []}
+            attachments = [self._attachment(f, listed.get(f.field[len("files[") : -1], {})) for f in files]
+            message = self._message(channel_id, body, attachments=attachments)
             self.messages[channel_id].append(message)
             if nonce is not None:
                 self._nonces[(channel_id, str(nonce))] = (time.monotonic(), message)

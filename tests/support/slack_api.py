@@ -26,7 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from aiohttp import WSMsgType, web
+from aiohttp import BodyPartReader, WSMsgType, web
 
 from tests.support.specs import slack_request_errors
 
@@ -63,6 +63,10 @@ class SlackAPI:
     # set (a post that reached Slack whose answer never came back: crash/timeout tests).
     hold_responses: asyncio.Event | None = None
     holding: int = 0
+    # Files: the external upload flow (getUploadURLExternal → POST bytes → completeUploadExternal).
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)  # file id -> what Slack knows
+    uploads: dict[str, bytes] = field(default_factory=dict)  # file id -> the bytes POSTed
+    _files: Any = field(default_factory=lambda: itertools.count(1))
     _ts: Any = field(default_factory=lambda: itertools.count(1))
     _sent: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
     _runner: web.AppRunner | None = None
@@ -83,6 +87,7 @@ class SlackAPI:
         app.router.add_post("/response/{id}", self._response_url)
         app.router.add_post("/services/{a}/{b}/{c}", self._incoming_webhook)
         app.router.add_get("/socket", self._socket)
+        app.router.add_post("/upload/v1/{file_id}", self._upload)
         self._socket_changed = asyncio.Condition()
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -125,9 +130,11 @@ class SlackAPI:
         if request.method == "GET":
             body: dict[str, Any] = dict(request.query)
         elif request.content_type == "application/json":
-            body = await request.json()
+            body = {**request.query, **(await request.json())}
         else:
-            body = dict(await request.post())
+            # slack_sdk sends some methods' arguments in the query string of a POST (the upload
+            # methods' ``params``); Slack reads both.
+            body = {**request.query, **dict(await request.post())}
         self.calls.append(SlackCall(method, body, request.headers.get("Authorization")))
         if method == "apps.connections.open":  # newer than the 2020 spec; app-level token only
             return self._m_apps_connections_open(request.headers.get("Authorization"), body)
@@ -202,6 +209,92 @@ class SlackAPI:
         }
         self.messages[channel].append(message)
         return web.json_response({"ok": True, "channel": channel, "ts": ts, "message": message})
+
+    # ------------------------------------------------------------------ files (external upload)
+    def _m_files_getUploadURLExternal(self, body: dict[str, Any]) -> web.Response:
+        """Docs: required ``filename`` and ``length`` (bytes); answers ``upload_url`` + ``file_id``."""
+        filename, length = str(body.get("filename") or ""), str(body.get("length") or "")
+        if not filename or not length.isdigit() or int(length) <= 0:
+            return web.json_response({"ok": False, "error": "invalid_arguments"})
+        file_id = f"F{next(self._files):010d}"
+        self.files[file_id] = {
+            "id": file_id,
+            "name": filename,
+            "length": int(length),
+            "alt_txt": body.get("alt_txt"),
+            "shared": False,
+        }
+        return web.json_response(
+            {"ok": True, "upload_url": f"{self.base}/upload/v1/{file_id}", "file_id": file_id}
+        )
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        """The upload URL: the raw bytes (or a multipart form with the file); HTTP 200 "OK - n"."""
+        file_id = request.match_info["file_id"]
+        if file_id not in self.files:
+            return web.Response(status=404, text="not found")
+        if request.content_type == "multipart/form-data":
+            data = b""
+            async for part in await request.multipart():
+                if isinstance(part, BodyPartReader) and part.filename:
+                    data = bytes(await part.read(decode=False))
+        else:
+            data = await request.read()
+        declared = self.files[file_id]["length"]
+        if len(data) != declared:
+            self.spec_errors.append(f"upload {file_id}: {len(data)} bytes sent, {declared} declared")
+        self.uploads[file_id] = data
+        return web.Response(text=f"OK - {len(data)}")
+
+    def _m_files_completeUploadExternal(self, body: dict[str, Any]) -> web.Response:
+        """Docs: required ``files`` (JSON array of ``{"id", "title"?}``); ``channel_id`` shares the
+        files there (a message with ``files``, ``initial_comment`` as its text, in ``thread_ts``)."""
+        raw = body.get("files")
+        listed = json.loads(raw) if isinstance(raw, str) else raw
+        if not isinstance(listed, list) or not listed:
+            return web.json_response({"ok": False, "error": "invalid_arguments"})
+        for item in listed:
+            if item.get("id") not in self.files or item["id"] not in self.uploads:
+                return web.json_response({"ok": False, "error": "file_not_found"})
+        channel = str(body.get("channel_id") or "")
+        if channel in self.gone_channels:
+            return web.json_response({"ok": False, "error": self.gone_channels[channel]})
+        shared = []
+        for item in listed:
+            known = self.files[item["id"]]
+            known.update(title=item.get("title") or known["name"], shared=bool(channel))
+            shared.append(
+                {
+                    "id": known["id"],
+                    "name": known["name"],
+                    "title": known["title"],
+                    "mimetype": "image/png" if known["name"].endswith(".png") else "application/octet-stream",
+                    "filetype": known["name"].rsplit(".", 1)[-1],
+                    "size": len(self.uploads[item["id"]]),
+                }
+            )
+        if channel:
+            message = {
+                "type": "message",
+                "user": BOT_USER,
+                "text": body.get("initial_comment") or "",
+                "ts": f"{1764331200 + next(self._ts)}.000100",
+                "upload": True,
+                "files": shared,
+                **({"thread_ts": body["thread_ts"]} if body.get("thread_ts") else {}),
+            }
+            self.messages[channel].append(message)
+        return web.json_response(
+            {"ok": True, "files": [{"id": f["id"], "title": f["title"]} for f in shared]}
+        )
+
+    def shared_files(self, channel: str) -> list[tuple[dict[str, Any], bytes]]:
+        """The files shared in ``channel``, each with its uploaded bytes, in order."""
+        return [
+            (f, self.uploads[f["id"]])
+            for message in self.messages.get(channel, [])
+            for f in message.get("files") or []
+        ]
 
     def _m_chat_postEphemeral(self, body: dict[str, Any]) -> web.Response:
         return web.json_response({"ok": True, "message_ts": f"{1764331200 + next(self._ts)}.000200"})
