@@ -676,6 +676,92 @@ def feedback_export(output: Path | None) -> None:
         err.print(f"wrote {len(records)} labelled stories to {output}", markup=False)
 
 
+# ---------------------------------------------------------------------------------------- trends
+@main.command()
+@click.option(
+    "--days",
+    type=click.IntRange(1, 3660),
+    default=90,
+    show_default=True,
+    help="How many days, today included.",
+)
+@click.option(
+    "--top", type=click.IntRange(1, 100), default=5, show_default=True, help="Outlets and names per topic."
+)
+@click.option("--timezone", "tz", default="UTC", show_default=True, help="Whose days (an IANA zone).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: daily counts, outlets, names.")
+@click.option(
+    "--chart",
+    "chart_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the weekly digest's chart (PNG) for the last 12 weeks to this file.",
+)
+def trends(days: int, top: int, tz: str, as_json: bool, chart_path: Path | None) -> None:
+    """Events per topic per day (clusters: a story five outlets covered counts once), with each
+    topic's top outlets and the names in its headlines."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from bot.classify.taxonomy import TopicsConfigError, load_taxonomy
+
+    settings = _settings()
+    _logging("WARNING")
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        err.print(f"error: unknown time zone {tz!r}", markup=False)
+        sys.exit(2)
+    try:
+        topics = load_taxonomy(settings.topics_file).topic_names
+    except TopicsConfigError as exc:
+        err.print(f"error: {exc}", markup=False)
+        sys.exit(2)
+    found, png = _run(_trends(settings, days, top, tz, topics, chart_path is not None))
+    if chart_path is not None and png is not None:
+        chart_path.write_bytes(png)
+        err.print(f"wrote the chart to {chart_path}", markup=False)
+    if as_json:
+        sys.stdout.write(json.dumps(found.to_dict(), ensure_ascii=False) + "\n")
+        return
+    out.print(
+        f"events per topic, {found.first_day} to {found.last_day} ({found.timezone}); "
+        "an event is a cluster of stories",
+        markup=False,
+    )
+    for topic in found.daily.topics:
+        counts = found.daily.counts[topic]
+        last_week = sum(counts[-7:])
+        out.print(
+            f"\n{topic}: {found.daily.total(topic)} events ({last_week} in the last 7 days)", markup=False
+        )
+        outlets = ", ".join(f"{o} {n}" for o, n in found.outlets[topic]) or "-"
+        names = ", ".join(f"{e} {n}" for e, n in found.entities[topic]) or "-"
+        out.print(f"  outlets: {outlets}", markup=False)
+        out.print(f"  names:   {names}", markup=False)
+
+
+async def _trends(
+    settings: Settings, days: int, top: int, tz: str, topics: tuple[str, ...], chart: bool
+) -> tuple[Any, bytes | None]:
+    from bot.store.db import create_engine, migrate
+    from bot.store.trends import TrendsStore
+
+    engine = create_engine(settings.database_url)
+    try:
+        await migrate(engine)
+        store = TrendsStore(engine)
+        found = await store.trends(days=days, timezone=tz, topics=topics, top=top)
+        png = None
+        if chart:
+            from bot.delivery.digests import CHART_TITLE
+            from bot.trends.chart import render_chart_png
+
+            png = render_chart_png(await store.weekly(timezone=tz, topics=topics), CHART_TITLE)
+        return found, png
+    finally:
+        await engine.dispose()
+
+
 # ---------------------------------------------------------------------------------------- sources
 @main.group()
 def sources() -> None:

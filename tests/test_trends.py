@@ -3,8 +3,10 @@ PostgreSQL; and the chart PNG (valid, fixed size, deterministic, changes with th
 
 from __future__ import annotations
 
+import json
 import struct
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 from bot.store.trends import TopicSeries, TrendsStore, weekly_series
 from bot.trends.chart import CHART_HEIGHT_PX, CHART_WIDTH_PX, render_chart_png
@@ -141,3 +143,29 @@ def test_chart_is_a_deterministic_png_of_fixed_size_that_changes_with_the_data()
     assert b"Software" not in first and b"tIME" not in first
     empty = render_chart_png(TopicSeries("week", _series(0).starts, {}), "Nothing")
     assert png_size(empty) == (CHART_WIDTH_PX, CHART_HEIGHT_PX)
+
+
+async def test_trends_cli_prints_json_and_writes_the_chart(tmp_path: Path) -> None:
+    from tests.test_cli import base_env, run_cli
+
+    env = base_env(tmp_path)
+    store = await open_store(env["FW_DATABASE_URL"])
+    try:
+        await add_story(
+            store,
+            "OpenAI accuses DeepSeek of distilling its models",
+            topics={"distillation": 0.9},
+            summary="OpenAI said DeepSeek used its outputs.",
+            published=datetime.now(UTC) - timedelta(days=1),
+        )
+    finally:
+        await store.engine.dispose()
+    chart = tmp_path / "trends.png"
+    code, out, err = await run_cli("trends", "--days", "30", "--json", "--chart", str(chart), env=env)
+    assert code == 0, err
+    data = json.loads(out)
+    assert len(data["daily"]["starts"]) == 30 and data["totals"]["distillation"] == 1
+    assert data["outlets"]["distillation"] == [{"outlet": "Reuters", "events": 1}]
+    assert png_size(chart.read_bytes()) == (CHART_WIDTH_PX, CHART_HEIGHT_PX)
+    code, out, err = await run_cli("trends", "--days", "30", env=env)
+    assert code == 0 and "distillation: 1 events" in out and "outlets: Reuters 1" in out

@@ -28,6 +28,7 @@ __all__ = [
     "classify_many",
     "load_classifier",
     "parse_taxonomy",
+    "topic_thresholds",
 ]
 
 
@@ -48,6 +49,17 @@ def classify_many(classifier: Classifier, stories: Sequence[tuple[str, str]]) ->
     if callable(many):
         return list(many(stories))
     return [classifier.classify(title, summary) for title, summary in stories]
+
+
+def topic_thresholds(classifier: Classifier) -> dict[str, float]:
+    """Each topic's attach threshold, for the hybrid and the rules-only classifier alike."""
+    known = getattr(classifier, "thresholds", None)
+    if isinstance(known, dict):
+        return {str(t): float(v) for t, v in known.items()}
+    taxonomy = getattr(classifier, "taxonomy", None)
+    if taxonomy is not None:
+        return {t.name: float(t.threshold) for t in taxonomy.topics}
+    return {}
 
 
 def load_classifier(path: Path, model: Path | str | None = "") -> Classifier:

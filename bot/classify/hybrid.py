@@ -41,6 +41,18 @@ class HybridClassifier:
         """Topics scored by the learned model (the others run on their rules)."""
         return tuple(t for t in self._topics if t in self._model_topics)
 
+    @property
+    def thresholds(self) -> dict[str, float]:
+        """The score at which each topic is attached: the model's threshold (picked on
+        validation) for a topic it was trained on, the rules' threshold from topics.toml for the
+        others. What the console's Review queue measures "near a threshold" against."""
+        model_thresholds = {t.name: t.threshold for t in self.model.topics} if self.model else {}
+        rule_thresholds = {t.name: t.threshold for t in self.rules.taxonomy.topics}
+        return {
+            topic: model_thresholds[topic] if topic in self._model_topics else rule_thresholds[topic]
+            for topic in self._topics
+        }
+
     def classify(self, title: str, summary: str = "") -> Classification:
         return self.classify_many([(title, summary or "")])[0]
 

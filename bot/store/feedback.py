@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.store import models as m
 from bot.store.db import session_factory
+from bot.store.review import console_label_records
 
 __all__ = ["FEEDBACK_KINDS", "FeedbackError", "FeedbackStore", "Recorded"]
 
@@ -107,8 +108,9 @@ class FeedbackStore:
         return int(n or 0)
 
     async def export(self) -> list[dict[str, object]]:
-        """Every judged story once, in the labelling guide's record format (latest judgement wins),
-        with who judged it, when, and what the alert had said."""
+        """Every judged story once, in the labelling guide's record format (latest judgement wins,
+        a chat click or a console label), with who judged it, where, when, and what the alert (or
+        the classifier) had said."""
         async with self.sessions() as session:
             rows = (
                 await session.execute(
@@ -117,9 +119,10 @@ class FeedbackStore:
                     .order_by(m.Feedback.created_at, m.Feedback.id)
                 )
             ).all()
-        latest: dict[int, dict[str, object]] = {}
+            console = await console_label_records(session)
+        judged: list[tuple[datetime, int, dict[str, object]]] = []
         for fb, story in rows:
-            latest[story.id] = {
+            record: dict[str, object] = {
                 "title": story.title,
                 "summary": story.summary,
                 "url": story.url,
@@ -129,6 +132,7 @@ class FeedbackStore:
                 "hard_negative": not fb.topics,
                 "feedback": {
                     "kind": fb.kind,
+                    "source": "chat",
                     "alerted_topics": list(fb.alerted_topics),
                     "platform": fb.platform,
                     "channel": fb.channel_id,
@@ -136,6 +140,14 @@ class FeedbackStore:
                     "at": fb.created_at.isoformat(),
                 },
             }
+            judged.append((fb.created_at, story.id, record))
+        # Chat clicks and console labels (bot/store/review.py) together, in time order: the
+        # latest judgement of a story is the one exported, wherever it was given.
+        judged.extend(console)
+        latest: dict[int, dict[str, object]] = {}
+        for _at, story_id, record in sorted(judged, key=lambda j: j[0]):
+            latest.pop(story_id, None)  # re-inserted: the order is that of the latest judgements
+            latest[story_id] = record
         return list(latest.values())
 
 

@@ -6,7 +6,8 @@ after it, so ingest and the outbox never wait long for the write lock (SQLite ha
 
 What stays, whatever its age:
 - a story still referenced by an open delivery (pending or sending), by id or by its cluster;
-- a story or delivery that a reader's feedback names: feedback is labelled data for ``train``;
+- a story or delivery that a reader's feedback names, and a story labelled in the console's
+  Review page: both are labelled data for ``train``;
 - a cluster while any of its stories remains.
 """
 
@@ -103,6 +104,7 @@ class Retention:
                 s.first_seen_at < report.cutoff,
                 not_(still_wanted),
                 not_(exists().where(m.Feedback.story_id == s.id)),
+                not_(exists().where(m.ReviewLabel.story_id == s.id)),  # a console label: same
             )
             .order_by(s.id)
             .limit(self.batch)
