@@ -582,7 +582,8 @@ async def test_global_sync_and_hiding_from_members(
 def test_invite_url_has_exact_scopes_and_permissions() -> None:
     url = invite_url(APP_ID)
     assert f"client_id={APP_ID}" in url and "scope=bot+applications.commands" in url
-    expected = (1 << 10) | (1 << 11) | (1 << 14) | (1 << 35) | (1 << 38) | (1 << 16)
+    # + (1 << 15) Attach Files: the weekly digest's trend chart
+    expected = (1 << 10) | (1 << 11) | (1 << 14) | (1 << 15) | (1 << 35) | (1 << 38) | (1 << 16)
     assert f"permissions={expected}" in url
 
 

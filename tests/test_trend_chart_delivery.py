@@ -214,3 +214,24 @@ def test_the_chart_body_validates_as_a_discord_message() -> None:
     assert wire["attachments"][0]["filename"] == "trends.png"
     console = unit_body("console", Unit("chart", (row,)))
     assert isinstance(console, str) and "natsec" in console and "total 3" in console
+
+
+async def test_a_discord_channel_without_attach_files_keeps_its_digest(
+    store: Store, shared_dir: Path
+) -> None:
+    await seed(store, 4)
+    weekly = await add_destination(
+        store, "discord", DCH, [("natsec", "both", 0.0)], digest_frequency="weekly"
+    )
+    async with DiscordAPI(shared=shared_dir, no_attach_channels={DCH}) as api:
+        delivery = make(store, DISCORD_TOKEN="test-token", discord_api_base=api.api_base)
+        await due_now(store, weekly)
+        await delivery.digests.tick()
+        await delivery.worker.drain(within=30)
+        await delivery.worker.stop()
+        (chart,) = await deliveries(store, kind="chart")
+        assert chart.status == "failed" and "Attach Files" in (chart.error or "")
+        assert {r.status for r in await deliveries(store, kind="digest")} == {"sent"}
+        async with store.sessions() as session:
+            dest = await session.get(m.Destination, weekly)
+            assert dest is not None and dest.active  # the channel is not marked gone

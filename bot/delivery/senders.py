@@ -265,6 +265,16 @@ class DiscordSender:
         except SendError:
             raise
         except Exception as exc:
+            if (
+                body.get("files")
+                and isinstance(exc, discord.HTTPException)
+                and exc.code == DISCORD_NO_PERMISSION
+            ):
+                # Installed before the chart needed Attach Files: this chart fails, the channel
+                # stays active and its digests and alerts go on.
+                raise Rejected(
+                    "Discord: Missing Permissions (50013): the bot needs Attach Files to post the trend chart"
+                ) from exc
             raise discord_error(exc) from exc
         return Sent(str(message["id"]), created_thread)
 

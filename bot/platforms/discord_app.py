@@ -50,6 +50,7 @@ PERMISSIONS = discord.Permissions(
     create_public_threads=True,
     send_messages_in_threads=True,
     read_message_history=True,
+    attach_files=True,  # the weekly digest's trend chart is an attached PNG
 )
 REPLY_WITHIN = 2.0  # seconds; Discord's limit for the first response is 3
 SHOWN_TO_CHANNEL = "Done — the answer is posted for the whole channel below."

@@ -41,7 +41,8 @@ log = logging.getLogger(__name__)
 
 SLASH_COMMAND = "/watch"
 # commands: the slash command; chat:write(.public): post alerts and digests, also in public channels
-# the bot was not invited to; users:read: the admin/owner check behind configuration commands.
+# the bot was not invited to; users:read: the admin/owner check behind configuration commands;
+# files:write: the weekly digest's trend chart (files.getUploadURLExternal / completeUploadExternal).
 BOT_SCOPES = (
     "commands",
     "chat:write",
@@ -49,6 +50,7 @@ BOT_SCOPES = (
     "users:read",
     "channels:history",
     "groups:history",
+    "files:write",
 )
 INSTALL_PATH = "/slack/install"
 REDIRECT_PATH = "/slack/oauth_redirect"

@@ -88,6 +88,7 @@ class DiscordAPI:
     uploads: list[UploadedFile] = field(default_factory=list)  # every file of every multipart request
     gone_channels: set[str] = field(default_factory=set)
     forbidden_channels: set[str] = field(default_factory=set)
+    no_attach_channels: set[str] = field(default_factory=set)  # the bot lacks Attach Files there
     revoked_webhooks: set[str] = field(default_factory=set)
     rate_limited: int = 0
     outage_status: int | None = None  # answer every request with this 5xx while set
@@ -390,6 +391,8 @@ class DiscordAPI:
             if "before" in q:
                 history = [msg for msg in history if int(msg["id"]) < int(q["before"])]
             return jr(list(reversed(history))[:limit])
+        if m == "POST" and parts[2:] == ["messages"] and files and channel_id in self.no_attach_channels:
+            return jr({"message": "Missing Permissions", "code": 50013}, 403)
         if m == "POST" and parts[2:] == ["messages"]:
             nonce = body.get("nonce")
             if nonce is not None and body.get("enforce_nonce"):
