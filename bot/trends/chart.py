@@ -12,10 +12,6 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
-
 from bot.store.trends import TopicSeries
 
 __all__ = [
@@ -43,6 +39,12 @@ def render_chart_png(series: TopicSeries, title: str, topic_labels: Sequence[str
     """The chart of ``series`` as PNG bytes, ``CHART_WIDTH_PX`` × ``CHART_HEIGHT_PX``.
 
     ``topic_labels``: legend names for the series' topics, in order (default: the topic names)."""
+    # Imported here: matplotlib takes a few hundred milliseconds to load, and only a weekly
+    # chart (or `trends --chart`) needs it, not every process that imports the delivery code.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
     figure = Figure(figsize=(CHART_WIDTH_PX / CHART_DPI, CHART_HEIGHT_PX / CHART_DPI), dpi=CHART_DPI)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot(1, 1, 1)
