@@ -17,9 +17,9 @@ from discord.http import Route
 from sqlalchemy import update
 
 from bot.delivery.bodies import discord_wire, unit_body
-from bot.delivery.outbox import Row, Unit
 from bot.delivery.services import Delivery
 from bot.store import models as m
+from bot.store.outbox import Row, Unit
 from bot.store.repo import Store
 from bot.trends.chart import CHART_HEIGHT_PX, CHART_WIDTH_PX
 from tests.support.discord_api import DiscordAPI
