@@ -15,7 +15,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -30,7 +38,7 @@ ENV_PREFIX = "FW_"
 # Tokens and passwords: only ever from the environment, never from the config file.
 SECRET_FIELDS = frozenset(
     {"discord_token", "slack_bot_token", "slack_app_token", "slack_signing_secret", "slack_client_id",
-     "slack_client_secret", "hf_token", "web_password"}
+     "slack_client_secret", "hf_token", "web_password", "web_password_hash", "web_secret"}
 )  # fmt: skip
 
 
@@ -159,6 +167,24 @@ class Settings(BaseSettings):
     discord_send_rate: float = Field(45.0, gt=0, description="messages/s, below Discord's global 50")
     followup_interval_minutes: int = Field(60, ge=1)
     source_notice_after_hours: float = Field(24.0, gt=0)
+    # --- web console (issue 14; bot/console, docs/console.md)
+    web_password: SecretStr | None = Field(
+        None, description="the web console's sign-in password; unset (and no hash): the console is off"
+    )
+    web_password_hash: SecretStr | None = Field(
+        None, description="an argon2 hash of the console password (`frontierwatch web hash-password`)"
+    )
+    web_secret: SecretStr | None = Field(
+        None,
+        description="key of the console's session cookie, 32+ characters, the same on every replica "
+        "(unset: a random key per process, so sign-ins end at a restart)",
+    )
+    web_behind_proxy: bool = Field(
+        False,
+        description="a reverse proxy is in front: the sign-in limit reads the client address from "
+        "X-Forwarded-For and the session cookie is Secure when X-Forwarded-Proto is https",
+    )
+    web_session_hours: float = Field(12.0, gt=0, le=24 * 30, description="a console sign-in lasts this long")
     # --- misc
     log_level: str = "INFO"
     port: int = Field(8080, ge=0, le=65535, validation_alias=AliasChoices("PORT", "FW_PORT"))
@@ -201,6 +227,29 @@ class Settings(BaseSettings):
     def _check_host(cls, value: str | None) -> str | None:
         if value is not None and (not value.strip() or any(c.isspace() for c in value)):
             raise ValueError("must be an address or host name such as 127.0.0.1, 0.0.0.0 or ::")
+        return value
+
+    @field_validator("web_password_hash")
+    @classmethod
+    def _check_web_password_hash(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("$argon2"):
+            raise ValueError(
+                "must be an argon2 hash ($argon2id$…); make one with `frontierwatch web hash-password`"
+            )
+        return value
+
+    @field_validator("web_password", "web_secret")
+    @classmethod
+    def _check_not_blank(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is None:
+            return None
+        if not value.get_secret_value().strip():
+            raise ValueError("is empty; unset it instead")
+        if info.field_name == "web_secret" and len(value.get_secret_value()) < 32:
+            raise ValueError(
+                "is too short: use at least 32 random characters, e.g. "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+            )
         return value
 
     @field_validator("hf_api_base", "github_base", "discord_api_base", "slack_api_base")
@@ -261,6 +310,19 @@ class Settings(BaseSettings):
             return self.host
         return "127.0.0.1" if listener == "metrics" else "0.0.0.0"
 
+    @model_validator(mode="after")
+    def _check_web_password_combination(self) -> Settings:
+        if self.web_password is not None and self.web_password_hash is not None:
+            raise ValueError(
+                "set FW_WEB_PASSWORD or FW_WEB_PASSWORD_HASH, not both (which one would sign in?)"
+            )
+        return self
+
+    @property
+    def web_console_enabled(self) -> bool:
+        """The console is on only when a password (or its hash) is set."""
+        return self.web_password is not None or self.web_password_hash is not None
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
@@ -319,7 +381,7 @@ def load_settings(**overrides: Any) -> Settings:
         name = _setting_name(tuple(first.get("loc", ())))
         given = first.get("input")
         field = str(first.get("loc", ("",))[0]) if first.get("loc") else ""
-        secret = "secret" in field or "token" in field
+        secret = field in SECRET_FIELDS or any(word in field for word in ("secret", "token", "password"))
         if isinstance(given, str):
             given = hide_password(given)
         shown = "" if secret or isinstance(given, dict) or given is None else f" (got {given!r})"

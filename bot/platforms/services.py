@@ -6,7 +6,7 @@ Two roles, matching the Procfile:
   in Socket Mode when ``SLACK_APP_TOKEN`` is set, and serves HTTP too when ``PORT``/``FW_PORT`` is set
   explicitly (small installs run one process).
 * ``web`` (``frontierwatch serve``): only the HTTP server — ``/healthz``, ``/metrics``, Slack's
-  Request URL and the OAuth install pages. It never opens the Discord gateway: every gateway session receives every
+  Request URL, the OAuth install pages and the web console (``/``, when ``FW_WEB_PASSWORD`` is set). It never opens the Discord gateway: every gateway session receives every
   interaction, so only one process may hold it.
 """
 
@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING, Literal
+
+from aiohttp import web
 
 from bot.classify.taxonomy import load_taxonomy
 from bot.services import DigestRunner, Service
@@ -59,6 +61,16 @@ def handler_deps(app: App) -> HandlerDeps:
     )
 
 
+def add_web_console(app: App, web_app: web.Application) -> None:
+    """The web console (bot/console) on the HTTP server, when a console password is set."""
+    if not app.settings.web_console_enabled:
+        log.info("web console off: set FW_WEB_PASSWORD or FW_WEB_PASSWORD_HASH to turn it on")
+        return
+    from bot.console import Console, install_console
+
+    install_console(web_app, Console.build(app.settings, app.store, app.classifier.topics))
+
+
 def platform_services(app: App, role: Role = "worker") -> list[Service]:
     from bot.platforms.slack_app import SlackSocketService, build_slack_app, slack_configured
     from bot.platforms.webhooks import WebhookSync
@@ -93,6 +105,7 @@ def platform_services(app: App, role: Role = "worker") -> list[Service]:
         http_slack = slack if slack is not None and not socket_mode else None
         signing = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
         web_app = build_web_app(http_slack, signing_secret=signing, metrics=app.metrics, engine=app.engine)
+        add_web_console(app, web_app)
         services.append(WebServer(web_app, settings.port, settings.bind_host("web")))
     elif slack is not None and not socket_mode:
         log.warning(

@@ -1,0 +1,234 @@
+"""Who may use the console: the password check, the session cookie, CSRF tokens, the sign-in limit.
+
+* **Password**: ``FW_WEB_PASSWORD`` (compared in constant time, as SHA-256 digests so its length
+  does not leak either) or ``FW_WEB_PASSWORD_HASH``, an argon2 hash checked by argon2-cffi in a
+  thread (a check takes tens of milliseconds of CPU; the event loop keeps serving meanwhile).
+* **Session**: aiohttp-session's ``EncryptedCookieStorage`` (Fernet: AES + HMAC, so the cookie is
+  signed and unreadable), ``HttpOnly``, ``SameSite=Strict``, ``Secure`` when the request came over
+  https (or, with ``FW_WEB_BEHIND_PROXY``, the proxy says ``X-Forwarded-Proto: https``). Its key
+  is derived from ``FW_WEB_SECRET``, or made at random when the process starts.
+  The session holds the sign-in time and a fingerprint of the password: changing the password
+  ends every sign-in.
+* **CSRF**: every session gets a random token; every console form carries it and every POST is
+  refused with 403 unless it matches. ``SameSite=Strict`` already keeps other sites' forms from
+  carrying the cookie; the token also covers browsers and proxies that do not honour it.
+* **Sign-in limit**: ``MAX_FAILURES`` wrong passwords from one address within ``FAILURE_WINDOW``
+  and that address gets 429 with ``Retry-After`` until the oldest failure ages out. Per process:
+  each replica counts its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import secrets
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+
+from aiohttp import web
+from aiohttp_session import Session, get_session, new_session
+from aiohttp_session.cookie_storage import EncryptedCookieStorage
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from bot.settings import Settings
+
+SESSION_COOKIE = "fw_console"
+CSRF_FIELD = "csrf_token"
+MAX_FAILURES = 5
+FAILURE_WINDOW = 15 * 60.0  # seconds
+MAX_TRACKED_ADDRESSES = 10_000  # memory bound: the oldest address is forgotten past this
+
+_SIGNED_IN = "signed_in_at"
+_CREDENTIAL = "credential"
+_CSRF = "csrf"
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash for ``FW_WEB_PASSWORD_HASH`` (argon2-cffi's recommended parameters)."""
+    return PasswordHasher().hash(password)
+
+
+class PasswordCheck:
+    """Checks a submitted password against ``FW_WEB_PASSWORD`` or ``FW_WEB_PASSWORD_HASH``."""
+
+    def __init__(self, *, password: str | None = None, password_hash: str | None = None) -> None:
+        if (password is None) == (password_hash is None):
+            raise ValueError("give a password or its hash, not both or neither")
+        self._digest = hashlib.sha256(password.encode()).digest() if password is not None else None
+        self._hash = password_hash
+        self._hasher = PasswordHasher()
+        stored = password if password is not None else password_hash
+        assert stored is not None
+        # What a session remembers of the credential: a change of password ends every sign-in.
+        self.fingerprint = hashlib.sha256(
+            b"frontierwatch console credential\0" + stored.encode()
+        ).hexdigest()[:32]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PasswordCheck:
+        if settings.web_password is not None:
+            return cls(password=settings.web_password.get_secret_value())
+        if settings.web_password_hash is not None:
+            return cls(password_hash=settings.web_password_hash.get_secret_value())
+        raise ValueError("the console needs FW_WEB_PASSWORD or FW_WEB_PASSWORD_HASH")
+
+    async def matches(self, given: str) -> bool:
+        if self._digest is not None:
+            return hmac.compare_digest(hashlib.sha256(given.encode()).digest(), self._digest)
+        assert self._hash is not None
+        return await asyncio.to_thread(self._verify_hash, self._hash, given)
+
+    def _verify_hash(self, stored: str, given: str) -> bool:
+        try:
+            return self._hasher.verify(stored, given)
+        except (VerificationError, InvalidHashError):
+            return False
+
+
+class SignInLimiter:
+    """Counts failed sign-ins per client address in a sliding window."""
+
+    def __init__(
+        self,
+        max_failures: int = MAX_FAILURES,
+        window: float = FAILURE_WINDOW,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_failures = max_failures
+        self.window = window
+        self._clock = clock
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def retry_after(self, address: str) -> int:
+        """Seconds until ``address`` may try again; 0 when it may now."""
+        failures = self._recent(address)
+        if len(failures) < self.max_failures:
+            return 0
+        return max(1, int(failures[0] + self.window - self._clock()) + 1)
+
+    def failed(self, address: str) -> None:
+        failures = self._recent(address)
+        failures.append(self._clock())
+        self._failures[address] = failures
+        self._failures.move_to_end(address)
+        while len(self._failures) > MAX_TRACKED_ADDRESSES:
+            self._failures.popitem(last=False)
+
+    def succeeded(self, address: str) -> None:
+        self._failures.pop(address, None)
+
+    def _recent(self, address: str) -> deque[float]:
+        failures = self._failures.get(address, deque())
+        cutoff = self._clock() - self.window
+        while failures and failures[0] <= cutoff:
+            failures.popleft()
+        if not failures:
+            self._failures.pop(address, None)
+        return failures
+
+
+def client_address(request: web.Request, behind_proxy: bool) -> str:
+    """The address the sign-in limit counts. Behind a proxy, the last ``X-Forwarded-For`` entry
+    (the one our own proxy appended; earlier ones are whatever the client claimed)."""
+    if behind_proxy:
+        forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",")]
+        if forwarded and forwarded[-1]:
+            return forwarded[-1]
+    return request.remote or "unknown"
+
+
+def request_is_https(request: web.Request, behind_proxy: bool) -> bool:
+    if request.secure:
+        return True
+    return behind_proxy and request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip() == "https"
+
+
+def session_key(settings: Settings) -> bytes:
+    """The 32-byte Fernet key of the session cookie: from ``FW_WEB_SECRET`` (so every replica and
+    every restart reads the same cookies), else random for this process."""
+    if settings.web_secret is None:
+        return secrets.token_bytes(32)
+    return hashlib.sha256(
+        b"frontierwatch console session\0" + settings.web_secret.get_secret_value().encode()
+    ).digest()
+
+
+class ConsoleCookieStorage(EncryptedCookieStorage):
+    """The encrypted cookie, marked ``Secure`` per request when the request came over https."""
+
+    def __init__(self, key: bytes, *, max_age: int, behind_proxy: bool) -> None:
+        super().__init__(
+            key,  # raw bytes: the storage base64-encodes them into a Fernet key
+            cookie_name=SESSION_COOKIE,
+            max_age=max_age,
+            httponly=True,
+            samesite="Strict",
+            path="/",
+        )
+        self.behind_proxy = behind_proxy
+
+    async def save_session(
+        self, request: web.Request, response: web.StreamResponse, session: Session
+    ) -> None:
+        await super().save_session(request, response, session)
+        cookie = response.cookies.get(self.cookie_name)
+        if cookie is not None and request_is_https(request, self.behind_proxy):
+            cookie["secure"] = True
+
+
+# ---------------------------------------------------------------------------------------- sessions
+async def csrf_token(request: web.Request) -> str:
+    """This session's CSRF token (made on first use; an anonymous session has one too, for the
+    sign-in form)."""
+    session = await get_session(request)
+    token = session.get(_CSRF)
+    if not isinstance(token, str):
+        token = secrets.token_urlsafe(32)
+        session[_CSRF] = token
+    return token
+
+
+async def csrf_valid(request: web.Request, submitted: str | None) -> bool:
+    session = await get_session(request)
+    expected = session.get(_CSRF)
+    if not isinstance(expected, str) or not submitted:
+        return False
+    return hmac.compare_digest(expected.encode(), submitted.encode())
+
+
+async def is_signed_in(request: web.Request, check: PasswordCheck, lifetime: float) -> bool:
+    """Signed in with the current password, less than ``lifetime`` seconds ago (the cookie's own
+    expiry is sliding, as it is re-encrypted whenever the session changes; this one is not)."""
+    session = await get_session(request)
+    fingerprint, since = session.get(_CREDENTIAL), session.get(_SIGNED_IN)
+    if not isinstance(fingerprint, str) or not isinstance(since, int) or since + lifetime < time.time():
+        return False
+    return hmac.compare_digest(fingerprint, check.fingerprint)
+
+
+async def sign_in(request: web.Request, check: PasswordCheck) -> None:
+    """A fresh session (new CSRF token, so a token seen before sign-in is worth nothing after)."""
+    session = await new_session(request)
+    session[_SIGNED_IN] = int(time.time())
+    session[_CREDENTIAL] = check.fingerprint
+    session[_CSRF] = secrets.token_urlsafe(32)
+
+
+async def sign_out(request: web.Request) -> None:
+    session = await get_session(request)
+    session.invalidate()
+
+
+async def flash(request: web.Request, message: str) -> None:
+    """A one-line message shown on the next page (after a POST's redirect)."""
+    session = await get_session(request)
+    session["flash"] = message[:300]
+
+
+async def take_flash(request: web.Request) -> str | None:
+    session = await get_session(request)
+    message = session.pop("flash", None)
+    return message if isinstance(message, str) else None
