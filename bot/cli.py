@@ -1188,8 +1188,8 @@ async def _digest_preview(
     settings: Settings, window: timedelta, topic: str | None, fmt: str, destination: int | None
 ) -> str:
     from bot.classify.keywords import KeywordFilter
-    from bot.delivery.bodies import digest_body, discord_wire, paginate, slack_wire
     from bot.delivery.digests import DIGEST_TITLE, destination_selection
+    from bot.delivery.preview import digest_text, digest_wire_bodies
     from bot.digest.common import DigestHeader
     from bot.digest.entries import Selection, TopicRule, select_entries
     from bot.store import models as m
@@ -1224,18 +1224,8 @@ async def _digest_preview(
             entries = await select_entries(session, selection, topics)
         header = DigestHeader(DIGEST_TITLE, now, local_date_label(now, tz), len(entries))
         if fmt == "text":
-            if not entries:
-                return f"{DIGEST_TITLE}: nothing relevant in this period.\n"
-            body = digest_body("console", header, entries, 1, 1)
-            return str(body)
-        pages = paginate(platform, header, entries)
-        bodies: list[dict[str, Any]] = []
-        previous: str | None = None
-        for part, page in enumerate(pages, start=1):
-            rendered = digest_body(platform, header, page, part, len(pages), previous)
-            assert isinstance(rendered, dict)
-            bodies.append(discord_wire(rendered) if fmt == "discord-json" else slack_wire(rendered, channel))
-            previous = page[-1].topic
+            return digest_text(header, entries)
+        bodies = digest_wire_bodies(platform, header, entries, channel)
         return json.dumps(bodies, indent=2, ensure_ascii=False) + "\n"
     finally:
         await app.close()
@@ -1257,11 +1247,37 @@ async def _digest_send(settings: Settings) -> tuple[int, int]:
         await app.close()
 
 
+# ---------------------------------------------------------------------------------------- web console
+@main.group()
+def web() -> None:
+    """The web console (served by `frontierwatch serve` when FW_WEB_PASSWORD or
+    FW_WEB_PASSWORD_HASH is set; see docs/console.md)."""
+
+
+@web.command(name="hash-password")
+def web_hash_password() -> None:
+    """Print an argon2 hash of the console password, for FW_WEB_PASSWORD_HASH.
+
+    On a terminal the password is asked twice and not echoed; otherwise it is the first line of
+    standard input (e.g. from a password manager's command line). It is never printed or logged."""
+    from bot.console.auth import hash_password
+
+    if sys.stdin.isatty():
+        password = click.prompt("Console password", hide_input=True, confirmation_prompt=True, err=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password.strip():
+        err.print("error: the password is empty", markup=False)
+        sys.exit(2)
+    sys.stdout.write(hash_password(password) + "\n")
+
+
 # ---------------------------------------------------------------------------------------- serve (issue 4)
 @main.command()
 def serve() -> None:
     """Serve HTTP on $PORT (default 8080) and FW_HOST (default 0.0.0.0): /healthz, /metrics, Slack's
-    /slack/events and the Slack OAuth pages.
+    /slack/events, the Slack OAuth pages and, when FW_WEB_PASSWORD (or FW_WEB_PASSWORD_HASH) is set,
+    the web console at /.
 
     This is the Procfile's `web:` process. It never opens the Discord gateway or polls; `frontierwatch
     run` does that (and serves HTTP too when PORT is set).

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -237,6 +237,25 @@ class Store:
                 row.paused_at, row.paused_by = None, None
                 row.next_poll_at = now
             return await _pause_state(session, row, changed)
+
+    async def poll_now(self, source_id: int, now: datetime | None = None) -> PollNow:
+        """Make the source due now (the web console's "poll now"): whichever replica's poller ticks
+        next claims it, as with any due source. A paused or disabled source stays unpolled, and a
+        poll already running keeps its lease (its own save sets the next poll afterwards)."""
+        now = now or utcnow()
+        async with self.sessions.begin() as session:
+            row = await session.get(m.Source, source_id, with_for_update=True)
+            if row is None:
+                raise LookupError(source_id)
+            pause = await _pause_state(session, row, changed=False)
+            if not row.enabled:
+                return PollNow(row.id, row.name, "disabled")
+            if row.paused_at is not None or pause.channels:
+                return PollNow(row.id, row.name, "paused")
+            if row.lease_until is not None and row.lease_until > now:
+                return PollNow(row.id, row.name, "polling")
+            row.next_poll_at = min(row.next_poll_at, now)
+            return PollNow(row.id, row.name, "due")
 
     async def channel_pauses(self) -> dict[int, list[ChannelPause]]:
         """Source id -> the channels' pauses of it, for the sources that every channel that
@@ -481,6 +500,16 @@ class ChannelPause:
     channel: str
     by: str
     at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PollNow:
+    """What "poll now" did: ``due`` (it is polled at the next tick), or why not: ``paused``,
+    ``disabled`` (by the sources file) or ``polling`` (a poll is running now)."""
+
+    id: int
+    name: str
+    outcome: Literal["due", "paused", "disabled", "polling"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,4 +8,6 @@ from __future__ import annotations
 
 from types import ModuleType
 
-PAGE_MODULES: tuple[ModuleType, ...] = ()
+from bot.console.views import channels, sources, stories
+
+PAGE_MODULES: tuple[ModuleType, ...] = (sources, stories, channels)

@@ -1,0 +1,379 @@
+"""The web console without a browser: sign-in, session cookie, CSRF, the sign-in limit, the pages
+and their actions, through aiohttp's test client on the application `serve` builds."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from click.testing import CliRunner
+
+from bot.console.auth import SignInLimiter, hash_password
+from bot.settings import SettingsError, load_settings
+from bot.store import models as m
+from bot.store.repo import Store
+from tests.support import newsdb
+from tests.support.console_env import PASSWORD, Seeded, console_app, console_settings, seed
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_of(html: str) -> str:
+    found = CSRF.search(html)
+    assert found, "no CSRF token in the page"
+    return found.group(1)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    built = await newsdb.open_store(console_settings(tmp_path).database_url)
+    try:
+        yield built
+    finally:
+        await built.engine.dispose()
+
+
+@pytest.fixture
+async def seeded(store: Store) -> Seeded:
+    return await seed(store)
+
+
+async def make_client(tmp_path: Path, store: Store, **overrides: Any) -> TestClient[Any, Any]:
+    client: TestClient[Any, Any] = TestClient(
+        TestServer(console_app(console_settings(tmp_path, **overrides), store))
+    )
+    await client.start_server()
+    return client
+
+
+@pytest.fixture
+async def client(tmp_path: Path, store: Store, seeded: Seeded) -> AsyncIterator[TestClient[Any, Any]]:
+    c = await make_client(tmp_path, store)
+    try:
+        yield c
+    finally:
+        await c.close()
+
+
+async def sign_in(client: TestClient[Any, Any], password: str = PASSWORD, **headers: str) -> Any:
+    page = await client.get("/sign-in", headers=headers)
+    token = csrf_of(await page.text())
+    return await client.post(
+        "/sign-in",
+        data={"csrf_token": token, "password": password, "next": "/sources"},
+        headers=headers,
+        allow_redirects=False,
+    )
+
+
+async def token_from(client: TestClient[Any, Any], path: str) -> str:
+    page = await client.get(path)
+    assert page.status == 200
+    return csrf_of(await page.text())
+
+
+# ---------------------------------------------------------------------------------------- on / off
+async def test_console_is_off_without_a_password(tmp_path: Path, store: Store) -> None:
+    client = await make_client(tmp_path, store, web_password=None)
+    try:
+        for path in ("/", "/sign-in", "/sources", "/static/console/console.css"):
+            assert (await client.get(path, allow_redirects=False)).status == 404, path
+        health = await client.get("/healthz")
+        assert health.status == 200 and await health.json() == {"status": "ok"}
+    finally:
+        await client.close()
+
+
+async def test_pages_need_a_sign_in(client: TestClient[Any, Any]) -> None:
+    for path in ("/sources", "/stories?topic=ip", "/channels"):
+        response = await client.get(path, allow_redirects=False)
+        assert response.status == 303
+        assert response.headers["Location"].startswith("/sign-in?next=")
+    assert (await client.get("/", allow_redirects=False)).headers["Location"] == "/sources"
+    assert (await client.get("/healthz")).status == 200  # the rest of the server is untouched
+
+
+async def test_wrong_password_is_refused_and_right_one_signs_in(client: TestClient[Any, Any]) -> None:
+    wrong = await sign_in(client, "not it")
+    assert wrong.status == 401 and "Wrong password" in await wrong.text()
+    right = await sign_in(client)
+    assert right.status == 303 and right.headers["Location"] == "/sources"
+    cookie = right.headers["Set-Cookie"]
+    assert "fw_console=" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert "Secure" not in cookie  # plain http: a Secure cookie would never come back
+    page = await client.get("/sources")
+    assert page.status == 200 and "Dead Feed" in await page.text()
+    assert "default-src 'none'" in page.headers["Content-Security-Policy"]
+    assert page.headers["X-Frame-Options"] == "DENY" and page.headers["Cache-Control"] == "no-store"
+
+
+async def test_cookie_is_secure_behind_an_https_proxy(tmp_path: Path, store: Store, seeded: Seeded) -> None:
+    client = await make_client(tmp_path, store, web_behind_proxy=True)
+    try:
+        token = await token_from(client, "/sign-in")
+        proxied = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"}
+        response = await client.post(
+            "/sign-in",
+            data={"csrf_token": token, "password": PASSWORD},
+            headers=proxied,
+            allow_redirects=False,
+        )
+        assert response.status == 303 and "Secure" in response.headers["Set-Cookie"]
+    finally:
+        await client.close()
+
+
+async def test_argon2_hash_signs_in(tmp_path: Path, store: Store, seeded: Seeded) -> None:
+    client = await make_client(tmp_path, store, web_password=None, web_password_hash=hash_password(PASSWORD))
+    try:
+        assert (await sign_in(client, "wrong")).status == 401
+        assert (await sign_in(client)).status == 303
+        assert (await client.get("/channels")).status == 200
+    finally:
+        await client.close()
+
+
+async def test_sign_in_redirects_only_within_the_site(client: TestClient[Any, Any]) -> None:
+    page = await client.get("/sign-in")
+    token = csrf_of(await page.text())
+    response = await client.post(
+        "/sign-in",
+        data={"csrf_token": token, "password": PASSWORD, "next": "//evil.example/"},
+        allow_redirects=False,
+    )
+    assert response.status == 303 and response.headers["Location"] == "/"
+
+
+async def test_sign_out_ends_the_session(client: TestClient[Any, Any]) -> None:
+    await sign_in(client)
+    token = await token_from(client, "/sources")
+    out = await client.post("/sign-out", data={"csrf_token": token}, allow_redirects=False)
+    assert out.status == 303
+    assert (await client.get("/sources", allow_redirects=False)).status == 303
+
+
+async def test_a_password_change_ends_existing_sign_ins(tmp_path: Path, store: Store, seeded: Seeded) -> None:
+    first = await make_client(tmp_path, store)
+    try:
+        await sign_in(first)
+        cookie = first.session.cookie_jar.filter_cookies(first.make_url("/"))["fw_console"].value
+    finally:
+        await first.close()
+    second = await make_client(tmp_path, store, web_password="a new password")  # same FW_WEB_SECRET
+    try:
+        response = await second.get(
+            "/sources", headers={"Cookie": f"fw_console={cookie}"}, allow_redirects=False
+        )
+        assert response.status == 303
+    finally:
+        await second.close()
+
+
+# ---------------------------------------------------------------------------------------- CSRF
+async def test_sign_in_without_or_with_a_wrong_csrf_token_is_refused(client: TestClient[Any, Any]) -> None:
+    await client.get("/sign-in")
+    missing = await client.post("/sign-in", data={"password": PASSWORD})
+    assert missing.status == 403 and "security token" in await missing.text()
+    wrong = await client.post("/sign-in", data={"password": PASSWORD, "csrf_token": "forged"})
+    assert wrong.status == 403
+    assert (await client.get("/sources", allow_redirects=False)).status == 303  # still signed out
+
+
+async def test_actions_without_a_valid_csrf_token_change_nothing(
+    client: TestClient[Any, Any], store: Store, seeded: Seeded
+) -> None:
+    await sign_in(client)
+    for data in ({}, {"csrf_token": "forged"}):
+        response = await client.post(f"/sources/{seeded.healthy}/pause", data=data)
+        assert response.status == 403 and "Form refused" in await response.text()
+    assert (await source_row(store, seeded.healthy)).paused_at is None
+
+
+async def test_actions_need_a_sign_in(client: TestClient[Any, Any], store: Store, seeded: Seeded) -> None:
+    token = await token_from(client, "/sign-in")  # a real token, but no sign-in
+    response = await client.post(f"/sources/{seeded.healthy}/pause", data={"csrf_token": token})
+    assert response.status == 403
+    assert (await source_row(store, seeded.healthy)).paused_at is None
+
+
+# ---------------------------------------------------------------------------------------- rate limit
+async def test_sign_in_is_rate_limited_per_address(tmp_path: Path, store: Store, seeded: Seeded) -> None:
+    client = await make_client(tmp_path, store, web_behind_proxy=True)
+    attacker = {"X-Forwarded-For": "198.51.100.7"}
+    try:
+        for _ in range(5):
+            assert (await sign_in(client, "guess", **attacker)).status == 401
+        limited = await sign_in(client, **attacker)  # even the right password, while limited
+        assert limited.status == 429
+        assert 0 < int(limited.headers["Retry-After"]) <= 15 * 60
+        assert "Too many attempts" in await limited.text()
+        other = await sign_in(client, **{"X-Forwarded-For": "192.0.2.1"})
+        assert other.status == 303
+    finally:
+        await client.close()
+
+
+def test_limiter_forgets_failures_after_the_window() -> None:
+    clock = [1000.0]
+    limiter = SignInLimiter(max_failures=2, window=60, clock=lambda: clock[0])
+    limiter.failed("a")
+    clock[0] += 30
+    limiter.failed("a")
+    assert limiter.retry_after("a") == 31
+    clock[0] += 31
+    assert limiter.retry_after("a") == 0  # the first failure aged out
+    limiter.succeeded("a")
+    assert limiter.retry_after("a") == 0
+
+
+# ---------------------------------------------------------------------------------------- pages
+async def source_row(store: Store, source_id: int) -> m.Source:
+    async with store.sessions() as session:
+        row = await session.get(m.Source, source_id)
+        assert row is not None
+        return row
+
+
+async def test_sources_page_shows_each_state(client: TestClient[Any, Any], seeded: Seeded) -> None:
+    await sign_in(client)
+    html = await (await client.get("/sources")).text()
+
+    def row(source_id: int) -> str:
+        found = re.search(rf'<tr id="source-{source_id}" data-state="([^"]+)">(.*?)</tr>', html, re.S)
+        assert found, source_id
+        return found.group(1) + found.group(2)
+
+    assert row(seeded.healthy).startswith("healthy") and "HTTP 200" in row(seeded.healthy)
+    assert row(seeded.backing_off).startswith("backing off") and "HTTP 503 Service Unavailable" in row(
+        seeded.backing_off
+    )
+    assert row(seeded.broken).startswith("broken") and "does not resolve" in row(seeded.broken)
+    assert row(seeded.paused).startswith("paused") and "alice (operator)" in row(seeded.paused)
+    assert row(seeded.fresh).startswith("new") and "never polled" in row(seeded.fresh)
+    # Reuters carried two stories this week (the lead and the one nine days old is elsewhere).
+    assert re.search(r'data-label="Stories 7 d" class="num">1<', row(seeded.healthy))
+    filtered = await (await client.get("/sources?state=broken")).text()
+    assert "Dead Feed" in filtered and "Flaky Wire" not in filtered
+
+
+async def test_pause_resume_and_poll_now(client: TestClient[Any, Any], store: Store, seeded: Seeded) -> None:
+    await sign_in(client)
+    token = await token_from(client, "/sources")
+    paused = await client.post(f"/sources/{seeded.healthy}/pause", data={"csrf_token": token})
+    assert "Paused Reuters" in await paused.text()
+    row = await source_row(store, seeded.healthy)
+    assert row.paused_at is not None and row.paused_by == "the web console"
+    refused = await client.post(f"/sources/{seeded.healthy}/poll-now", data={"csrf_token": token})
+    assert "is paused: resume it first" in await refused.text()
+    resumed = await client.post(f"/sources/{seeded.healthy}/resume", data={"csrf_token": token})
+    assert "Resumed Reuters" in await resumed.text()
+    assert (await source_row(store, seeded.healthy)).paused_at is None
+    later = datetime.now(UTC) + timedelta(hours=1)
+    async with store.sessions.begin() as session:
+        source = await session.get(m.Source, seeded.broken)
+        assert source is not None
+        source.next_poll_at = later
+    before = datetime.now(UTC)
+    due = await client.post(f"/sources/{seeded.broken}/poll-now", data={"csrf_token": token})
+    assert "is due now" in await due.text()
+    assert (await source_row(store, seeded.broken)).next_poll_at <= datetime.now(UTC)
+    claimed = await store.claim_due_sources(timedelta(seconds=45), now=before + timedelta(seconds=1))
+    assert seeded.broken in {c.id for c in claimed}  # any replica's poller picks it up
+    missing = await client.post("/sources/999999/pause", data={"csrf_token": token})
+    assert "no longer exists" in await missing.text()
+
+
+async def test_stories_page_filters_and_shows_topics_outlets_and_deliveries(
+    client: TestClient[Any, Any], seeded: Seeded
+) -> None:
+    await sign_in(client)
+    html = await (await client.get("/stories?topic=distillation")).text()
+    assert "DeepSeek accused of distilling" in html and "Routine AI policy" not in html
+    lead = html[html.index(f'id="story-{seeded.lead_story}"') :]
+    lead = lead[: lead.index("</li>\n\n") if "</li>\n\n" in lead else len(lead)]
+    assert "0.91" in lead and "teacher model" in lead  # score and evidence
+    assert "The Verge" in lead  # the cluster's other outlet
+    assert "discord #ai-news" in lead and "sent" in lead and "Slack: channel_not_found" in lead
+    official = await (await client.get("/stories?official=yes")).text()
+    assert "export controls" in official and "DeepSeek" not in official
+    searched = await (await client.get("/stories?q=export+controls")).text()
+    assert "Commerce tightens export controls" in searched and "DeepSeek" not in searched
+    old = datetime.now(UTC) - timedelta(days=9)
+    dated = await (await client.get(f"/stories?from={old:%Y-%m-%d}&to={old:%Y-%m-%d}")).text()
+    assert "Open-weights model released" in dated and "DeepSeek" not in dated
+    bad = await (await client.get('/stories?q="unclosed&from=yesterday')).text()
+    assert "quote is not closed" in bad and "is not a date" in bad
+
+
+async def test_stories_page_paginates(client: TestClient[Any, Any]) -> None:
+    await sign_in(client)
+    first = await (await client.get("/stories?topic=natsec")).text()
+    assert "page 1 of 2" in first and 'rel="next"' in first
+    second = await (await client.get("/stories?topic=natsec&page=2")).text()
+    assert "page 2 of 2" in second and 'rel="prev"' in second
+    titles = set(re.findall(r"Routine AI policy note number \d+", first + second))
+    assert len(titles) == 30
+
+
+async def test_channels_page_and_digest_preview(client: TestClient[Any, Any], seeded: Seeded) -> None:
+    await sign_in(client)
+    html = await (await client.get("/channels")).text()
+    assert "discord #ai-news" in html and "+deepseek" in html and "−crypto" in html
+    assert "Europe/Paris" in html and "3 per hour" in html
+    assert "paused" in html and "unreachable" in html and "Discord: Unknown Channel" in html
+    assert "Slack: channel_not_found" in html  # the slack channel's last error
+    detail = await (await client.get(f"/channels/{seeded.discord}")).text()
+    assert "Frontier Watch digest" in detail
+    assert "DeepSeek accused" not in detail.split("<h3>Text</h3>")[1].split("</pre>")[0]  # alerted already
+    assert "Commerce tightens export controls" in detail  # natsec, digest mode, score 0.88 ≥ 0.7
+    assert "&#34;embeds&#34;" in detail or "&quot;embeds&quot;" in detail  # Discord's request body
+    assert (await client.get("/channels/424242")).status == 404
+
+
+async def test_preview_matches_what_the_cli_previews(tmp_path: Path, store: Store, seeded: Seeded) -> None:
+    """The console and `digest --preview` render with the same functions (bot/delivery/preview.py)."""
+    from bot.delivery.preview import next_digest_preview
+
+    preview = await next_digest_preview(
+        store.sessions, seeded.discord, ("distillation", "ip", "natsec", "release"), datetime.now(UTC)
+    )
+    assert preview is not None and preview.platform == "discord"
+    assert preview.entries >= 1 and len(preview.bodies) >= 1 and "embeds" in preview.bodies[0]
+    assert preview.text.startswith("Frontier Watch digest")
+
+
+# ---------------------------------------------------------------------------------------- settings, CLI
+def test_settings_refuse_ambiguous_or_weak_console_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FW_WEB_PASSWORD", "pw")
+    monkeypatch.setenv("FW_WEB_PASSWORD_HASH", hash_password("pw"))
+    with pytest.raises(SettingsError, match="not both"):
+        load_settings()
+    monkeypatch.delenv("FW_WEB_PASSWORD")
+    monkeypatch.setenv("FW_WEB_PASSWORD_HASH", "plain text")
+    with pytest.raises(SettingsError, match=r"FW_WEB_PASSWORD_HASH.*argon2") as info:
+        load_settings()
+    assert "plain text" not in str(info.value)
+    monkeypatch.delenv("FW_WEB_PASSWORD_HASH")
+    monkeypatch.setenv("FW_WEB_SECRET", "short")
+    with pytest.raises(SettingsError, match=r"FW_WEB_SECRET.*32") as info:
+        load_settings()
+    assert "short" not in str(info.value).replace("too short", "")
+
+
+def test_hash_password_command_reads_stdin_and_prints_a_verifiable_hash() -> None:
+    from argon2 import PasswordHasher
+
+    from bot.cli import main
+
+    result = CliRunner().invoke(main, ["web", "hash-password"], input="s3cret pass\n")
+    assert result.exit_code == 0, result.output
+    printed = result.stdout.strip()
+    assert printed.startswith("$argon2id$") and "s3cret" not in printed
+    assert PasswordHasher().verify(printed, "s3cret pass")
+    empty = CliRunner().invoke(main, ["web", "hash-password"], input="\n")
+    assert empty.exit_code == 2
