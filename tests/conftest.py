@@ -1,7 +1,7 @@
 """Shared fixtures.
 
-Tests that read ``../shared`` or need PostgreSQL run whenever those are present and skip with a
-clear reason otherwise, so a user's fresh clone still passes. Under ``CI=true`` they must not skip:
+Tests that read ``../shared``, need PostgreSQL or drive Debian's chromium run whenever those are
+present and skip with a clear reason otherwise, so a user's fresh clone still passes. Under ``CI=true`` they must not skip:
 a missing ``../shared`` or an unreachable database fails the run instead.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,6 +57,22 @@ def postgres_url() -> str:
     if problem:
         _unavailable(f"PostgreSQL not reachable at {POSTGRES_URL}: {problem}")
     return POSTGRES_URL
+
+
+@pytest.fixture(scope="session")
+def chromium() -> tuple[str, str]:
+    """Paths of Debian's ``chromium`` and ``chromedriver`` (packages chromium, chromium-driver,
+    which ``.ci/run`` installs); skips (fails under CI) when either or selenium is missing."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if browser is None or driver is None:
+        _unavailable("chromium and chromedriver not found (apt-get install chromium chromium-driver)")
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        _unavailable("selenium is not installed (pip install -e '.[dev]')")
+    assert browser is not None and driver is not None
+    return browser, driver
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
