@@ -255,7 +255,7 @@ async def test_sources_page_shows_each_state(client: TestClient[Any, Any], seede
     assert row(seeded.broken).startswith("broken") and "does not resolve" in row(seeded.broken)
     assert row(seeded.paused).startswith("paused") and "alice (operator)" in row(seeded.paused)
     assert row(seeded.fresh).startswith("new") and "never polled" in row(seeded.fresh)
-    # Reuters carried two stories this week (the lead and the one nine days old is elsewhere).
+    # Reuters carried one story this week: the lead (the other outlets' stories are theirs).
     assert re.search(r'data-label="Stories 7 d" class="num">1<', row(seeded.healthy))
     filtered = await (await client.get("/sources?state=broken")).text()
     assert "Dead Feed" in filtered and "Flaky Wire" not in filtered
@@ -335,8 +335,10 @@ async def test_channels_page_and_digest_preview(client: TestClient[Any, Any], se
     assert (await client.get("/channels/424242")).status == 404
 
 
-async def test_preview_matches_what_the_cli_previews(tmp_path: Path, store: Store, seeded: Seeded) -> None:
-    """The console and `digest --preview` render with the same functions (bot/delivery/preview.py)."""
+async def test_next_digest_preview_has_text_and_discord_bodies(
+    tmp_path: Path, store: Store, seeded: Seeded
+) -> None:
+    """What the channel page shows, from bot/delivery/preview.py (which `digest --preview` uses too)."""
     from bot.delivery.preview import next_digest_preview
 
     preview = await next_digest_preview(

@@ -196,12 +196,20 @@ def sign_in(browser: Any, server: ConsoleServer, password: str = PASSWORD) -> No
 
 def click_and_wait(browser: Any, selector: str, by: str = "css selector") -> None:
     """Click what loads a new page, and wait until it has (a click returns before that)."""
-    from selenium.webdriver.support import expected_conditions
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
     old = browser.find_element("tag name", "html")
     browser.find_element(by, selector).click()
-    WebDriverWait(browser, 15).until(expected_conditions.staleness_of(old))
+
+    def loaded(driver: Any) -> bool:
+        try:
+            old.tag_name  # noqa: B018 (touching it raises once the page it belonged to is gone)
+        except WebDriverException:  # stale, or chromium's "node does not belong to the document"
+            return bool(driver.execute_script("return document.readyState") == "complete")
+        return False
+
+    WebDriverWait(browser, 15).until(loaded)
 
 
 def text(browser: Any) -> str:
