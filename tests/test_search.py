@@ -77,6 +77,7 @@ async def test_only_the_newest_matches_are_ranked_and_filters_apply_before_the_c
     store: ChatStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(search, "RANKED_CANDIDATES", 2)
+    monkeypatch.setattr(search, "PG_WINDOWS", (1, 2))  # PostgreSQL: the newest story, then two, then all
     await add_story(store, "Export export export: the oldest and best match", topics={"natsec": 0.9})
     await add_story(store, "Export rules, newer", topics={"release": 0.9})
     await add_story(store, "An export story, newest", topics={})

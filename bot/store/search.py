@@ -35,6 +35,7 @@ MAX_TERMS = 12
 # over a year of stories cost seconds; a reader searching a news bot wants the best of the recent
 # coverage, and the filters (topic:, since:) apply before this cut, not after it.
 RANKED_CANDIDATES = 1000
+PG_WINDOWS = (20_000, 200_000)  # newest story ids searched first on PostgreSQL (see _postgresql)
 
 
 class SearchSyntaxError(ValueError):
@@ -109,9 +110,9 @@ async def search_stories(session: AsyncSession, query: SearchQuery, limit: int) 
     for topic in query.topics:
         c = m.Classification
         filters.append(exists().where(c.story_id == story.id, c.topic == topic, c.passed.is_(True)))
-    dialect = (await session.connection()).dialect.name
-    build = _postgresql if dialect == "postgresql" else _sqlite
-    return [int(r[0]) for r in (await session.execute(build(query, filters, limit))).all()]
+    if (await session.connection()).dialect.name == "postgresql":
+        return await _postgresql(session, query, filters, limit)
+    return [int(r[0]) for r in (await session.execute(_sqlite(query, filters, limit))).all()]
 
 
 def _sqlite(query: SearchQuery, filters: list[ColumnElement[bool]], limit: int) -> Select[Any]:
@@ -138,30 +139,43 @@ def _fts5_string(text: str) -> str:
     return '"' + text.replace('"', '""') + '"'
 
 
-def _postgresql(query: SearchQuery, filters: list[ColumnElement[bool]], limit: int) -> Select[Any]:
+async def _postgresql(
+    session: AsyncSession, query: SearchQuery, filters: list[ColumnElement[bool]], limit: int
+) -> list[int]:
     parts = [func.plainto_tsquery("english", " ".join(query.words))] if query.words else []
     parts += [func.phraseto_tsquery("english", " ".join(p)) for p in query.phrases]
     tsquery: ColumnElement[Any] = parts[0]
     for part in parts[1:]:
         tsquery = tsquery.op("&&")(part)
     vector: ColumnElement[Any] = literal_column("stories.search_vector")
-    newest = (
-        select(
-            m.Story.id.label("id"),
-            m.Story.published_at.label("published_at"),
-            vector.label("search_vector"),
-        )
-        .where(vector.op("@@")(tsquery), *filters)
-        .order_by(m.Story.id.desc())
-        .limit(RANKED_CANDIDATES)
-        .subquery()
-    )
-    return (
-        select(newest.c.id)
-        .order_by(
-            func.ts_rank_cd(newest.c.search_vector, tsquery).desc(),
-            newest.c.published_at.desc(),
-            newest.c.id.desc(),
-        )
+    matching = select(m.Story.id).where(vector.op("@@")(tsquery), *filters)
+    # The newest RANKED_CANDIDATES matches, looked for in the newest stories first. PostgreSQL
+    # picks its plan by how many rows it expects: asked for the newest matches of the whole
+    # table it walks the primary key backwards, which is quick for a common word and reads
+    # every row for a rare one or a phrase (its estimate of a phrase is the two words'). A window
+    # of recent ids bounds that walk; past the last window, the matches are few, and
+    # MATERIALIZED makes PostgreSQL take them from the GIN index before sorting.
+    newest = await session.scalar(select(func.max(m.Story.id)))
+    if newest is None:
+        return []
+    ids: list[int] = []
+    for span in (*PG_WINDOWS, None):
+        if span is not None:
+            if newest - span <= 0:
+                continue
+            stmt = matching.where(m.Story.id > newest - span).order_by(m.Story.id.desc())
+        else:
+            every = matching.cte("matches").prefix_with("MATERIALIZED")
+            stmt = select(every.c.id).order_by(every.c.id.desc())
+        ids = [int(i) for i in (await session.scalars(stmt.limit(RANKED_CANDIDATES))).all()]
+        if len(ids) >= RANKED_CANDIDATES:
+            break  # the window holds the newest RANKED_CANDIDATES matches of all
+    if not ids:
+        return []
+    ranked = (
+        select(m.Story.id)
+        .where(m.Story.id.in_(ids))
+        .order_by(func.ts_rank_cd(vector, tsquery).desc(), m.Story.published_at.desc(), m.Story.id.desc())
         .limit(limit)
     )
+    return [int(i) for i in (await session.scalars(ranked)).all()]
