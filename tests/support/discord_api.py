@@ -412,12 +412,12 @@ class DiscordAPI:
             if nonce is not None:
                 self._nonces[(channel_id, str(nonce))] = (time.monotonic(), message)
             sent = self._sent[channel_id]
-            return jr(
-                message,
-                headers=self._rate_headers(
-                    f"msg-{channel_id}", self.channel_limit - len(sent), self.channel_window
-                ),
+            headers = (
+                self._rate_headers(f"msg-{channel_id}", self.channel_limit - len(sent), self.channel_window)
+                if self.report_headers
+                else None
             )
+            return jr(message, headers=headers)
         if m == "POST" and len(parts) == 5 and parts[2] == "messages" and parts[4] == "threads":
             thread_id = self._new_id()
             return jr(
