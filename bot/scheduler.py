@@ -76,12 +76,18 @@ def build_scheduler(
     if retention is not None and retention.days > 0:
 
         async def retention_pass() -> None:
+            task = asyncio.current_task()
+            if task is not None:  # stopped with the polls at shutdown: it deletes in small batches
+                _running_polls.add(task)
             try:
                 await retention.prune(datetime.now(UTC))
             except asyncio.CancelledError:
                 return
             except Exception as exc:  # the next hour tries again; rows only wait longer
                 log_failure(log, "retention pass failed", exc)
+            finally:
+                if task is not None:
+                    _running_polls.discard(task)
 
         scheduler.add_job(
             retention_pass,
@@ -94,7 +100,7 @@ def build_scheduler(
     return scheduler
 
 
-_running_polls: set[asyncio.Task[object]] = set()
+_running_polls: set[asyncio.Task[object]] = set()  # poll cycles and retention passes under way
 
 
 MAX_FAILURE_LINES = 5  # beyond this, failures are summarised by cause (the details: `sources list`)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -115,3 +116,36 @@ def test_retention_days_setting() -> None:
     assert Settings(retention_days=0).retention_days == 0
     with pytest.raises((SettingsError, ValueError), match="at least 8"):
         Settings(retention_days=3)
+
+
+async def test_a_retention_pass_under_way_stops_with_the_bot(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shutdown cancels a running pass (it resumes at the next start) and waits for it to finish
+    its current batch, instead of returning while it still uses the engine the bot disposes next."""
+    import asyncio
+
+    from bot.scheduler import build_scheduler, run_forever
+
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    class SlowRetention(Retention):
+        async def prune(self, now: datetime) -> Any:
+            started.set()
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                await asyncio.sleep(0.5)  # the batch in flight commits or rolls back
+                cancelled.set()
+                raise
+
+    class IdlePoller:
+        async def poll_due(self) -> Any:
+            await asyncio.sleep(3600)
+
+    scheduler = build_scheduler(IdlePoller(), 3600, SlowRetention(None, 400))  # type: ignore[arg-type]
+    scheduler.get_job("retention").modify(next_run_time=datetime.now(UTC))
+    stop = asyncio.Event()
+    runner = asyncio.create_task(run_forever(scheduler, stop))
+    await asyncio.wait_for(started.wait(), 10)
+    stop.set()
+    await asyncio.wait_for(runner, 15)
+    assert cancelled.is_set()
