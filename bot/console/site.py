@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -29,6 +29,8 @@ from bot.console.pages import Action, Page, View
 from bot.settings import Settings
 from bot.store.console import ConsoleStore
 from bot.store.repo import Store, utcnow
+from bot.store.review import ReviewStore
+from bot.store.trends import TrendsStore
 
 log = logging.getLogger(__name__)
 
@@ -46,23 +48,38 @@ CONTENT_SECURITY_POLICY = (
 
 @dataclass
 class Console:
-    """What the views need: settings, the store (actions), the console's reads, the topics."""
+    """What the views need: settings, the store (actions), the console's reads, the topics and
+    the classifier's threshold for each (the Review page's "near a threshold")."""
 
     settings: Settings
     store: Store
     queries: ConsoleStore
     topics: tuple[str, ...]
+    thresholds: Mapping[str, float]
+    review: ReviewStore
+    trends: TrendsStore
     password: auth.PasswordCheck
     limiter: auth.SignInLimiter = field(default_factory=auth.SignInLimiter)
     pages: tuple[Page, ...] = ()
 
     @classmethod
-    def build(cls, settings: Settings, store: Store, topics: Sequence[str]) -> Console:
+    def build(
+        cls,
+        settings: Settings,
+        store: Store,
+        topics: Sequence[str],
+        thresholds: Mapping[str, float] | None = None,
+    ) -> Console:
+        """``thresholds``: ``bot.classify.topic_thresholds(classifier)``; without them the Review
+        page's "near a threshold" queue is empty (it says so)."""
         return cls(
             settings=settings,
             store=store,
             queries=ConsoleStore(store.engine),
             topics=tuple(topics),
+            thresholds=dict(thresholds or {}),
+            review=ReviewStore(store.engine, topics),
+            trends=TrendsStore(store.engine),
             password=auth.PasswordCheck.from_settings(settings),
         )
 

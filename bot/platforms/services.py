@@ -66,9 +66,13 @@ def add_web_console(app: App, web_app: web.Application) -> None:
     if not app.settings.web_console_enabled:
         log.info("web console off: set FW_WEB_PASSWORD or FW_WEB_PASSWORD_HASH to turn it on")
         return
+    from bot.classify import topic_thresholds
     from bot.console import Console, install_console
 
-    install_console(web_app, Console.build(app.settings, app.store, app.classifier.topics))
+    console = Console.build(
+        app.settings, app.store, app.classifier.topics, thresholds=topic_thresholds(app.classifier)
+    )
+    install_console(web_app, console)
 
 
 def platform_services(app: App, role: Role = "worker") -> list[Service]:

@@ -52,6 +52,7 @@ class TopicScore:
     score: float
     passed: bool
     threshold: float | None  # None: the topic is no longer in the taxonomy
+    evidence: tuple[str, ...] = ()  # the terms that scored it, as the classifier stored them
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,8 +184,9 @@ class ReviewStore:
         stories = {s.id: s for s in await session.scalars(select(m.Story).where(m.Story.id.in_(ids)))}
         scores: dict[int, list[TopicScore]] = defaultdict(list)
         for cl in await session.scalars(select(m.Classification).where(m.Classification.story_id.in_(ids))):
+            terms = tuple(str(t) for t in (cl.evidence or {}).get("terms", []))
             scores[cl.story_id].append(
-                TopicScore(cl.topic, float(cl.score), bool(cl.passed), thresholds.get(cl.topic))
+                TopicScore(cl.topic, float(cl.score), bool(cl.passed), thresholds.get(cl.topic), terms)
             )
         judgements: dict[int, list[ChatJudgement]] = defaultdict(list)
         for fb in await session.scalars(
