@@ -3,6 +3,8 @@ and their actions, through aiohttp's test client on the application `serve` buil
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -90,7 +92,7 @@ async def test_console_is_off_without_a_password(tmp_path: Path, store: Store) -
 
 
 async def test_pages_need_a_sign_in(client: TestClient[Any, Any]) -> None:
-    for path in ("/sources", "/stories?topic=ip", "/channels"):
+    for path in ("/sources", "/stories?topic=ip", "/channels", "/review"):
         response = await client.get(path, allow_redirects=False)
         assert response.status == 303
         assert response.headers["Location"].startswith("/sign-in?next=")
@@ -347,6 +349,112 @@ async def test_next_digest_preview_has_text_and_discord_bodies(
     assert preview is not None and preview.platform == "discord"
     assert preview.entries >= 1 and len(preview.bodies) >= 1 and "embeds" in preview.bodies[0]
     assert preview.text.startswith("Frontier Watch digest")
+
+
+# ---------------------------------------------------------------------------------------- review
+def review_item(html: str, queue: str, story_id: int) -> str:
+    found = re.search(
+        rf'<li class="story review-item[^"]*" id="{queue}-{story_id}">(.*?)</li>\n\s*(?:<li class="story|</ol>)',
+        html,
+        re.S,
+    )
+    assert found, f"{queue}-{story_id} not in the page"
+    return found.group(1)
+
+
+async def test_review_page_shows_both_queues_with_scores_evidence_and_feedback(
+    client: TestClient[Any, Any], seeded: Seeded
+) -> None:
+    await sign_in(client)
+    html = await (await client.get("/review")).text()
+    assert "frontierwatch train --feedback" in html
+    near = html[html.index('id="near"') : html.index('id="feedback"')]
+    assert near.index(f'id="near-{seeded.closest_story}"') < near.index(f'id="near-{seeded.lead_story}"')
+    closest = review_item(html, "near", seeded.closest_story)
+    assert "Model weights posted to a torrent site" in closest and "Hugging Face" in closest
+    assert "0.52" in closest and "/ 0.50" in closest and "weights" in closest  # score, threshold, evidence
+    assert "0.02 from a threshold" in closest
+    judged = review_item(html, "feedback", seeded.judged_story)
+    assert "Chatbot wins a chess tournament" in judged and "reader-7" in judged and "not relevant" in judged
+    assert "should be ip" in html  # the other click: "wrong topic", with the reader's topic
+    for topic in ("distillation", "ip", "natsec", "release"):
+        assert f'name="label" value="{topic}"' in closest
+    assert 'name="label" value=""' in closest and 'name="topic" value="ip"' in closest
+
+
+async def test_one_click_label_is_stored_leaves_the_queue_and_is_exported(
+    client: TestClient[Any, Any], store: Store, seeded: Seeded, tmp_path: Path
+) -> None:
+    from bot.cli import main
+    from bot.store.review import ReviewStore
+
+    await sign_in(client)
+    token = await token_from(client, "/review")
+    labelled = await client.post(
+        f"/review/{seeded.closest_story}/label", data={"csrf_token": token, "label": "release"}
+    )
+    html = await labelled.text()
+    assert labelled.status == 200 and "Labelled “Model weights posted to a torrent site”: release." in html
+    assert f'id="near-{seeded.closest_story}"' not in html  # left the queue
+    item = await ReviewStore(store.engine, ("release",)).item(seeded.closest_story)
+    assert item is not None and item.label == ("release",) and item.labelled_by == "the web console"
+
+    # "No topic" (an empty one-click value), and the ticked boxes for several topics.
+    await client.post(f"/review/{seeded.judged_story}/label", data={"csrf_token": token, "label": ""})
+    ticked = await client.post(
+        f"/review/{seeded.lead_story}/label",
+        data=[("csrf_token", token), ("topic", "distillation"), ("topic", "ip")],
+    )
+    assert "distillation, ip." in await ticked.text()
+
+    # `frontierwatch feedback export` writes them, which `train --feedback` reads. The command
+    # runs its own event loop, so it runs in a thread of its own.
+    env = {"FW_DATABASE_URL": console_settings(tmp_path).database_url}
+    exported = await asyncio.to_thread(CliRunner().invoke, main, ["feedback", "export"], env=env)
+    assert exported.exit_code == 0, exported.output
+    records = {r["title"]: r for r in map(json.loads, exported.stdout.splitlines())}
+    assert records["Model weights posted to a torrent site"]["topics"] == ["release"]
+    assert records["Model weights posted to a torrent site"]["feedback"]["source"] == "console"
+    assert records["Chatbot wins a chess tournament"]["hard_negative"] is True
+    assert records["DeepSeek accused of distilling a frontier model"]["topics"] == ["distillation", "ip"]
+
+
+async def test_a_wrong_label_says_why_and_stores_nothing(
+    client: TestClient[Any, Any], store: Store, seeded: Seeded
+) -> None:
+    from bot.store.review import ReviewStore
+
+    await sign_in(client)
+    token = await token_from(client, "/review")
+    unknown = await client.post(
+        f"/review/{seeded.closest_story}/label", data={"csrf_token": token, "label": "weather"}
+    )
+    html = await unknown.text()
+    assert unknown.status == 400
+    assert "Not labelled: unknown topic &#39;weather&#39;" in html and "Nothing was stored." in html
+    assert f'class="story review-item has-error" id="near-{seeded.closest_story}"' in html
+    nothing = await client.post(f"/review/{seeded.closest_story}/label", data={"csrf_token": token})
+    assert nothing.status == 400 and "tick at least one topic" in await nothing.text()
+    gone = await client.post("/review/999999/label", data={"csrf_token": token, "label": "ip"})
+    assert gone.status == 400 and "no longer stored" in await gone.text()
+    assert await ReviewStore(store.engine).labels_count() == 0
+
+
+async def test_the_label_form_needs_a_csrf_token_and_a_sign_in(
+    client: TestClient[Any, Any], store: Store, seeded: Seeded
+) -> None:
+    from bot.store.review import ReviewStore
+
+    signed_out_token = await token_from(client, "/sign-in")
+    signed_out = await client.post(
+        f"/review/{seeded.closest_story}/label", data={"csrf_token": signed_out_token, "label": "ip"}
+    )
+    assert signed_out.status == 403 and "Signed out" in await signed_out.text()
+    await sign_in(client)
+    for data in ({"label": "ip"}, {"csrf_token": "forged", "label": "ip"}):
+        response = await client.post(f"/review/{seeded.closest_story}/label", data=data)
+        assert response.status == 403 and "Form refused" in await response.text()
+    assert await ReviewStore(store.engine).labels_count() == 0
 
 
 # ---------------------------------------------------------------------------------------- settings, CLI

@@ -2,7 +2,7 @@
 against the application `serve` builds, on a free local port, over a seeded SQLite database.
 
 Sign-in (wrong password refused, right one accepted), every page, every action (pause, resume,
-poll now), a CSRF refusal and the sign-in limit. Screenshots of every page at desktop (1280×900)
+poll now, a one-click Review label), a CSRF refusal and the sign-in limit. Screenshots of every page at desktop (1280×900)
 and phone (390×844) width go to tests/artifacts/console/ (git-ignored; CI keeps them as artefacts).
 
 Selenium's calls block, so the server runs in its own thread with its own event loop; the test
@@ -86,6 +86,14 @@ class ConsoleServer:
                 return row
 
         return self.call(read)
+
+    async def review_label(self, story_id: int) -> tuple[str, ...] | None:
+        """The console label stored for a story (Review), read through the store."""
+        from bot.store.review import ReviewStore
+
+        assert self.store is not None
+        item = await ReviewStore(self.store.engine).item(story_id)
+        return None if item is None else item.label
 
     def stop(self) -> None:
         async def stop() -> None:
@@ -257,7 +265,7 @@ def test_every_page_renders_at_desktop_and_phone_width(page: Any, server: Consol
     page.get(server.url + "/stories?q=export+controls&official=yes")
     assert "Commerce tightens export controls" in text(page)
     page.get(server.url + "/stories")
-    assert "page 1 of 2" in text(page)
+    assert "page 1 of 3" in text(page)
     screenshot(page, "04-stories-all")
 
     page.get(server.url + "/channels")
@@ -325,3 +333,26 @@ def test_sign_in_is_limited_after_five_wrong_passwords(page: Any, server: Consol
     screenshot(page, "09-sign-in-limited")
     page.get(server.url + "/sources")
     assert "/sign-in" in page.current_url
+
+
+def test_review_labels_a_story_with_one_click(page: Any, server: ConsoleServer) -> None:
+    from selenium.webdriver.common.by import By
+
+    seeded = server.seeded
+    assert seeded is not None
+    sign_in(page, server)
+    click_and_wait(page, "Review", By.LINK_TEXT)
+    assert page.current_url == server.url + "/review"
+    body = text(page)
+    assert "frontierwatch train --feedback" in body
+    assert "Model weights posted to a torrent site" in body and "Chatbot wins a chess tournament" in body
+    assert "reader-7" in body and "not relevant" in body
+    screenshot(page, "10-review-queues")
+    click_and_wait(page, f"#near-{seeded.closest_story} button[name=label][value=release]")
+    assert page.current_url == server.url + "/review"
+    assert "Labelled “Model weights posted to a torrent site”: release." in text(page)
+    assert not page.find_elements(By.ID, f"near-{seeded.closest_story}")  # it left the queue
+    assert page.find_elements(By.ID, f"near-{seeded.lead_story}")  # the others stay
+    labels = server.call(lambda: server.review_label(seeded.closest_story))
+    assert labels == ("release",)
+    screenshot(page, "10-review-after-label")

@@ -1,5 +1,6 @@
 """A web console on a test database: the same aiohttp application `serve` builds, seeded with
-sources in every state, stories with topics, clusters and deliveries, and channels.
+sources in every state, stories with topics, clusters and deliveries, channels, stories near a
+topic's threshold and with readers' chat feedback (Review), and three months of events (Trends).
 
 Used by tests/test_console.py (aiohttp test client) and tests/test_console_browser.py (chromium).
 """
@@ -16,6 +17,7 @@ from aiohttp import web
 from bot.console import Console, install_console
 from bot.settings import Settings
 from bot.store import models as m
+from bot.store.feedback import FeedbackStore
 from bot.store.repo import Store
 from bot.web import build_web_app
 from tests.support import newsdb
@@ -23,6 +25,8 @@ from tests.support import newsdb
 REPO = Path(__file__).resolve().parent.parent.parent
 PASSWORD = "correct horse battery staple"
 TOPICS = ("distillation", "ip", "natsec", "release")
+# newsdb.add_story passes a topic at 0.5, so the console's thresholds agree with the stored flags.
+THRESHOLDS = dict.fromkeys(TOPICS, 0.5)
 
 
 def console_settings(tmp_path: Path, **overrides: Any) -> Settings:
@@ -42,7 +46,7 @@ def console_app(settings: Settings, store: Store) -> web.Application:
     """What `serve` builds: bot/web.py's application with the console installed on it."""
     app = build_web_app(None)
     if settings.web_console_enabled:
-        install_console(app, Console.build(settings, store, TOPICS))
+        install_console(app, Console.build(settings, store, TOPICS, thresholds=THRESHOLDS))
     return app
 
 
@@ -68,6 +72,8 @@ class Seeded:
     slack: int
     gone: int
     lead_story: int
+    closest_story: int  # first in Review's "near a threshold" queue
+    judged_story: int  # first in Review's "chat feedback" queue (a "not relevant" click)
 
 
 async def seed(store: Store) -> Seeded:
@@ -205,4 +211,123 @@ async def seed(store: Store) -> Seeded:
                 ),
             ]
         )
-    return Seeded(healthy, backing_off, broken, paused, fresh, discord, slack, gone, lead.story_id)
+    review = await seed_review(store, discord, now)
+    await seed_trends(store, now)
+    return Seeded(healthy, backing_off, broken, paused, fresh, discord, slack, gone, lead.story_id, *review)
+
+
+async def seed_review(store: Store, discord: int, now: datetime) -> tuple[int, int]:
+    """Stories within 0.1 of a threshold (0.5), and two alerts readers judged in chat.
+
+    Returns (the story closest to a threshold, the story with the latest chat feedback)."""
+    closest = await newsdb.add_story(
+        store,
+        "Model weights posted to a torrent site",
+        topics={"release": 0.52, "ip": 0.46},
+        outlet="Hugging Face",
+        evidence={"release": ["weights"], "ip": ["leaked"]},
+        first_seen=now - timedelta(hours=20),
+    )
+    await newsdb.add_story(
+        store,
+        "Startup trains a small model on a rival chatbot's answers",
+        topics={"distillation": 0.47, "ip": 0.41},
+        outlet="The Verge",
+        evidence={"distillation": ["trained on answers"], "ip": ["rival"]},
+        first_seen=now - timedelta(days=1, hours=2),
+    )
+    await newsdb.add_story(
+        store,
+        "Chip export licence decision delayed again",
+        topics={"natsec": 0.54},
+        outlet="Policy Digest",
+        evidence={"natsec": ["export licence"]},
+        first_seen=now - timedelta(days=2),
+    )
+    chess = await newsdb.add_story(
+        store,
+        "Chatbot wins a chess tournament",
+        topics={"natsec": 0.81},
+        outlet="The Verge",
+        evidence={"natsec": ["strategic"]},
+        first_seen=now - timedelta(days=4),
+    )
+    weights = await newsdb.add_story(
+        store,
+        "Open model family adds a licence for commercial use",
+        topics={"release": 0.84},
+        outlet="Hugging Face",
+        evidence={"release": ["open model"]},
+        first_seen=now - timedelta(days=6),
+    )
+    feedback = FeedbackStore(store.engine)
+    clicks = (
+        (chess, "not_relevant", [], timedelta(hours=2)),
+        (weights, "wrong_topic", ["ip"], timedelta(days=1)),
+    )
+    for story, kind, topics, ago in clicks:
+        async with store.sessions.begin() as session:
+            alert = m.Delivery(
+                destination_id=discord,
+                cluster_id=story.cluster_id,
+                story_id=story.story_id,
+                kind="alert",
+                status="sent",
+                next_attempt_at=now,
+                payload={},
+                created_at=now - ago - timedelta(hours=1),
+                sent_at=now - ago - timedelta(hours=1),
+            )
+            session.add(alert)
+            await session.flush()
+            alert_id = alert.id
+        await feedback.record(
+            alert_id,
+            platform="discord",
+            channel_id="1001",
+            user_id="reader-7",
+            kind=kind,
+            topics=topics,
+            known_topics=TOPICS,
+            now=now - ago,
+        )
+    return closest.story_id, chess.story_id
+
+
+TREND_NAMES = ("DeepSeek", "OpenAI", "Nvidia", "Anthropic", "Mistral", "Huawei")
+TREND_HEADLINES = {
+    "distillation": "{name} accused of distilling a rival model",
+    "ip": "{name} sued over its training data",
+    "natsec": "{name} chips found in an export probe",
+    "release": "{name} releases a new open model",
+}
+TREND_OUTLETS = ("The Verge", "Policy Digest", "Hugging Face")
+
+
+async def seed_trends(store: Store, now: datetime) -> None:
+    """About thirty events over the last three months (older than a week, so the Sources page's
+    "stories 7 d" stay as the tests expect), some told by two outlets (one event, two stories)."""
+    for n, days_ago in enumerate(range(8, 89, 3)):
+        topic = TOPICS[n % len(TOPICS)] if n % 3 else "natsec"  # natsec rises: more events
+        name = TREND_NAMES[n % len(TREND_NAMES)]
+        published = now - timedelta(days=days_ago, hours=n % 5)
+        story = await newsdb.add_story(
+            store,
+            TREND_HEADLINES[topic].format(name=name),
+            summary=f"Reports say {name} is at the centre of it, according to people familiar with {name}.",
+            topics={topic: 0.7 + (n % 4) * 0.05},
+            outlet=TREND_OUTLETS[n % len(TREND_OUTLETS)],
+            published=published,
+            first_seen=published + timedelta(hours=1),
+        )
+        if n % 4 == 0:  # the same event from a second outlet
+            await newsdb.add_story(
+                store,
+                TREND_HEADLINES[topic].format(name=name) + ", sources say",
+                summary=f"{name} declined to comment.",
+                topics={topic: 0.8},
+                outlet=TREND_OUTLETS[(n + 1) % len(TREND_OUTLETS)],
+                cluster_id=story.cluster_id,
+                published=published + timedelta(hours=2),
+                first_seen=published + timedelta(hours=3),
+            )

@@ -8,6 +8,6 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from bot.console.views import channels, sources, stories
+from bot.console.views import channels, review, sources, stories
 
-PAGE_MODULES: tuple[ModuleType, ...] = (sources, stories, channels)
+PAGE_MODULES: tuple[ModuleType, ...] = (sources, stories, channels, review)
