@@ -92,7 +92,7 @@ async def test_console_is_off_without_a_password(tmp_path: Path, store: Store) -
 
 
 async def test_pages_need_a_sign_in(client: TestClient[Any, Any]) -> None:
-    for path in ("/sources", "/stories?topic=ip", "/channels", "/review"):
+    for path in ("/sources", "/stories?topic=ip", "/channels", "/review", "/trends", "/trends/chart.png"):
         response = await client.get(path, allow_redirects=False)
         assert response.status == 303
         assert response.headers["Location"].startswith("/sign-in?next=")
@@ -455,6 +455,41 @@ async def test_the_label_form_needs_a_csrf_token_and_a_sign_in(
         response = await client.post(f"/review/{seeded.closest_story}/label", data=data)
         assert response.status == 403 and "Form refused" in await response.text()
     assert await ReviewStore(store.engine).labels_count() == 0
+
+
+# ---------------------------------------------------------------------------------------- trends
+async def test_trends_page_has_the_chart_its_numbers_and_top_outlets_and_names(
+    client: TestClient[Any, Any],
+) -> None:
+    await sign_in(client)
+    html = await (await client.get("/trends")).text()
+    assert '<img src="/trends/chart.png?days=90"' in html
+    assert 'alt="Events per topic per day, last 90 days: events per day from' in html
+    daily = html[html.index('<table class="compact daily">') :]
+    assert len(re.findall(r'<tr><th scope="row">\d{4}-\d\d-\d\d</th>', daily)) == 90
+    # The seeded events: natsec's outlets, and a name from the release headlines.
+    natsec = html[html.index('id="topic-natsec"') :]
+    natsec = natsec[: natsec.index("</article>")]
+    assert "Policy Digest" in natsec and "The Verge" in natsec
+    release = html[html.index('id="topic-release"') :]
+    release = release[: release.index("</article>")]
+    assert re.search(r"<td>(Mistral|DeepSeek|OpenAI|Nvidia|Anthropic|Huawei)</td>", release), release
+    month = await (await client.get("/trends?days=30")).text()
+    assert '<img src="/trends/chart.png?days=30"' in month
+    assert len(re.findall(r'<tr><th scope="row">', month[month.index('class="compact daily"') :])) == 30
+    assert "last 30 days" in month and 'aria-current="true">last 30 days' in month
+
+
+async def test_trends_chart_is_a_png_of_the_counts(client: TestClient[Any, Any]) -> None:
+    await sign_in(client)
+    chart = await client.get("/trends/chart.png")
+    body = await chart.read()
+    assert chart.status == 200 and chart.headers["Content-Type"] == "image/png"
+    assert body.startswith(b"\x89PNG\r\n\x1a\n") and len(body) > 10_000
+    width, height = int.from_bytes(body[16:20], "big"), int.from_bytes(body[20:24], "big")
+    assert (width, height) == (1000, 500)
+    month = await (await client.get("/trends/chart.png?days=30")).read()
+    assert month.startswith(b"\x89PNG") and month != body  # another window, another chart
 
 
 # ---------------------------------------------------------------------------------------- settings, CLI

@@ -356,3 +356,27 @@ def test_review_labels_a_story_with_one_click(page: Any, server: ConsoleServer) 
     labels = server.call(lambda: server.review_label(seeded.closest_story))
     assert labels == ("release",)
     screenshot(page, "10-review-after-label")
+
+
+def test_trends_shows_the_chart_and_its_tables(page: Any, server: ConsoleServer) -> None:
+    from selenium.webdriver.common.by import By
+
+    sign_in(page, server)
+    click_and_wait(page, "Trends", By.LINK_TEXT)
+    assert page.current_url == server.url + "/trends"
+    chart = page.find_element(By.ID, "trend-chart")
+    loaded = page.execute_script("return arguments[0].complete && arguments[0].naturalWidth", chart)
+    assert loaded == 1000  # the PNG route answered the signed-in browser with a real image
+    assert chart.get_attribute("alt").startswith("Events per topic per day, last 90 days")
+    body = text(page)
+    assert "Top outlets and names per topic" in body and "Policy Digest" in body
+    outlets = page.find_elements(By.CSS_SELECTOR, "#topic-natsec table.outlets tbody tr")
+    assert outlets and all(row.text.strip() for row in outlets)
+    assert len(page.find_elements(By.CSS_SELECTOR, "table.daily tbody tr")) == 90
+    screenshot(page, "11-trends-90-days")
+    click_and_wait(page, "last 30 days", By.LINK_TEXT)
+    chart = page.find_element(By.ID, "trend-chart")
+    assert page.execute_script("return arguments[0].naturalWidth", chart) == 1000
+    page.find_element(By.CSS_SELECTOR, "details.data summary").click()
+    assert len(page.find_elements(By.CSS_SELECTOR, "table.daily tbody tr")) == 30
+    screenshot(page, "11-trends-30-days-numbers")

@@ -155,6 +155,8 @@ async def seed(store: Store) -> Seeded:
             f"Routine AI policy note number {n}",
             topics={"natsec": 0.62},
             outlet="Policy Digest",
+            # One a day (found in one poll): thirty events on one day would flatten the Trends chart.
+            published=now - timedelta(days=n, hours=6),
             first_seen=now - timedelta(hours=6, minutes=n),
         )
     discord = await newsdb.add_destination(

@@ -8,6 +8,6 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from bot.console.views import channels, review, sources, stories
+from bot.console.views import channels, review, sources, stories, trends
 
-PAGE_MODULES: tuple[ModuleType, ...] = (sources, stories, channels, review)
+PAGE_MODULES: tuple[ModuleType, ...] = (sources, stories, channels, review, trends)
