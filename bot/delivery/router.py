@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import false, func, select, text, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.classify.keywords import KeywordFilter
@@ -35,12 +34,13 @@ from bot.domain import Classification
 from bot.pipeline.ingest import ANNOUNCE_MAX_AGE, NewStory
 from bot.settings import Settings
 from bot.store import models as m
-from bot.store.destinations import channel_rules, routable_destinations
-from bot.store.outbox import Outbox
+from bot.store.destinations import channel_rules, lock_routing, routable_destinations, routing_version
+from bot.store.outbox import Outbox, alert_rows, alerts_since, delivery_row
 from bot.store.repo import cluster_outlets, utcnow
+from bot.store.stories import cluster_founders, mark_routed, official_stories
+from bot.store.stories import unrouted_stories as stored_unrouted
 
 log = logging.getLogger(__name__)
-ROUTING_LOCK_KEY = 0x46575254  # "FWRT": the PostgreSQL advisory lock that serialises routing
 RECOVER_GRACE = timedelta(minutes=2)
 
 
@@ -221,9 +221,7 @@ class Router:
             changed = await self._route(session, stories, now)
             # Same transaction as the rows above: a crash before this commit leaves the stories
             # unrouted, and recover() routes them at the next start.
-            await session.execute(
-                update(m.Story).where(m.Story.id.in_([s.story_id for s in stories])).values(routed=True)
-            )
+            await mark_routed(session, [s.story_id for s in stories])
         if changed and self.on_queued is not None:
             self.on_queued()
         return changed
@@ -248,17 +246,10 @@ class Router:
         the hourly alert cap counts alerts already queued, so concurrent transactions would each
         see room (the demo posted 8 alerts under a cap of 5). Routing is short, so waiting is cheap.
         """
-        if self.outbox.store.engine.dialect.name == "postgresql":
-            await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ROUTING_LOCK_KEY})
-        else:
-            # SQLite: a write as the transaction's first statement takes the database's write lock
-            # now (waiting out busy_timeout), so the reads below see every committed alert.
-            await session.execute(update(m.Destination).where(false()).values(id=m.Destination.id))
+        await lock_routing(session)
 
     async def _routes(self, session: AsyncSession) -> RouteTable:
-        version = int(
-            await session.scalar(select(m.RoutingVersion.version).where(m.RoutingVersion.id == 1)) or 0
-        )
+        version = await routing_version(session)
         if self._table is None or self._table.version != version:
             self._table = RouteTable(version, await load_routes(session))
         return self._table
@@ -328,68 +319,27 @@ class Router:
                     changed += 1
                     if not over:
                         sent_last_hour[route.id] = sent_last_hour.get(route.id, 0) + 1
-                    existing[(route.id, story.cluster_id, "alert")] = await session.get(
-                        m.Delivery, created[0]
-                    )
+                    existing[(route.id, story.cluster_id, "alert")] = await delivery_row(session, created[0])
         return changed
 
     async def _existing(self, session: AsyncSession, clusters: list[int]) -> dict[tuple[int, int, str], Any]:
-        # Locked (PostgreSQL; SQLite's write lock is already held): a follow-up row is read, merged
-        # and written back, and the worker rolls the same row when it is sent.
-        rows = (
-            await session.scalars(
-                select(m.Delivery)
-                .where(m.Delivery.cluster_id.in_(clusters), m.Delivery.kind.in_(("alert", "followup")))
-                .order_by(m.Delivery.id)
-                .with_for_update()
-            )
-        ).all()
-        return {(r.destination_id, r.cluster_id, r.kind): r for r in rows}
+        return dict(await alert_rows(session, clusters))
 
     async def _founders(
         self, session: AsyncSession, clusters: list[int]
     ) -> dict[int, tuple[dict[str, Any] | None, datetime]]:
-        """Each cluster's founding story: its tracker metadata and when we first saw it."""
-        rows = await session.execute(
-            select(m.Cluster.id, m.Story.extra, m.Story.first_seen_at)
-            .join(m.Story, m.Story.id == m.Cluster.representative_story_id)
-            .where(m.Cluster.id.in_(clusters))
-        )
-        return {cid: (extra, seen) for cid, extra, seen in rows}
+        return await cluster_founders(session, clusters)
 
     async def _officials(self, session: AsyncSession, clusters: list[int]) -> dict[int, OfficialStory]:
         """Each cluster's earliest official story, for the clusters that have one (a cluster with
-        any official member counts as official). ``stories.official`` is set at ingest, so this is
-        one indexed probe by cluster id, not a join through the sources."""
-        rows = await session.execute(
-            select(
-                m.Story.cluster_id,
-                m.Story.id,
-                m.Story.title,
-                m.Story.url,
-                m.Story.summary,
-                m.Story.outlet,
-                m.Story.published_at,
-            )
-            .where(m.Story.cluster_id.in_(clusters), m.Story.official.is_(True))
-            .order_by(m.Story.first_seen_at, m.Story.id)
-        )
-        found: dict[int, OfficialStory] = {}
-        for cid, story_id, title, url, summary, outlet, published_at in rows:
-            found.setdefault(cid, OfficialStory(story_id, title, url, summary, outlet, published_at))
-        return found
+        any official member counts as official)."""
+        return {
+            cid: OfficialStory(s.id, s.title, s.url, s.summary, s.outlet, s.published_at)
+            for cid, s in (await official_stories(session, clusters)).items()
+        }
 
     async def _recent_alerts(self, session: AsyncSession, now: datetime) -> dict[int, int]:
-        rows = await session.execute(
-            select(m.Delivery.destination_id, func.count())
-            .where(
-                m.Delivery.kind == "alert",
-                m.Delivery.status != "deferred",
-                m.Delivery.created_at > now - timedelta(hours=1),
-            )
-            .group_by(m.Delivery.destination_id)
-        )
-        return {dest: int(n) for dest, n in rows}
+        return await alerts_since(session, now - timedelta(hours=1))
 
     async def _followup(
         self,
@@ -431,7 +381,7 @@ class Router:
                 ],
             )
             if created:
-                existing[(route.id, story.cluster_id, "followup")] = await session.get(m.Delivery, created[0])
+                existing[(route.id, story.cluster_id, "followup")] = await delivery_row(session, created[0])
             return len(created)
         payload: dict[str, Any] = dict(row.payload or {})
         payload["outlets_total"] = max(total, int(payload.get("outlets_total", 0)))
@@ -455,41 +405,21 @@ async def unrouted_stories(
     session: AsyncSession, since: datetime, limit: int, *, before: datetime | None = None
 ) -> list[NewStory]:
     """Stored, announceable stories the router has not seen, rebuilt as the poller hands them over."""
-    recent = m.Story.first_seen_at <= before if before is not None else true()
-    rows = (
-        await session.scalars(
-            select(m.Story)
-            .where(m.Story.routed.is_(False), m.Story.first_seen_at >= since, recent)
-            .order_by(m.Story.id)
-            .limit(limit)
-        )
-    ).all()
-    if not rows:
-        return []
-    scores: dict[int, dict[str, float]] = {r.id: {} for r in rows}
-    passed: dict[int, list[str]] = {r.id: [] for r in rows}
-    evidence: dict[int, dict[str, tuple[str, ...]]] = {r.id: {} for r in rows}
-    found = await session.scalars(select(m.Classification).where(m.Classification.story_id.in_(list(scores))))
-    for c in found:
-        scores[c.story_id][c.topic] = c.score
-        evidence[c.story_id][c.topic] = tuple((c.evidence or {}).get("terms", []))
-        if c.passed:
-            passed[c.story_id].append(c.topic)
     return [
         NewStory(
-            story_id=r.id,
-            cluster_id=r.cluster_id,
-            title=r.title,
-            url=r.url,
-            summary=r.summary,
-            outlet=r.outlet,
-            published_at=r.published_at,
-            classification=Classification(scores[r.id], tuple(passed[r.id]), evidence[r.id]),
-            joined_cluster=r.cluster_id != r.id,  # a cluster's id is its founding story's id
+            story_id=u.story.id,
+            cluster_id=u.story.cluster_id,
+            title=u.story.title,
+            url=u.story.url,
+            summary=u.story.summary,
+            outlet=u.story.outlet,
+            published_at=u.story.published_at,
+            classification=Classification(u.scores, u.passed, u.evidence),
+            joined_cluster=u.story.cluster_id != u.story.id,  # a cluster's id is its founder's id
             announce=True,
-            official=r.official,
+            official=u.story.official,
         )
-        for r in rows
+        for u in await stored_unrouted(session, since, limit, before=before)
     ]
 
 

@@ -7,12 +7,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import false, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.store import models as m
 
-__all__ = ["ChannelRuleRows", "MentionRuleRow", "channel_rules", "routable_destinations"]
+__all__ = [
+    "ROUTING_LOCK_KEY",
+    "ChannelRuleRows",
+    "MentionRuleRow",
+    "channel_rules",
+    "lock_routing",
+    "routable_destinations",
+    "routing_version",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,3 +67,21 @@ async def channel_rules(
                 MentionRuleRow(rule.target_kind, rule.target_id, rule.topic, rule.official, rule.min_score)
             )
     return rules
+
+
+ROUTING_LOCK_KEY = 0x46575254  # "FWRT": the PostgreSQL advisory lock that serialises routing
+
+
+async def routing_version(session: AsyncSession) -> int:
+    """The counter the database bumps whenever what routing reads changes (migration 0009)."""
+    return int(await session.scalar(select(m.RoutingVersion.version).where(m.RoutingVersion.id == 1)) or 0)
+
+
+async def lock_routing(session: AsyncSession) -> None:
+    """Make this transaction the only routing one, across tasks and replicas, until it ends."""
+    if (await session.connection()).dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ROUTING_LOCK_KEY})
+    else:
+        # SQLite: a write as the transaction's first statement takes the database's write lock
+        # now (waiting out busy_timeout), so the reads that follow see every committed alert.
+        await session.execute(update(m.Destination).where(false()).values(id=m.Destination.id))

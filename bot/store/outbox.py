@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -152,6 +152,39 @@ def group_units(rows: Sequence[Row]) -> list[Unit]:
         else:
             units.append(Unit(item.kind, (item,)))
     return units
+
+
+async def alert_rows(
+    session: AsyncSession, cluster_ids: Sequence[int]
+) -> dict[tuple[int, int, str], m.Delivery]:
+    """The alert and follow-up rows of these clusters, by (destination, cluster, kind), locked:
+    routing reads a follow-up row, merges into it and writes it back, and the worker rolls the
+    same row when it is sent (PostgreSQL row locks; on SQLite the routing lock already holds the
+    database's write lock)."""
+    rows = (
+        await session.scalars(
+            select(m.Delivery)
+            .where(m.Delivery.cluster_id.in_(cluster_ids), m.Delivery.kind.in_(("alert", "followup")))
+            .order_by(m.Delivery.id)
+            .with_for_update()
+        )
+    ).all()
+    return {(r.destination_id, r.cluster_id, r.kind): r for r in rows}
+
+
+async def delivery_row(session: AsyncSession, row_id: int) -> m.Delivery | None:
+    """One outbox row, loaded into the session (routing merges follow-up items into it)."""
+    return await session.get(m.Delivery, row_id)
+
+
+async def alerts_since(session: AsyncSession, since: datetime) -> dict[int, int]:
+    """Per destination, the alerts queued since ``since`` that count against its hourly cap."""
+    rows = await session.execute(
+        select(m.Delivery.destination_id, func.count())
+        .where(m.Delivery.kind == "alert", m.Delivery.status != "deferred", m.Delivery.created_at > since)
+        .group_by(m.Delivery.destination_id)
+    )
+    return {dest: int(n) for dest, n in rows}
 
 
 def insert_ignore(session: AsyncSession, rows: list[dict[str, Any]]) -> Any:

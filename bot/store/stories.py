@@ -1,4 +1,5 @@
-"""Writing what ingest found: new stories with their clusters, feed entries and topic scores.
+"""Stories in the store: what ingest writes (new stories with their clusters, feed entries and
+topic scores) and what routing reads about them (founders, official stories, the unrouted).
 
 Ingest decides (classification, clustering) and hands this module plain rows; only here is SQL
 written for it. All functions run in the caller's transaction.
@@ -11,12 +12,25 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.store import models as m
 
-__all__ = ["NewStoryRow", "Sighting", "TopicScore", "mark_official", "write_sightings", "write_stories"]
+__all__ = [
+    "NewStoryRow",
+    "Sighting",
+    "StoryCore",
+    "TopicScore",
+    "UnroutedStory",
+    "cluster_founders",
+    "mark_official",
+    "mark_routed",
+    "official_stories",
+    "unrouted_stories",
+    "write_sightings",
+    "write_stories",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,3 +191,82 @@ async def mark_official(session: AsyncSession, story_ids: Sequence[int]) -> None
             .values(official=True)
             .execution_options(synchronize_session=False)
         )
+
+
+# ------------------------------------------------------------------ what routing reads and marks
+@dataclass(frozen=True, slots=True)
+class StoryCore:
+    """A stored story's fields as alerts show them."""
+
+    id: int
+    title: str
+    url: str
+    summary: str
+    outlet: str
+    published_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class UnroutedStory:
+    story: m.Story
+    scores: dict[str, float]
+    passed: tuple[str, ...]
+    evidence: dict[str, tuple[str, ...]]
+
+
+async def mark_routed(session: AsyncSession, story_ids: Sequence[int]) -> None:
+    await session.execute(update(m.Story).where(m.Story.id.in_(story_ids)).values(routed=True))
+
+
+async def cluster_founders(
+    session: AsyncSession, cluster_ids: Sequence[int]
+) -> dict[int, tuple[dict[str, Any] | None, datetime]]:
+    """Each cluster's founding story: its tracker metadata and when we first saw it."""
+    rows = await session.execute(
+        select(m.Cluster.id, m.Story.extra, m.Story.first_seen_at)
+        .join(m.Story, m.Story.id == m.Cluster.representative_story_id)
+        .where(m.Cluster.id.in_(cluster_ids))
+    )
+    return {cid: (extra, seen) for cid, extra, seen in rows}
+
+
+async def official_stories(session: AsyncSession, cluster_ids: Sequence[int]) -> dict[int, StoryCore]:
+    """Each cluster's earliest official story, for the clusters that have one. ``stories.official``
+    is set at ingest, so this is one indexed probe by cluster id, not a join through the sources."""
+    s = m.Story
+    rows = await session.execute(
+        select(s.cluster_id, s.id, s.title, s.url, s.summary, s.outlet, s.published_at)
+        .where(s.cluster_id.in_(cluster_ids), s.official.is_(True))
+        .order_by(s.first_seen_at, s.id)
+    )
+    found: dict[int, StoryCore] = {}
+    for cid, story_id, title, url, summary, outlet, published_at in rows:
+        found.setdefault(cid, StoryCore(story_id, title, url, summary, outlet, published_at))
+    return found
+
+
+async def unrouted_stories(
+    session: AsyncSession, since: datetime, limit: int, *, before: datetime | None = None
+) -> list[UnroutedStory]:
+    """Stored stories the router has not seen (first seen in [since, before]), with their scores."""
+    recent = m.Story.first_seen_at <= before if before is not None else true()
+    rows = (
+        await session.scalars(
+            select(m.Story)
+            .where(m.Story.routed.is_(False), m.Story.first_seen_at >= since, recent)
+            .order_by(m.Story.id)
+            .limit(limit)
+        )
+    ).all()
+    if not rows:
+        return []
+    scores: dict[int, dict[str, float]] = {r.id: {} for r in rows}
+    passed: dict[int, list[str]] = {r.id: [] for r in rows}
+    evidence: dict[int, dict[str, tuple[str, ...]]] = {r.id: {} for r in rows}
+    found = await session.scalars(select(m.Classification).where(m.Classification.story_id.in_(list(scores))))
+    for c in found:
+        scores[c.story_id][c.topic] = c.score
+        evidence[c.story_id][c.topic] = tuple((c.evidence or {}).get("terms", []))
+        if c.passed:
+            passed[c.story_id].append(c.topic)
+    return [UnroutedStory(r, scores[r.id], tuple(passed[r.id]), evidence[r.id]) for r in rows]
