@@ -24,7 +24,6 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import or_, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,22 +31,15 @@ from bot.classify.keywords import KeywordFilter
 from bot.delivery.bodies import paginate
 from bot.delivery.notices import scan_broken_sources
 from bot.digest.common import DigestHeader
-from bot.digest.entries import (
-    ClusterFacts,
-    DigestEntry,
-    Selection,
-    TopicRule,
-    delivered,
-    select_entries,
-    window_clusters,
-    window_start,
-)
+from bot.digest.entries import DigestEntry, Selection, TopicRule, select_entries, window_start
 from bot.settings import Settings
 from bot.store import models as m
 from bot.store.db import log_failure
 from bot.store.destinations import channel_rules as stored_channel_rules
-from bot.store.outbox import Outbox
+from bot.store.destinations import claim_due_digests, destinations_by_id, unscheduled_digests
+from bot.store.outbox import Outbox, delivered
 from bot.store.repo import utcnow
+from bot.store.stories import ClusterFacts, window_clusters
 from bot.store.trends import DEFAULT_WEEKS, TopicEvent, topic_events, weekly_series
 from bot.timetable import ScheduleError, local_date_label, next_digest_at
 
@@ -282,44 +274,13 @@ class DigestService:
     async def schedule_missing(self, now: datetime) -> None:
         """Destinations created without a next digest time (or whose schedule changed to one)."""
         async with self.outbox.sessions.begin() as session:
-            rows = (
-                await session.scalars(
-                    select(m.Destination).where(
-                        m.Destination.active.is_(True),
-                        m.Destination.paused_at.is_(None),
-                        m.Destination.next_digest_at.is_(None),
-                        m.Destination.digest_frequency != "off",
-                    )
-                )
-            ).all()
+            rows = await unscheduled_digests(session)
             for dest in rows:
                 dest.next_digest_at = _next(dest, now)
 
     async def claim_due(self, now: datetime, limit: int = 100) -> list[tuple[int, datetime]]:
-        d = m.Destination
-        due = (
-            select(d.id)
-            .where(
-                d.active.is_(True),
-                d.paused_at.is_(None),  # resuming moves the window and the schedule to then
-                d.digest_frequency != "off",
-                d.next_digest_at <= now,
-                or_(d.digest_lease_until.is_(None), d.digest_lease_until < now),
-            )
-            .order_by(d.next_digest_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        stmt = (
-            update(d)
-            .where(d.id.in_(due.scalar_subquery()))
-            .values(digest_lease_until=now + LEASE)
-            .returning(d.id, d.next_digest_at)
-            .execution_options(synchronize_session=False)
-        )
         async with self.outbox.sessions.begin() as session:
-            rows = (await session.execute(stmt)).all()
-        return sorted(((int(i), at) for i, at in rows if at is not None), key=lambda r: r[1])
+            return await claim_due_digests(session, now, now + LEASE, limit)
 
     async def plan(
         self,
@@ -350,11 +311,7 @@ class DigestService:
         """Plan these digests in the caller's transaction: outbox rows written, schedules moved
         on. Returns each plan and whether its rows are new (False: planned before, a retry)."""
         ids = [dest_id for dest_id, _ in claimed]
-        dests = {
-            d.id: d
-            for d in await session.scalars(select(m.Destination).where(m.Destination.id.in_(ids)))
-            if d.active and d.paused_at is None
-        }
+        dests = {d.id: d for d in await destinations_by_id(session, ids) if d.active and d.paused_at is None}
         rules = await channel_rules(session, list(dests))
         chosen = [
             (

@@ -13,13 +13,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.classify.keywords import KeywordFilter
 from bot.digest.text import short_summary
-from bot.store import models as m
-from bot.store.repo import cluster_outlets
+from bot.store.outbox import Delivered, delivered
+from bot.store.stories import ClusterFacts, cluster_facts, window_clusters
 
 ALERTED_STATES = ("pending", "sending", "sent")
 
@@ -174,61 +173,6 @@ def reason_for(topics: dict[str, float], evidence: dict[str, list[str]], max_ter
     return "; ".join(parts)
 
 
-@dataclass(slots=True)
-class ClusterFacts:
-    """What any channel's digest needs to know about one cluster: loaded once per digest tick and
-    shared by every channel planned in it (10,000 channels must not read the same stories 10,000
-    times)."""
-
-    members: list[m.Story]
-    representative_id: int | None
-    scores: dict[str, tuple[float, bool]]  # topic -> (best score, passed by any member)
-    evidence: dict[str, list[str]]
-    outlets: list[str]
-    weight: float
-
-    @property
-    def official(self) -> bool:
-        """A cluster with any official member counts as official."""
-        return any(s.official for s in self.members)
-
-
-async def window_clusters(session: AsyncSession, since: datetime, until: datetime) -> list[int]:
-    """Clusters with a story first seen in (since, until].
-
-    A source's first-poll backlog counts only for what it published inside the period, so the
-    first digest after adding a feed is not its whole archive."""
-    in_window = and_(
-        m.Story.first_seen_at > since,
-        m.Story.first_seen_at <= until,
-        or_(m.Story.backlog.is_(False), m.Story.published_at > since),
-    )
-    return list((await session.scalars(select(m.Story.cluster_id).where(in_window).distinct())).all())
-
-
-Delivered = tuple[int, str, str]  # (cluster_id, kind, status) of a channel's digest or alert row
-
-
-async def delivered(
-    session: AsyncSession, destination_ids: Sequence[int], cluster_ids: Sequence[int]
-) -> dict[int, list[Delivered]]:
-    """Per channel, its digest and alert rows for these clusters (what a digest must skip)."""
-    found: dict[int, list[Delivered]] = {d: [] for d in destination_ids}
-    for chunk in _chunks(cluster_ids, 500):
-        rows = await session.execute(
-            select(
-                m.Delivery.destination_id, m.Delivery.cluster_id, m.Delivery.kind, m.Delivery.status
-            ).where(
-                m.Delivery.destination_id.in_(destination_ids),
-                m.Delivery.kind.in_(("digest", "alert")),
-                m.Delivery.cluster_id.in_(chunk),
-            )
-        )
-        for dest_id, cluster_id, kind, status in rows:
-            found[dest_id].append((cluster_id, kind, status))
-    return found
-
-
 async def select_entries(
     session: AsyncSession,
     sel: Selection,
@@ -263,7 +207,7 @@ async def select_entries(
     facts = cache if cache is not None else {}
     missing = [c for c in wanted if c not in facts]
     for chunk in _chunks(missing, 400):
-        facts.update(await _load_facts(session, chunk))
+        facts.update(await cluster_facts(session, chunk))
     entries = []
     for cid in wanted:
         found = facts.get(cid)
@@ -273,55 +217,6 @@ async def select_entries(
     now = sel.until
     entries.sort(key=lambda e: rank_key(e, now))  # a digest cut at the limit keeps official stories
     return arrange(entries[: sel.limit], now, topic_order)
-
-
-async def _load_facts(session: AsyncSession, cluster_ids: Sequence[int]) -> dict[int, ClusterFacts]:
-    representatives = dict(
-        (
-            await session.execute(
-                select(m.Cluster.id, m.Cluster.representative_story_id).where(m.Cluster.id.in_(cluster_ids))
-            )
-        ).all()
-    )
-    stories = (await session.scalars(select(m.Story).where(m.Story.cluster_id.in_(cluster_ids)))).all()
-    by_cluster: dict[int, list[m.Story]] = {}
-    for s in stories:
-        by_cluster.setdefault(s.cluster_id, []).append(s)
-    scores: dict[int, dict[str, tuple[float, bool]]] = {}
-    evidence: dict[int, dict[str, list[str]]] = {}
-    story_cluster = {s.id: s.cluster_id for s in stories}
-    for chunk in _chunks([s.id for s in stories], 500):
-        rows = await session.execute(
-            select(
-                m.Classification.story_id,
-                m.Classification.topic,
-                m.Classification.score,
-                m.Classification.passed,
-                m.Classification.evidence,
-            ).where(m.Classification.story_id.in_(chunk))
-        )
-        for story_id, topic, score, passed, ev in rows:
-            cid = story_cluster[story_id]
-            best, any_passed = scores.setdefault(cid, {}).get(topic, (-1.0, False))
-            if score > best:
-                evidence.setdefault(cid, {})[topic] = list((ev or {}).get("terms", []))
-            scores[cid][topic] = (max(best, score), any_passed or bool(passed))
-    outlets = await cluster_outlets(session, cluster_ids)
-    source_ids = {s.source_id for s in stories}
-    weights = dict(
-        (await session.execute(select(m.Source.id, m.Source.weight).where(m.Source.id.in_(source_ids)))).all()
-    )
-    return {
-        cid: ClusterFacts(
-            members=members,
-            representative_id=representatives.get(cid),
-            scores=scores.get(cid, {}),
-            evidence=evidence.get(cid, {}),
-            outlets=outlets.get(cid, []),
-            weight=max((weights.get(s.source_id, 1.0) for s in members), default=1.0),
-        )
-        for cid, members in by_cluster.items()
-    }
 
 
 def _entry(cid: int, facts: ClusterFacts, sel: Selection, overflow: set[int]) -> DigestEntry | None:

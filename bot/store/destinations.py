@@ -1,13 +1,15 @@
-"""Channels' rules as stored: subscriptions, keywords and mention rules, read for many channels at
-once. Routing (every channel, cached) and digest planning (a hundred claimed channels) both read
-them here, as plain rows; each builds its own rule objects from them."""
+"""Channels as stored: their rules (subscriptions, keywords and mention rules, read for many
+channels at once), the routing lock and version, and their digest schedules (claimed with a
+lease). Routing (every channel, cached) and digest planning (a hundred claimed channels) both read
+the rules here, as plain rows; each builds its own rule objects from them."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from sqlalchemy import false, select, text, update
+from sqlalchemy import false, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.store import models as m
@@ -17,9 +19,12 @@ __all__ = [
     "ChannelRuleRows",
     "MentionRuleRow",
     "channel_rules",
+    "claim_due_digests",
+    "destinations_by_id",
     "lock_routing",
     "routable_destinations",
     "routing_version",
+    "unscheduled_digests",
 ]
 
 
@@ -85,3 +90,48 @@ async def lock_routing(session: AsyncSession) -> None:
         # SQLite: a write as the transaction's first statement takes the database's write lock
         # now (waiting out busy_timeout), so the reads that follow see every committed alert.
         await session.execute(update(m.Destination).where(false()).values(id=m.Destination.id))
+
+
+# ------------------------------------------------------------------ digest schedules
+async def destinations_by_id(session: AsyncSession, ids: Sequence[int]) -> list[m.Destination]:
+    return list((await session.scalars(select(m.Destination).where(m.Destination.id.in_(ids)))).all())
+
+
+async def unscheduled_digests(session: AsyncSession) -> list[m.Destination]:
+    """Channels that want digests but have no next digest time yet (new, or schedule changed)."""
+    d = m.Destination
+    query = select(d).where(
+        d.active.is_(True), d.paused_at.is_(None), d.next_digest_at.is_(None), d.digest_frequency != "off"
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def claim_due_digests(
+    session: AsyncSession, now: datetime, lease_until: datetime, limit: int
+) -> list[tuple[int, datetime]]:
+    """Lease up to ``limit`` channels whose digest is due, oldest first, in one ``UPDATE … WHERE
+    id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING`` (on SQLite the lock clause is dropped and
+    writers are serialized): each is planned by one replica. Returns (id, due time) pairs."""
+    d = m.Destination
+    due = (
+        select(d.id)
+        .where(
+            d.active.is_(True),
+            d.paused_at.is_(None),  # resuming moves the window and the schedule to then
+            d.digest_frequency != "off",
+            d.next_digest_at <= now,
+            or_(d.digest_lease_until.is_(None), d.digest_lease_until < now),
+        )
+        .order_by(d.next_digest_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    stmt = (
+        update(d)
+        .where(d.id.in_(due.scalar_subquery()))
+        .values(digest_lease_until=lease_until)
+        .returning(d.id, d.next_digest_at)
+        .execution_options(synchronize_session=False)
+    )
+    rows = (await session.execute(stmt)).all()
+    return sorted(((int(i), at) for i, at in rows if at is not None), key=lambda r: r[1])

@@ -29,7 +29,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.store import models as m
-from bot.store.repo import Store, rowcount, utcnow
+from bot.store.repo import Store, _chunks, rowcount, utcnow
 
 OPEN_STATES = m.OPEN_DELIVERY_STATES
 
@@ -170,6 +170,29 @@ async def alert_rows(
         )
     ).all()
     return {(r.destination_id, r.cluster_id, r.kind): r for r in rows}
+
+
+Delivered = tuple[int, str, str]  # (cluster_id, kind, status) of a channel's digest or alert row
+
+
+async def delivered(
+    session: AsyncSession, destination_ids: Sequence[int], cluster_ids: Sequence[int]
+) -> dict[int, list[Delivered]]:
+    """Per channel, its digest and alert rows for these clusters (what a digest must skip)."""
+    found: dict[int, list[Delivered]] = {d: [] for d in destination_ids}
+    for chunk in _chunks(cluster_ids, 500):
+        rows = await session.execute(
+            select(
+                m.Delivery.destination_id, m.Delivery.cluster_id, m.Delivery.kind, m.Delivery.status
+            ).where(
+                m.Delivery.destination_id.in_(destination_ids),
+                m.Delivery.kind.in_(("digest", "alert")),
+                m.Delivery.cluster_id.in_(chunk),
+            )
+        )
+        for dest_id, cluster_id, kind, status in rows:
+            found[dest_id].append((cluster_id, kind, status))
+    return found
 
 
 async def delivery_row(session: AsyncSession, row_id: int) -> m.Delivery | None:

@@ -12,22 +12,26 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, true, update
+from sqlalchemy import and_, insert, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.store import models as m
+from bot.store.repo import _chunks, cluster_outlets
 
 __all__ = [
+    "ClusterFacts",
     "NewStoryRow",
     "Sighting",
     "StoryCore",
     "TopicScore",
     "UnroutedStory",
+    "cluster_facts",
     "cluster_founders",
     "mark_official",
     "mark_routed",
     "official_stories",
     "unrouted_stories",
+    "window_clusters",
     "write_sightings",
     "write_stories",
 ]
@@ -270,3 +274,86 @@ async def unrouted_stories(
         if c.passed:
             passed[c.story_id].append(c.topic)
     return [UnroutedStory(r, scores[r.id], tuple(passed[r.id]), evidence[r.id]) for r in rows]
+
+
+# ------------------------------------------------------------------ what digests read
+@dataclass(slots=True)
+class ClusterFacts:
+    """What any channel's digest needs to know about one cluster: loaded once per digest tick and
+    shared by every channel planned in it (10,000 channels must not read the same stories 10,000
+    times)."""
+
+    members: list[m.Story]
+    representative_id: int | None
+    scores: dict[str, tuple[float, bool]]  # topic -> (best score, passed by any member)
+    evidence: dict[str, list[str]]
+    outlets: list[str]
+    weight: float
+
+    @property
+    def official(self) -> bool:
+        """A cluster with any official member counts as official."""
+        return any(s.official for s in self.members)
+
+
+async def window_clusters(session: AsyncSession, since: datetime, until: datetime) -> list[int]:
+    """Clusters with a story first seen in (since, until].
+
+    A source's first-poll backlog counts only for what it published inside the period, so the
+    first digest after adding a feed is not its whole archive."""
+    in_window = and_(
+        m.Story.first_seen_at > since,
+        m.Story.first_seen_at <= until,
+        or_(m.Story.backlog.is_(False), m.Story.published_at > since),
+    )
+    return list((await session.scalars(select(m.Story.cluster_id).where(in_window).distinct())).all())
+
+
+async def cluster_facts(session: AsyncSession, cluster_ids: Sequence[int]) -> dict[int, ClusterFacts]:
+    """Each cluster's members, best score per topic, evidence, outlets and weight."""
+    representatives = dict(
+        (
+            await session.execute(
+                select(m.Cluster.id, m.Cluster.representative_story_id).where(m.Cluster.id.in_(cluster_ids))
+            )
+        ).all()
+    )
+    stories = (await session.scalars(select(m.Story).where(m.Story.cluster_id.in_(cluster_ids)))).all()
+    by_cluster: dict[int, list[m.Story]] = {}
+    for s in stories:
+        by_cluster.setdefault(s.cluster_id, []).append(s)
+    scores: dict[int, dict[str, tuple[float, bool]]] = {}
+    evidence: dict[int, dict[str, list[str]]] = {}
+    story_cluster = {s.id: s.cluster_id for s in stories}
+    for chunk in _chunks([s.id for s in stories], 500):
+        rows = await session.execute(
+            select(
+                m.Classification.story_id,
+                m.Classification.topic,
+                m.Classification.score,
+                m.Classification.passed,
+                m.Classification.evidence,
+            ).where(m.Classification.story_id.in_(chunk))
+        )
+        for story_id, topic, score, passed, ev in rows:
+            cid = story_cluster[story_id]
+            best, any_passed = scores.setdefault(cid, {}).get(topic, (-1.0, False))
+            if score > best:
+                evidence.setdefault(cid, {})[topic] = list((ev or {}).get("terms", []))
+            scores[cid][topic] = (max(best, score), any_passed or bool(passed))
+    outlets = await cluster_outlets(session, cluster_ids)
+    source_ids = {s.source_id for s in stories}
+    weights = dict(
+        (await session.execute(select(m.Source.id, m.Source.weight).where(m.Source.id.in_(source_ids)))).all()
+    )
+    return {
+        cid: ClusterFacts(
+            members=members,
+            representative_id=representatives.get(cid),
+            scores=scores.get(cid, {}),
+            evidence=evidence.get(cid, {}),
+            outlets=outlets.get(cid, []),
+            weight=max((weights.get(s.source_id, 1.0) for s in members), default=1.0),
+        )
+        for cid, members in by_cluster.items()
+    }
