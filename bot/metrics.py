@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -31,11 +30,10 @@ import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.domain import FetchResult
-from bot.store import models as m
+from bot.store.figures import DatabaseFigures, read_database_figures
 
 log = logging.getLogger(__name__)
 
@@ -98,55 +96,6 @@ def fetch_failure_reason(result: FetchResult) -> str:
         if error.startswith(start):
             return reason
     return "network"
-
-
-@dataclass(frozen=True, slots=True)
-class DatabaseFigures:
-    """What the database says right now (the same on every replica)."""
-
-    sources_enabled: int
-    sources_failing: int
-    outbox_depth: int
-    oldest_open_age_seconds: float
-    digest_lag_seconds: float
-
-
-async def read_database_figures(engine: AsyncEngine, now: datetime) -> DatabaseFigures:
-    """Four aggregate queries, each served by an index or a small table (sources, destinations,
-    and the open rows of the outbox, which ``ix_deliveries_due`` finds by status)."""
-    open_rows = m.Delivery.status.in_(m.OPEN_DELIVERY_STATES)
-    async with engine.connect() as conn:
-        enabled, failing = (
-            await conn.execute(
-                select(
-                    func.count(),
-                    func.count().filter(m.Source.failure_count > 0),
-                ).where(m.Source.enabled.is_(True))
-            )
-        ).one()
-        depth, oldest = (
-            await conn.execute(select(func.count(), func.min(m.Delivery.created_at)).where(open_rows))
-        ).one()
-        d = m.Destination
-        overdue = await conn.scalar(
-            select(func.min(d.next_digest_at)).where(
-                d.active.is_(True), d.digest_frequency != "off", d.next_digest_at <= now
-            )
-        )
-    return DatabaseFigures(
-        sources_enabled=int(enabled or 0),
-        sources_failing=int(failing or 0),
-        outbox_depth=int(depth or 0),
-        oldest_open_age_seconds=_age(oldest, now),
-        digest_lag_seconds=_age(overdue, now),
-    )
-
-
-def _age(then: datetime | None, now: datetime) -> float:
-    """Seconds since ``then`` (aware UTC: ``min()`` keeps the column's UTCDateTime type), 0 for none."""
-    if then is None:
-        return 0.0
-    return max(0.0, (now - then).total_seconds())
 
 
 class _DatabaseGauges(Collector):
