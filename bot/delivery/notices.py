@@ -12,11 +12,9 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select
-
 from bot.settings import Settings
-from bot.store import models as m
-from bot.store.outbox import Outbox
+from bot.store.destinations import watched_channel_sources
+from bot.store.outbox import Outbox, forget_notice
 
 log = logging.getLogger(__name__)
 
@@ -31,18 +29,7 @@ async def scan_broken_sources(outbox: Outbox, settings: Settings, now: datetime)
     cutoff = now - timedelta(hours=settings.source_notice_after_hours)
     queued = 0
     async with outbox.sessions.begin() as session:
-        rows = (
-            await session.execute(
-                select(m.ChannelSource, m.Source)
-                .join(m.Source, m.Source.id == m.ChannelSource.source_id)
-                .join(m.Destination, m.Destination.id == m.ChannelSource.destination_id)
-                .where(
-                    m.Destination.active.is_(True),
-                    m.Destination.paused_at.is_(None),
-                    m.ChannelSource.paused_at.is_(None),  # it paused the source: it knows
-                )
-            )
-        ).all()
+        rows = await watched_channel_sources(session)
         for link, source in rows:
             broken_for_a_day = source.failure_count > 0 and (
                 (source.last_success_at or source.created_at) <= cutoff
@@ -83,12 +70,5 @@ async def scan_broken_sources(outbox: Outbox, settings: Settings, now: datetime)
             elif link.failure_notice_at is not None and source.enabled and source.failure_count == 0:
                 # Recovered: forget the old notice so that a future breakage is reported again.
                 link.failure_notice_at = None
-                await session.execute(
-                    delete(m.Delivery).where(
-                        m.Delivery.destination_id == link.destination_id,
-                        m.Delivery.cluster_id == notice_cluster_id(source.id),
-                        m.Delivery.kind == "notice",
-                        or_(m.Delivery.status == "sent", m.Delivery.status == "failed"),
-                    )
-                )
+                await forget_notice(session, link.destination_id, notice_cluster_id(source.id))
     return queued

@@ -9,7 +9,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.delivery.digests import DigestService
@@ -26,8 +25,8 @@ from bot.delivery.worker import DeliveryWorker
 from bot.metrics import Metrics
 from bot.services import DigestRunner, Service
 from bot.settings import Settings
-from bot.store import models as m
 from bot.store.db import log_failure
+from bot.store.destinations import console_destination
 from bot.store.outbox import Outbox
 from bot.store.repo import Store, utcnow
 
@@ -86,64 +85,13 @@ async def ensure_console_destination(store: Store, settings: Settings, topics: S
     """With no chat platform configured, the terminal is the destination, subscribed to every
     topic, so the default install shows alerts and digests and loses nothing. Once a platform is
     configured the console destination is switched off (with the reason)."""
-    now = utcnow()
+    tokens = (
+        settings.discord_token is not None
+        or settings.slack_bot_token is not None
+        or settings.slack_client_id is not None
+    )
     async with store.sessions.begin() as session:
-        others = await session.scalar(
-            select(m.Destination.id)
-            .where(m.Destination.platform != "console", m.Destination.active.is_(True))
-            .limit(1)
-        )
-        chat = (
-            settings.discord_token is not None
-            or settings.slack_bot_token is not None
-            or settings.slack_client_id is not None
-            or others is not None
-        )
-        console = await session.scalar(
-            select(m.Destination).where(
-                m.Destination.platform == "console", m.Destination.channel_id == "console"
-            )
-        )
-        if chat:
-            if console is not None and console.active:
-                console.active = False
-                console.inactive_reason = "a chat platform is configured"
-            return None
-        if console is None:
-            console = m.Destination(
-                platform="console",
-                workspace_id="",
-                channel_id="console",
-                name="terminal",
-                timezone="UTC",
-                digest_time="08:00",
-                digest_frequency="daily",
-                digest_weekday="mon",
-                alert_cap_per_hour=5,
-                quiet_day_notice=True,
-                repeat_alerted_in_digest=False,
-                active=True,
-                created_at=now,
-            )
-            session.add(console)
-            await session.flush()
-        elif not console.active and console.inactive_reason == "a chat platform is configured":
-            console.active, console.inactive_reason = True, None
-        have = set(
-            (
-                await session.scalars(
-                    select(m.Subscription.topic).where(m.Subscription.destination_id == console.id)
-                )
-            ).all()
-        )
-        for topic in topics:
-            if topic not in have:
-                session.add(
-                    m.Subscription(
-                        destination_id=console.id, topic=topic, mode="both", min_score=0.0, created_at=now
-                    )
-                )
-        return console.id
+        return await console_destination(session, topics, chat_configured=tokens, now=utcnow())
 
 
 @dataclass

@@ -20,11 +20,13 @@ __all__ = [
     "MentionRuleRow",
     "channel_rules",
     "claim_due_digests",
+    "console_destination",
     "destinations_by_id",
     "lock_routing",
     "routable_destinations",
     "routing_version",
     "unscheduled_digests",
+    "watched_channel_sources",
 ]
 
 
@@ -135,3 +137,79 @@ async def claim_due_digests(
     )
     rows = (await session.execute(stmt)).all()
     return sorted(((int(i), at) for i, at in rows if at is not None), key=lambda r: r[1])
+
+
+# ------------------------------------------------------------------ the console
+async def console_destination(
+    session: AsyncSession, topics: Sequence[str], *, chat_configured: bool, now: datetime
+) -> int | None:
+    """The terminal's destination, subscribed to every topic, made or re-enabled when no chat
+    platform is in use; switched off (with the reason) when one is (``chat_configured``, or an
+    active chat channel in the database). Returns its id, or None when it is off."""
+    others = await session.scalar(
+        select(m.Destination.id)
+        .where(m.Destination.platform != "console", m.Destination.active.is_(True))
+        .limit(1)
+    )
+    chat = chat_configured or others is not None
+    console = await session.scalar(
+        select(m.Destination).where(
+            m.Destination.platform == "console", m.Destination.channel_id == "console"
+        )
+    )
+    if chat:
+        if console is not None and console.active:
+            console.active = False
+            console.inactive_reason = "a chat platform is configured"
+        return None
+    if console is None:
+        console = m.Destination(
+            platform="console",
+            workspace_id="",
+            channel_id="console",
+            name="terminal",
+            timezone="UTC",
+            digest_time="08:00",
+            digest_frequency="daily",
+            digest_weekday="mon",
+            alert_cap_per_hour=5,
+            quiet_day_notice=True,
+            repeat_alerted_in_digest=False,
+            active=True,
+            created_at=now,
+        )
+        session.add(console)
+        await session.flush()
+    elif not console.active and console.inactive_reason == "a chat platform is configured":
+        console.active, console.inactive_reason = True, None
+    have = set(
+        (
+            await session.scalars(
+                select(m.Subscription.topic).where(m.Subscription.destination_id == console.id)
+            )
+        ).all()
+    )
+    for topic in topics:
+        if topic not in have:
+            session.add(
+                m.Subscription(
+                    destination_id=console.id, topic=topic, mode="both", min_score=0.0, created_at=now
+                )
+            )
+    return console.id
+
+
+async def watched_channel_sources(session: AsyncSession) -> list[tuple[m.ChannelSource, m.Source]]:
+    """The feeds channels added, with their sources, for channels that receive posts now (active,
+    not paused) and have not paused the feed themselves (then they know it is off)."""
+    rows = await session.execute(
+        select(m.ChannelSource, m.Source)
+        .join(m.Source, m.Source.id == m.ChannelSource.source_id)
+        .join(m.Destination, m.Destination.id == m.ChannelSource.destination_id)
+        .where(
+            m.Destination.active.is_(True),
+            m.Destination.paused_at.is_(None),
+            m.ChannelSource.paused_at.is_(None),
+        )
+    )
+    return [(link, source) for link, source in rows.tuples()]

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, delete, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -193,6 +193,18 @@ async def delivered(
         for dest_id, cluster_id, kind, status in rows:
             found[dest_id].append((cluster_id, kind, status))
     return found
+
+
+async def forget_notice(session: AsyncSession, destination_id: int, cluster_id: int) -> None:
+    """Delete a channel's finished notice row, so that a later notice for the same source is new."""
+    await session.execute(
+        delete(m.Delivery).where(
+            m.Delivery.destination_id == destination_id,
+            m.Delivery.cluster_id == cluster_id,
+            m.Delivery.kind == "notice",
+            m.Delivery.status.in_(("sent", "failed")),
+        )
+    )
 
 
 async def delivery_row(session: AsyncSession, row_id: int) -> m.Delivery | None:
