@@ -1192,7 +1192,7 @@ async def _digest_preview(
     from bot.delivery.preview import digest_text, digest_wire_bodies
     from bot.digest.common import DigestHeader
     from bot.digest.entries import Selection, TopicRule, select_entries
-    from bot.store import models as m
+    from bot.store.destinations import destination_row
     from bot.timetable import local_date_label
 
     app = await _build_app(settings, sync_sources=False, parse_workers=-1)
@@ -1205,7 +1205,7 @@ async def _digest_preview(
         tz, channel = "UTC", "<channel id>"
         async with app.store.sessions() as session:
             if destination is not None:
-                dest = await session.get(m.Destination, destination)
+                dest = await destination_row(session, destination)
                 if dest is None:
                     raise _ConfigProblem(f"no destination with id {destination}")
                 selection = await destination_selection(session, dest, now - window, now)

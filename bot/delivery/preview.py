@@ -19,6 +19,7 @@ from bot.delivery.digests import DIGEST_TITLE, destination_selection
 from bot.digest.common import DigestHeader
 from bot.digest.entries import DigestEntry, select_entries, window_start
 from bot.store import models as m
+from bot.store.destinations import destination_row
 from bot.timetable import local_date_label
 
 
@@ -73,7 +74,7 @@ async def next_digest_preview(
 ) -> DigestPreview | None:
     """The digest the clock would plan for the destination now (None: no such destination)."""
     async with sessions() as session:
-        dest = await session.get(m.Destination, destination_id)
+        dest = await destination_row(session, destination_id)
         return None if dest is None else await destination_digest_preview(session, dest, topics, now)
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "channel_rules",
     "claim_due_digests",
     "console_destination",
+    "destination_row",
     "destinations_by_id",
     "lock_routing",
     "routable_destinations",
@@ -95,6 +96,10 @@ async def lock_routing(session: AsyncSession) -> None:
 
 
 # ------------------------------------------------------------------ digest schedules
+async def destination_row(session: AsyncSession, destination_id: int) -> m.Destination | None:
+    return await session.get(m.Destination, destination_id)
+
+
 async def destinations_by_id(session: AsyncSession, ids: Sequence[int]) -> list[m.Destination]:
     return list((await session.scalars(select(m.Destination).where(m.Destination.id.in_(ids)))).all())
 
