@@ -75,9 +75,12 @@ def _run(coro: Awaitable[T]) -> T:
 
     from sqlalchemy.exc import SQLAlchemyError
 
+    from bot.classify import TopicsConfigError
+    from bot.sources.config import SourcesConfigError
+
     try:
         return asyncio.run(main())
-    except (_ConfigProblem, ServiceStartError) as exc:
+    except (_ConfigProblem, ServiceStartError, SourcesConfigError, TopicsConfigError) as exc:
         err.print(f"error: {exc}", markup=False)
         sys.exit(2)
     except (OSError, SQLAlchemyError) as exc:  # the database is unreachable, refused us, or broke

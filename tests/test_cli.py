@@ -345,3 +345,14 @@ def test_version_and_help_still_exit_0(tmp_path: Path) -> None:
             [sys.executable, "-m", "bot", *args], capture_output=True, text=True, cwd=REPO, timeout=120
         )
         assert done.returncode == 0 and done.stdout and not done.stderr, (args, done)
+
+
+async def test_a_missing_topics_file_is_one_line_for_every_command(tmp_path: Path) -> None:
+    """The demo and run build the app without the CLI's own checks; a missing file is still one
+    line naming the setting, never a traceback."""
+    env = base_env(tmp_path)
+    env["FW_TOPICS_FILE"] = str(tmp_path / "nowhere" / "topics.toml")
+    for command in (["demo"], ["poll", "--once"]):
+        code, out, err = await run_cli(*command, env=env)
+        assert code == 2, (command, out, err)
+        assert "Traceback" not in err and "file not found (set FW_TOPICS_FILE)" in err, (command, err)

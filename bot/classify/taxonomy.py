@@ -417,7 +417,7 @@ def load_taxonomy(path: Path) -> Taxonomy:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise TopicsConfigError(f"{path}: file not found") from None
+        raise TopicsConfigError(f"{path}: file not found (set FW_TOPICS_FILE)") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise TopicsConfigError(f"{path}: cannot read: {exc}") from None
     return parse_taxonomy(text, str(path))
