@@ -147,6 +147,37 @@ async def test_one_tick_plans_every_due_digest_each_with_its_own_rules(
     assert left.next_digest_at == due and left.digest_lease_until is not None  # retried when it lapses
 
 
+async def test_a_failed_batch_is_planned_again_one_by_one_from_fresh_reads(
+    store: Store, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch that first read the window's stories fails: its rollback must not leave the
+    one-by-one retry with stories it can no longer read."""
+    settings = Settings(database_url=database_url)
+    now = datetime.now(UTC)
+    await add_story(
+        store,
+        "US adds AI labs to the Entity List",
+        topics={"natsec": 0.7},
+        first_seen=now - timedelta(hours=1),
+    )
+    broken = await add_destination(store, "console", "b", next_digest_at=now - timedelta(minutes=5))
+    others = [
+        await add_destination(store, "console", f"c{i}", next_digest_at=now - timedelta(minutes=1))
+        for i in range(3)
+    ]
+    outbox = Outbox(store)
+    enqueue = outbox.enqueue
+
+    async def failing_for_one(session: Any, rows: list[dict[str, Any]]) -> list[int]:
+        if any(r["destination_id"] == broken for r in rows):
+            raise ValueError("a row this database refuses")
+        return await enqueue(session, rows)
+
+    monkeypatch.setattr(outbox, "enqueue", failing_for_one)
+    planned = {p.destination_id: p.entries for p in await DigestService(outbox, settings, TOPICS).tick(now)}
+    assert planned == {d: 1 for d in others}
+
+
 # ------------------------------------------------------------------------------- selection
 async def test_selection_one_entry_per_cluster_ranked_and_grouped(store: Store) -> None:
     now = datetime.now(UTC)

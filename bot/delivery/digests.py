@@ -262,6 +262,8 @@ class DigestService:
             log.exception("planning %d digests together failed; planning them one by one", len(claimed))
             results = []
             for dest_id, fire in claimed:
+                # Stories a rolled-back transaction loaded can no longer be read: read them again.
+                cache.facts.clear()
                 try:
                     async with self.outbox.sessions.begin() as session:
                         results += await self._plan_in(
@@ -269,6 +271,7 @@ class DigestService:
                         )
                 except Exception:
                     log.exception("planning the digest of destination %d failed", dest_id)
+            cache.facts.clear()
         return _logged(results)
 
     async def schedule_missing(self, now: datetime) -> None:
@@ -391,7 +394,13 @@ class DigestService:
             cache.trend_events = await topic_events(session, since, now)
         chosen = set(subscribed)
         topics = [t for t in self.topics if t in chosen] or list(self.topics)
-        series = weekly_series(cache.trend_events, now, timezone=dest.timezone, topics=topics)
+        try:
+            series = weekly_series(cache.trend_events, now, timezone=dest.timezone, topics=topics)
+        except (KeyError, ValueError) as exc:  # a zone the tz database no longer knows: chart in UTC
+            log.warning(
+                "destination %d: time zone %r unusable (%s); its chart is in UTC", dest.id, dest.timezone, exc
+            )
+            series = weekly_series(cache.trend_events, now, timezone="UTC", topics=topics)
         return {"title": CHART_TITLE, "series": series.to_payload()}
 
     # ------------------------------------------------------------------ DigestRunner
