@@ -236,7 +236,15 @@ async def _csrf_refused(request: web.Request) -> web.Response:
 
 def _safe_next(target: str | None) -> str:
     """Only a path on this site (never ``//host`` or ``https://…``): no open redirect."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    # Control characters too: aiohttp drops a tab or newline from Location, so "/\t/evil.com"
+    # would arrive as "//evil.com".
+    if (
+        not target
+        or not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+        or any(ord(c) <= 0x20 or ord(c) == 0x7F for c in target)
+    ):
         return "/"
     return target
 
