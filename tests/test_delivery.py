@@ -143,6 +143,33 @@ async def test_alert_cap_overflows_into_next_digest_with_note(store: Store, data
     assert (await deliveries(store, kind="alert"))[-1].status == "pending"
 
 
+async def test_a_message_that_cannot_be_built_fails_alone(
+    store: Store, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A row whose body raises (bad payload, a chart that cannot be drawn) is marked failed with
+    the reason; the other channels' sends go on."""
+    import bot.delivery.worker as worker_module
+
+    bad = await add_destination(store, "console", "bad", [("natsec", "both", 0.0)])
+    good = await add_destination(store, "console", "good", [("natsec", "both", 0.0)])
+    story = await add_story(store, "Export control story", topics={"natsec": 0.9})
+    printed: list[str] = []
+    delivery = console(printed, store, database_url)
+    await delivery.router.route([story])
+    build = worker_module.unit_body
+
+    def failing_for_one(platform: str, unit: Any, previous: Any) -> Any:
+        if unit.lead.destination_id == bad:
+            raise ValueError("payload from an older release")
+        return build(platform, unit, previous)
+
+    monkeypatch.setattr(worker_module, "unit_body", failing_for_one)
+    await delivery.worker.run_once()
+    rows = {r.destination_id: r for r in await deliveries(store, kind="alert")}
+    assert rows[good].status == "sent" and sum("● NEW" in p for p in printed) == 1
+    assert rows[bad].status == "failed" and "could not be built: ValueError" in (rows[bad].error or "")
+
+
 async def test_alert_cap_holds_when_feeds_are_routed_concurrently(store: Store, database_url: str) -> None:
     # The poller routes each feed's stories as that feed finishes, several feeds at once (and other
     # replicas do too): the cap was read per call, so concurrent calls each saw room. The demo

@@ -211,7 +211,18 @@ class DeliveryWorker:
                     await self.outbox.mark_sent(unit, found.message_id)
                     self.metrics.delivery_done(dest.platform, "sent")
                     return "sent"
-            body = unit_body(dest.platform, unit, await self.outbox.part_topic_before(unit))
+            previous_topic = await self.outbox.part_topic_before(unit)
+            try:
+                # In a thread: a weekly chart is drawn by matplotlib (hundreds of milliseconds),
+                # which must not stall the Discord gateway's heartbeat or the other channels' sends.
+                body = await asyncio.to_thread(unit_body, dest.platform, unit, previous_topic)
+            except Exception as exc:  # a row whose body cannot be built fails alone, once
+                log.exception("delivery %s to %r: its message could not be built", unit.ids, dest)
+                await self.outbox.mark_failed(
+                    unit, f"message could not be built: {type(exc).__name__}: {exc}"[:300]
+                )
+                self.metrics.delivery_done(dest.platform, "failed")
+                return "failed"
             await self.outbox.mark_sending(unit)
             _crash_point("before", dest.platform)
             sent = await sender.send(dest, unit, body, thread)

@@ -9,6 +9,7 @@ same series gives the same bytes (tests compare them) and only new data changes 
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -35,10 +36,21 @@ def _tick_labels(series: TopicSeries) -> list[str]:
     return [f"{d:%b} {d.day}" for d in series.starts]
 
 
+# Charts are drawn in worker threads (the delivery worker, the console) and matplotlib's shared
+# state (font cache, rcParams) is not documented as thread-safe: one chart at a time.
+_DRAWING = threading.Lock()
+
+
 def render_chart_png(series: TopicSeries, title: str, topic_labels: Sequence[str] | None = None) -> bytes:
     """The chart of ``series`` as PNG bytes, ``CHART_WIDTH_PX`` × ``CHART_HEIGHT_PX``.
 
-    ``topic_labels``: legend names for the series' topics, in order (default: the topic names)."""
+    ``topic_labels``: legend names for the series' topics, in order (default: the topic names).
+    Thread-safe (serialised); call it from a thread, not the event loop."""
+    with _DRAWING:
+        return _render(series, title, topic_labels)
+
+
+def _render(series: TopicSeries, title: str, topic_labels: Sequence[str] | None) -> bytes:
     # Imported here: matplotlib takes a few hundred milliseconds to load, and only a weekly
     # chart (or `trends --chart`) needs it, not every process that imports the delivery code.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
