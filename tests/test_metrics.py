@@ -256,6 +256,12 @@ async def test_database_gauges_are_read_at_scrape_time_and_serve_exposes_them(
         assert value(samples, "frontierwatch_outbox_depth") == 2
         assert 3600 <= value(samples, "frontierwatch_outbox_oldest_pending_age_seconds") < 3700
         assert 600 <= value(samples, "frontierwatch_digest_lag_seconds") < 700
+        # A paused channel's rows and schedule wait on purpose: not a stuck outbox or digest clock.
+        async with app.store.sessions.begin() as session:
+            await session.execute(update(m.Destination).where(m.Destination.id == dest).values(paused_at=now))
+        _, samples = await scrape(url)
+        assert value(samples, "frontierwatch_outbox_depth") == 0
+        assert value(samples, "frontierwatch_digest_lag_seconds") == 0
         # serve polls and sends nothing: its counters exist and stay at zero.
         assert value(samples, "frontierwatch_polls_total", result="new", reason="none") == 0
     finally:

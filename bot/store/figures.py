@@ -38,13 +38,20 @@ async def read_database_figures(engine: AsyncEngine, now: datetime) -> DatabaseF
                 ).where(m.Source.enabled.is_(True))
             )
         ).one()
-        depth, oldest = (
-            await conn.execute(select(func.count(), func.min(m.Delivery.created_at)).where(open_rows))
-        ).one()
         d = m.Destination
+        # Only channels that can receive now: a paused or unreachable channel's rows and schedule
+        # wait on purpose, and must not read as a stuck outbox or a digest clock that stopped.
+        receiving = (d.active.is_(True), d.paused_at.is_(None))
+        depth, oldest = (
+            await conn.execute(
+                select(func.count(), func.min(m.Delivery.created_at))
+                .join(d, d.id == m.Delivery.destination_id)
+                .where(open_rows, *receiving)
+            )
+        ).one()
         overdue = await conn.scalar(
             select(func.min(d.next_digest_at)).where(
-                d.active.is_(True), d.digest_frequency != "off", d.next_digest_at <= now
+                *receiving, d.digest_frequency != "off", d.next_digest_at <= now
             )
         )
     return DatabaseFigures(
