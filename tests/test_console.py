@@ -223,6 +223,34 @@ async def test_sign_in_is_rate_limited_per_address(tmp_path: Path, store: Store,
         await client.close()
 
 
+async def test_parallel_guesses_are_counted_before_the_hash_is_checked(
+    tmp_path: Path, store: Store, seeded: Seeded
+) -> None:
+    """An argon2 check takes a while in a thread: twenty guesses sent at once must not all pass
+    the limit before the first is counted."""
+    client = await make_client(
+        tmp_path, store, web_password=None, web_password_hash=hash_password(PASSWORD), web_behind_proxy=True
+    )
+    attacker = {"X-Forwarded-For": "198.51.100.9"}
+    try:
+        page = await client.get("/sign-in", headers=attacker)
+        token = csrf_of(await page.text())
+
+        async def guess(n: int) -> int:
+            response = await client.post(
+                "/sign-in",
+                data={"csrf_token": token, "password": f"guess {n}"},
+                headers=attacker,
+                allow_redirects=False,
+            )
+            return response.status
+
+        statuses = await asyncio.gather(*(guess(n) for n in range(20)))
+        assert statuses.count(401) <= 5 and statuses.count(429) >= 15, statuses
+    finally:
+        await client.close()
+
+
 def test_limiter_forgets_failures_after_the_window() -> None:
     clock = [1000.0]
     limiter = SignInLimiter(max_failures=2, window=60, clock=lambda: clock[0])

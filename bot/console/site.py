@@ -282,12 +282,14 @@ async def _sign_in(request: web.Request) -> web.StreamResponse:
             **{"Retry-After": str(wait)},
         )
     password = form.get("password")
+    # Counted before the check, which awaits (an argon2 hash is checked in a thread): parallel
+    # guesses would otherwise all pass the limit above before any of them was counted.
+    console.limiter.failed(address)
     if isinstance(password, str) and password and await console.password.matches(password):
         console.limiter.succeeded(address)
         await auth.sign_in(request, console.password)
         log.info("web console: signed in from %s", address)
         raise redirect(target)
-    console.limiter.failed(address)
     log.warning("web console: wrong password from %s", address)
     return await render(
         request,
