@@ -223,6 +223,26 @@ async def test_console_destination_gets_alerts_and_digest_once(store: Store, dat
     assert not row.active and row.inactive_reason == "a chat platform is configured"
 
 
+async def test_replicas_starting_together_share_one_console_destination(database_url: str) -> None:
+    """`docker compose up --scale run=3` on an empty database: every replica creates the console
+    destination at start; the ones that lose the race must read the winner's row, not exit."""
+    stores = [await open_store(database_url) for _ in range(3)]
+    try:
+        s = settings(database_url)
+        ids = await asyncio.gather(*(ensure_console_destination(st, s, TOPICS) for st in stores))
+        assert ids[0] is not None and set(ids) == {ids[0]}
+        async with stores[0].sessions() as session:
+            topics = (
+                await session.scalars(
+                    select(m.Subscription.topic).where(m.Subscription.destination_id == ids[0])
+                )
+            ).all()
+        assert sorted(topics) == sorted(TOPICS)
+    finally:
+        for st in stores:
+            await st.engine.dispose()
+
+
 def test_units_group_digest_parts_in_order() -> None:
     now = datetime.now(UTC)
 

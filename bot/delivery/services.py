@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.delivery.digests import DigestService
@@ -84,14 +85,24 @@ def build_senders(
 async def ensure_console_destination(store: Store, settings: Settings, topics: Sequence[str]) -> int | None:
     """With no chat platform configured, the terminal is the destination, subscribed to every
     topic, so the default install shows alerts and digests and loses nothing. Once a platform is
-    configured the console destination is switched off (with the reason)."""
+    configured the console destination is switched off (with the reason).
+
+    Replicas starting together on an empty database all try to create the row (and its
+    subscriptions); the unique keys let one win, and the others read its row on a second try."""
     tokens = (
         settings.discord_token is not None
         or settings.slack_bot_token is not None
         or settings.slack_client_id is not None
     )
-    async with store.sessions.begin() as session:
-        return await console_destination(session, topics, chat_configured=tokens, now=utcnow())
+    for attempt in range(1, 4):
+        try:
+            async with store.sessions.begin() as session:
+                return await console_destination(session, topics, chat_configured=tokens, now=utcnow())
+        except IntegrityError:
+            if attempt == 3:
+                raise
+            log.info("another replica created the console destination meanwhile; reading it")
+    raise AssertionError("unreachable")
 
 
 @dataclass
