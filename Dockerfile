@@ -12,8 +12,8 @@ ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 # ---------------------------------------------------------------------------------------- build
 # Builds the project's wheel and installs it with its dependencies into /opt/frontierwatch, a
-# virtual environment the final stage copies. pip, setuptools and wheel stay behind here, and so do
-# the test suites numpy, scipy and scikit-learn ship (65 MB that nothing imports at run time).
+# virtual environment the final stage copies. pip and setuptools stay behind here, and so do the
+# test suites numpy, scipy and scikit-learn ship (65 MB that nothing imports at run time).
 FROM ${BASE_IMAGE} AS build
 
 # Optional pip settings for builds behind a proxy or a mirror (pip reads them from the environment);

@@ -64,9 +64,13 @@ def main() -> int:
     if command is None:
         print("healthy: no long-running frontierwatch process to check")
         return 0
-    from bot.settings import load_settings
+    from bot.settings import SettingsError, load_settings
 
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"unhealthy: {exc}")
+        return 1
     listener: Literal["metrics", "web"]
     if command == "serve":
         port, listener = settings.port, "web"
