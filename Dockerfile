@@ -17,8 +17,8 @@ ARG BASE_IMAGE=python:3.11-slim-bookworm
 FROM ${BASE_IMAGE} AS build
 
 # Optional pip settings for builds behind a proxy or a mirror (pip reads them from the environment);
-# this stage is not part of the final image. PIP_CERT must name a file in the build context under
-# container/ (copied to /src/container/), e.g. --build-arg PIP_CERT=/src/container/local/ca.crt.
+# this stage is not part of the final image. PIP_CERT must name a file put in container/local/ (kept
+# out of git), e.g. --build-arg PIP_CERT=/src/container/local/ca.crt.
 ARG PIP_INDEX_URL
 ARG PIP_EXTRA_INDEX_URL
 ARG PIP_CERT
@@ -26,15 +26,15 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 
 RUN python3 -m venv /opt/frontierwatch
 WORKDIR /src
-COPY container/ container/
+COPY container/constraints.txt container/
+COPY container/local/ container/local/
 COPY pyproject.toml README.md ./
 COPY bot/ bot/
 COPY handlers/ handlers/
 RUN /opt/frontierwatch/bin/pip install --constraint container/constraints.txt . \
  && /opt/frontierwatch/bin/pip uninstall --yes pip setuptools \
  && site=$(/opt/frontierwatch/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))') \
- && for pkg in numpy scipy sklearn; do find "$site/$pkg" -depth -type d -name tests -exec rm -rf {} +; done \
- && cp container/healthcheck.py /opt/frontierwatch/healthcheck.py
+ && for pkg in numpy scipy sklearn; do find "$site/$pkg" -depth -type d -name tests -exec rm -rf {} +; done
 
 # ---------------------------------------------------------------------------------------- final
 FROM ${BASE_IMAGE}
@@ -46,6 +46,7 @@ RUN groupadd --system --gid "${APP_UID}" frontierwatch \
         --shell /usr/sbin/nologin frontierwatch
 
 COPY --from=build /opt/frontierwatch /opt/frontierwatch
+COPY container/healthcheck.py /opt/frontierwatch/healthcheck.py
 
 # Settings files are read relative to the working directory (config/sources.toml, config/topics.toml,
 # config/webhooks.toml); they are root-owned and read-only to the bot. Mount your own over them.
