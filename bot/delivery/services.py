@@ -9,7 +9,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.delivery.digests import DigestService
@@ -26,7 +25,7 @@ from bot.delivery.worker import DeliveryWorker
 from bot.metrics import Metrics
 from bot.services import DigestRunner, Service
 from bot.settings import Settings
-from bot.store.db import log_failure
+from bot.store.db import log_failure, retry_start_race
 from bot.store.destinations import console_destination
 from bot.store.outbox import Outbox
 from bot.store.repo import Store, utcnow
@@ -94,15 +93,12 @@ async def ensure_console_destination(store: Store, settings: Settings, topics: S
         or settings.slack_bot_token is not None
         or settings.slack_client_id is not None
     )
-    for attempt in range(1, 4):
-        try:
-            async with store.sessions.begin() as session:
-                return await console_destination(session, topics, chat_configured=tokens, now=utcnow())
-        except IntegrityError:
-            if attempt == 3:
-                raise
-            log.info("another replica created the console destination meanwhile; reading it")
-    raise AssertionError("unreachable")
+
+    async def attempt() -> int | None:
+        async with store.sessions.begin() as session:
+            return await console_destination(session, topics, chat_configured=tokens, now=utcnow())
+
+    return await retry_start_race("console destination", attempt)
 
 
 @dataclass

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.domain import SourceSpec
 from bot.sources.config import source_key
 from bot.store import models as m
-from bot.store.db import session_factory
+from bot.store.db import retry_start_race, session_factory
 from bot.store.search import SearchQuery, search_stories
 from bot.timetable import next_digest_at as _schedule_next
 
@@ -829,8 +829,11 @@ class ChatStore:
 
         Subscriptions and keywords of a webhook are replaced by the file's; webhooks that left the
         file are deactivated (their delivery history stays). A webhook the delivery side marked
-        inactive (e.g. revoked) is only reactivated when its URL changes.
+        inactive (e.g. revoked) is only reactivated when its URL changes. Replicas may start together.
         """
+        return await retry_start_race("webhooks", lambda: self._sync_webhooks(specs, now))
+
+    async def _sync_webhooks(self, specs: Sequence[WebhookSpec], now: datetime | None) -> dict[str, int]:
         now = now or utcnow()
         counts = {"added": 0, "updated": 0, "deactivated": 0}
         async with self.sessions.begin() as session:

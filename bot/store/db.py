@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from alembic import command
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 from bot.services import ServiceStartError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
@@ -151,6 +153,23 @@ async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
                 "release, or restore the backup taken before the upgrade"
             )
         await conn.run_sync(_upgrade, revision)
+
+
+async def retry_start_race(what: str, attempt: Callable[[], Awaitable[T]], tries: int = 3) -> T:
+    """Run a start-time sync (the sources file, the webhooks file, the console destination) that
+    inserts rows every replica wants. Replicas starting together on an empty database race on
+    those rows' unique keys: the loser's transaction fails, and its next try finds the winner's
+    rows and inserts nothing."""
+    from sqlalchemy.exc import IntegrityError
+
+    for n in range(1, tries + 1):
+        try:
+            return await attempt()
+        except IntegrityError:
+            if n == tries:
+                raise
+            log.info("%s: another replica wrote the same rows meanwhile; syncing again", what)
+    raise AssertionError("unreachable")
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:

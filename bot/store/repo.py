@@ -18,7 +18,7 @@ from sqlalchemy.orm import aliased
 from bot.domain import SourceSpec
 from bot.sources.config import source_key
 from bot.store import models as m
-from bot.store.db import session_factory
+from bot.store.db import retry_start_race, session_factory
 
 # What the cluster index needs of a stored story:
 # (id, cluster, outlet, title, summary, published, first seen, extra).
@@ -93,7 +93,10 @@ class Store:
     # ------------------------------------------------------------------ sources
     async def sync_sources(self, specs: Sequence[SourceSpec], now: datetime | None = None) -> dict[str, int]:
         """Make the config-file sources match ``specs``: add new ones, update changed ones, and
-        disable the ones that left the file (their stories stay)."""
+        disable the ones that left the file (their stories stay). Replicas may start together."""
+        return await retry_start_race("sources", lambda: self._sync_sources(specs, now))
+
+    async def _sync_sources(self, specs: Sequence[SourceSpec], now: datetime | None) -> dict[str, int]:
         now = now or utcnow()
         wanted = {source_key(s): s for s in specs}
         counts = {"added": 0, "updated": 0, "disabled": 0}
