@@ -6,6 +6,7 @@ discord.py and slack_sdk clients to the local Discord and Slack stand-ins.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ from sqlalchemy import select, update
 
 from bot.store import models as m
 from bot.store.chat import ChatStore
+from bot.store.destinations import lock_routing
 from bot.store.outbox import Outbox
 from bot.store.repo import Store
 from handlers import Command, Reply, Rights, handle, parse_text
@@ -477,3 +479,20 @@ async def test_migration_0010_down_and_up_keeps_the_routing_triggers(database_ur
         assert await bumps("UPDATE destinations SET paused_at = NULL")
     finally:
         await engine.dispose()
+
+
+async def test_a_pause_waits_for_routing_under_way(database_url: str) -> None:
+    """A routing transaction may be queueing an alert for the channel right now; the pause waits
+    for it (and then drops what it queued), so nothing slips in after the pause."""
+    store = await open_store(database_url)
+    chat = ChatStore(store.engine)
+    try:
+        await add_destination(store, "slack", "C1", workspace_id="T1")
+        async with store.sessions.begin() as routing:
+            await lock_routing(routing)
+            pausing = asyncio.create_task(handle_pause(chat, "pause"))
+            await asyncio.sleep(1.0)
+            assert not pausing.done()  # held by the routing transaction
+        await asyncio.wait_for(pausing, 30)
+    finally:
+        await store.engine.dispose()

@@ -314,7 +314,11 @@ class DigestService:
         """Plan these digests in the caller's transaction: outbox rows written, schedules moved
         on. Returns each plan and whether its rows are new (False: planned before, a retry)."""
         ids = [dest_id for dest_id, _ in claimed]
-        dests = {d.id: d for d in await destinations_by_id(session, ids) if d.active and d.paused_at is None}
+        dests = {
+            d.id: d
+            for d in await destinations_by_id(session, ids, lock=True)
+            if d.active and d.paused_at is None
+        }
         rules = await channel_rules(session, list(dests))
         chosen = [
             (

@@ -22,6 +22,7 @@ from bot.domain import SourceSpec
 from bot.sources.config import source_key
 from bot.store import models as m
 from bot.store.db import retry_start_race, session_factory
+from bot.store.destinations import lock_routing
 from bot.store.search import SearchQuery, search_stories
 from bot.timetable import next_digest_at as _schedule_next
 
@@ -704,6 +705,9 @@ class ChatStore:
         now = now or utcnow()
         await self._create(key, now)
         async with self.sessions.begin() as session:
+            # After any routing under way (it may be queueing an alert here), before the next: the
+            # next one sees the pause (routing_version moves with this commit).
+            await lock_routing(session)
             dest = await self._get_or_create(session, key, now)
             if dest.paused_at is not None:
                 return DestinationView.of(dest), False, 0

@@ -100,8 +100,15 @@ async def destination_row(session: AsyncSession, destination_id: int) -> m.Desti
     return await session.get(m.Destination, destination_id)
 
 
-async def destinations_by_id(session: AsyncSession, ids: Sequence[int]) -> list[m.Destination]:
-    return list((await session.scalars(select(m.Destination).where(m.Destination.id.in_(ids)))).all())
+async def destinations_by_id(
+    session: AsyncSession, ids: Sequence[int], *, lock: bool = False
+) -> list[m.Destination]:
+    """With ``lock``, the rows stay locked until the transaction ends (PostgreSQL; SQLite
+    serializes writers): a pause committed meanwhile is seen, one that comes later waits."""
+    query = select(m.Destination).where(m.Destination.id.in_(ids)).order_by(m.Destination.id)
+    if lock:
+        query = query.with_for_update()
+    return list((await session.scalars(query)).all())
 
 
 async def unscheduled_digests(session: AsyncSession) -> list[m.Destination]:
