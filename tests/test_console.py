@@ -353,6 +353,19 @@ async def test_stories_page_paginates(client: TestClient[Any, Any]) -> None:
     assert len(titles) == 30
 
 
+async def test_stories_page_says_what_is_wrong_with_odd_filters(client: TestClient[Any, Any]) -> None:
+    await sign_in(client)
+    for query, said in (
+        ("to=9999-12-31", "out of range"),
+        ("from=0001-01-01", "out of range"),
+        ("to=yesterday", "is not a date"),
+        ("page=99999999999999999999", ""),
+    ):
+        response = await client.get(f"/stories?{query}")
+        assert response.status == 200, query
+        assert said in await response.text(), query
+
+
 async def test_channels_page_and_digest_preview(client: TestClient[Any, Any], seeded: Seeded) -> None:
     await sign_in(client)
     html = await (await client.get("/channels")).text()

@@ -20,10 +20,14 @@ def _day(text: str, label: str, problems: list[str]) -> date | None:
     if not text:
         return None
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         problems.append(f"{label} {text!r} is not a date: use YYYY-MM-DD.")
         return None
+    if not 1970 <= day.year <= 9000:  # the filter adds a day; 9999-12-31 would overflow
+        problems.append(f"{label} {text!r} is out of range: use a year from 1970 to 9000.")
+        return None
+    return day
 
 
 async def stories_page(request: web.Request, console: Console) -> web.StreamResponse:
@@ -50,7 +54,7 @@ async def stories_page(request: web.Request, console: Console) -> web.StreamResp
             if search.since is not None and since is None:
                 since = search.since.date()
     try:
-        page = max(1, int(query.get("page", "1")))
+        page = min(max(1, int(query.get("page", "1"))), 100_000)  # an offset the database can take
     except ValueError:
         page = 1
     wanted = StoryFilter(topic=topic or None, official=official, since=since, until=until, search=search)
