@@ -81,6 +81,18 @@ async def test_sync_sources_adopts_a_feed_a_channel_added_first(store: Store) ->
     assert [s.enabled for s in await store.list_sources()] == [True]
 
 
+async def test_a_feed_that_leaves_the_file_stays_for_the_channels_that_added_it(store: Store) -> None:
+    from bot.store.chat import ChannelKey, ChatStore
+
+    chat = ChatStore(store.engine)
+    spec = SourceSpec(name="Lawfare", url="https://lawfare.example/feed")
+    await chat.add_channel_source(ChannelKey("discord", "1", "2"), spec, added_by="u", limit=5, now=NOW)
+    await store.sync_sources([spec], NOW)  # the file adopts it
+    assert await store.sync_sources([], NOW) == {"added": 0, "updated": 0, "disabled": 0}
+    [row] = await store.list_sources()
+    assert (row.origin, row.enabled) == ("channel", True)  # back to the channel, still polled
+
+
 async def test_sync_sources_adds_updates_and_disables(store: Store) -> None:
     a = SourceSpec(name="A", url="https://a.example/feed")
     b = SourceSpec(name="B", url="https://b.example/feed")

@@ -124,8 +124,26 @@ class Store:
                 changed = _apply_spec(row, spec)
                 if changed:
                     counts["updated"] += 1
-            for key, row in existing.items():
-                if key not in wanted and row.enabled:
+            left = [row for key, row in existing.items() if key not in wanted]
+            # A feed that left the file but that channels added themselves goes back to them (it
+            # may have been adopted from them): it stays polled while they want it.
+            linked = (
+                set(
+                    (
+                        await session.scalars(
+                            select(m.ChannelSource.source_id).where(
+                                m.ChannelSource.source_id.in_([row.id for row in left])
+                            )
+                        )
+                    ).all()
+                )
+                if left
+                else set()
+            )
+            for row in left:
+                if row.id in linked:
+                    row.origin = "channel"
+                elif row.enabled:
                     row.enabled = False
                     counts["disabled"] += 1
             await session.flush()
