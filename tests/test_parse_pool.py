@@ -77,8 +77,8 @@ async def test_event_loop_stays_responsive_during_a_large_parse() -> None:
     assert elapsed > 0.5, f"the parse should take a while ({elapsed:.2f} s), or the test proves nothing"
     # Inline, the loop would stall for the whole parse (seconds). What remains is the moment the
     # pool's receiving thread unpickles the 10,000-entry result under the GIL (0.02-0.3 s on the
-    # 2-core machine, depending on load).
-    assert max_gap < 0.5, f"event loop stalled for {max_gap:.3f} s during a {elapsed:.2f} s parse"
+    # 2-core machine, depending on load; 0.61 s once in a full CI run while the machine was busy).
+    assert max_gap < 1.0, f"event loop stalled for {max_gap:.3f} s during a {elapsed:.2f} s parse"
     assert elapsed > 3 * max_gap
 
 
