@@ -87,6 +87,12 @@ async def test_trends_count_events_per_topic_day_with_outlets_and_names(database
         assert "Claude Opus 5" in dict(trends.entities["release"])
         assert trends.to_dict()["totals"]["distillation"] == 1
 
+        # The console's chart reads the day counts alone: the same series as the page's.
+        daily = await TrendsStore(store.engine).daily(
+            days=90, now=NOW, topics=("distillation", "ip", "natsec", "release")
+        )
+        assert daily == trends.daily
+
         weekly = await TrendsStore(store.engine).weekly(weeks=12, now=NOW, topics=("distillation", "release"))
         assert weekly.bucket == "week" and len(weekly.starts) == 12
         assert weekly.starts[-1] == date(2026, 3, 22)  # the last week ends today

@@ -209,6 +209,22 @@ class TrendsStore:
             entities={t: entities.get(t, []) for t in daily.topics},
         )
 
+    async def daily(
+        self,
+        *,
+        days: int = DEFAULT_DAYS,
+        now: datetime | None = None,
+        timezone: str = "UTC",
+        topics: Sequence[str] | None = None,
+    ) -> TopicSeries:
+        """Only the events per topic per day of ``trends`` (what its chart draws): no outlets,
+        no names, so no story text is read."""
+        now = now or datetime.now(UTC)
+        first, since, until = window(now, days, timezone)
+        async with self.sessions() as session:
+            events = await topic_events(session, since, until, topics)
+        return bucket_events(events, first_day=first, buckets=days, timezone=timezone, topics=topics)
+
     async def weekly(
         self,
         *,
