@@ -107,3 +107,13 @@ def _fresh_postgres_schema(base: str) -> Iterator[str]:
         yield f"{base}{sep}options=-csearch_path%3D{schema}"
     finally:
         asyncio.run(run(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+@pytest.fixture
+def restore_discord_base() -> Iterator[None]:
+    """Senders point discord.py's class-wide ``Route.BASE`` at a stand-in: put it back afterwards."""
+    from discord.http import Route
+
+    original = Route.BASE
+    yield
+    Route.BASE = original

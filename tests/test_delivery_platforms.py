@@ -4,13 +4,12 @@ local Discord and Slack stand-ins (spec-validated bodies, rate limits, outages, 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from discord.http import Route
 from sqlalchemy import update
 
 from bot.delivery.services import Delivery
@@ -28,6 +27,8 @@ from tests.support.newsdb import (
 )
 from tests.support.slack_api import SlackAPI
 
+pytestmark = pytest.mark.usefixtures("restore_discord_base")
+
 TOPICS = ("distillation", "ip", "natsec", "release")
 DCH = "300000000000000001"
 LONG = (
@@ -35,13 +36,6 @@ LONG = (
     "accelerators through subsidiaries abroad. Officials expect further measures on model weights later "
     "this year, and several companies said they were reviewing the text with counsel."
 )
-
-
-@pytest.fixture(autouse=True)
-def discord_base() -> Iterator[None]:
-    original = Route.BASE
-    yield
-    Route.BASE = original
 
 
 @pytest.fixture

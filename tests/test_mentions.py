@@ -4,13 +4,12 @@ Discord and Slack, turned into pings on alerts (Discord role or @here with a mat
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from discord.http import Route
 
 from bot.delivery.mentions import MentionRule, mentions_for
 from bot.digest.common import Mention
@@ -23,6 +22,8 @@ from tests.support.chat_env import ChatEnv, chat_env
 from tests.support.discord_api import DiscordAPI
 from tests.support.newsdb import add_destination, add_story, build_delivery, deliveries, open_store
 from tests.support.slack_api import SlackAPI
+
+pytestmark = pytest.mark.usefixtures("restore_discord_base")
 
 TOPICS = ("distillation", "ip", "natsec", "release")
 GUILD = "200000000000000001"
@@ -191,13 +192,6 @@ async def test_one_channel_cannot_remove_another_channels_rule(env: ChatEnv) -> 
 
 
 # ------------------------------------------------------------------------------------ through the stand-ins
-@pytest.fixture(autouse=True)
-def discord_base() -> Iterator[None]:
-    original = Route.BASE
-    yield
-    Route.BASE = original
-
-
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
     s = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite3'}")

@@ -7,13 +7,12 @@ clients against the local stand-ins, bodies validated against ../shared/specs.""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from discord.http import Route
 from sqlalchemy import update
 
 from bot.delivery.bodies import discord_wire, unit_body
@@ -28,15 +27,10 @@ from tests.support.slack_api import SlackAPI
 from tests.support.specs import discord_request_errors
 from tests.test_trends import png_size
 
+pytestmark = pytest.mark.usefixtures("restore_discord_base")
+
 TOPICS = ("distillation", "ip", "natsec", "release")
 DCH, DCH_DAILY = "300000000000000001", "300000000000000002"
-
-
-@pytest.fixture(autouse=True)
-def discord_base() -> Iterator[None]:
-    original = Route.BASE
-    yield
-    Route.BASE = original
 
 
 @pytest.fixture
