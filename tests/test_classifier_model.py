@@ -13,13 +13,21 @@ from pathlib import Path
 import pytest
 
 from bot.classify import PACKAGED_MODEL, classify_many, load_classifier
-from bot.classify.evaluate import EvalReport, evaluate, format_report, load_labeled
+from bot.classify.evaluate import EvalReport, LabeledItem, evaluate, format_report, load_labeled
 from bot.classify.features import text_features
 from bot.classify.hybrid import HybridClassifier
 from bot.classify.model import LinearTopicModel, ModelError
 from bot.classify.rules import RuleClassifier
 from bot.classify.taxonomy import load_taxonomy
-from bot.classify.train import load_training_data, train_model
+from bot.classify.train import (
+    TrainingData,
+    cross_validate,
+    group_of,
+    grouped_folds,
+    load_training_data,
+    train_model,
+)
+from bot.domain import Classification
 
 REPO = Path(__file__).resolve().parent.parent
 TOPICS_FILE = REPO / "config" / "topics.toml"
@@ -32,10 +40,10 @@ TOPICS = ("distillation", "ip", "natsec", "release")
 FROZEN_TEST_MEMBERSHIP = "ce7ab5aed61936c7bbb8282bc8dc050e5f94c63770b0f9bda6cce6e8dd3a3780"
 
 # The CI gate on the frozen test split. Precision and the hard-negative rate are the targets;
-# macro-F1 is held just below what the model reaches today (0.897) until the 0.90 is reached.
+# macro-F1 is held just below what the model reaches today (0.886) until the 0.90 is reached.
 MIN_TEST_MACRO_F1 = 0.88
 MIN_TEST_PRECISION = 0.90
-MAX_TEST_HARD_NEGATIVE_RATE = 0.06
+MAX_TEST_HARD_NEGATIVE_RATE = 0.05
 
 
 def records(split: str) -> list[dict[str, object]]:
@@ -306,3 +314,56 @@ def test_eval_refuses_an_empty_file_and_accepts_labels(tmp_path: Path) -> None:
     )
     done = run_cli("eval", str(labelled))
     assert done.returncode == 0 and "hard negatives flagged: 0/1" in done.stdout
+
+
+def test_folds_keep_each_outlet_month_together_and_are_balanced() -> None:
+    items = [*load_labeled(CORPUS / "train.jsonl"), *load_labeled(CORPUS / "validation.jsonl")]
+    folds = grouped_folds(items)
+    fold_of_group: dict[str, set[int]] = {}
+    for i, item in enumerate(items):
+        fold_of_group.setdefault(group_of(item, i), set()).add(int(folds[i]))
+    assert all(len(f) == 1 for f in fold_of_group.values())
+    assert len(fold_of_group) > 200  # outlet-months, not a handful of outlets
+    sizes = Counter(int(k) for k in folds)
+    assert sorted(sizes) == [0, 1, 2, 3, 4]
+    assert max(sizes.values()) - min(sizes.values()) <= 0.05 * len(items)
+    # An operator's item without outlet or date is its own group: never glued to another.
+    bare = LabeledItem(title="x", summary="", topics=frozenset())
+    assert group_of(bare, 1) != group_of(bare, 2)
+
+
+def test_eval_cross_validate_scores_each_story_with_a_model_that_never_saw_its_outlet_month(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "labelled"
+    data.mkdir()
+    # A small corpus keeps the five trainings quick; the procedure is the one `train` runs.
+    for split, n in (("train", 700), ("validation", 200)):
+        (data / f"{split}.jsonl").write_text("".join(f"{json.dumps(r)}\n" for r in records(split)[:n]))
+    done = run_cli("eval", "--cross-validate", "--data", str(data))
+    assert done.returncode == 0, done.stderr
+    assert "5 folds by outlet-month" in done.stdout
+    assert "hard negatives flagged" in done.stdout and "macro" in done.stdout
+    items = [*load_labeled(data / "train.jsonl"), *load_labeled(data / "validation.jsonl")]
+    rules = RuleClassifier(load_taxonomy(TOPICS_FILE))
+    results = cross_validate(rules, items)
+    assert len(results) == len(items)
+    # A model that saw a story recites its label; out of fold it cannot: if a fold leaked into its
+    # own model, the two would agree.
+    in_sample = evaluate(HybridClassifier(rules, train_model(rules, TrainingData(items, [], []))), items)
+    out_of_fold = evaluate(_Fixed(results), items)
+    assert in_sample.exact_match > 0.97 * len(items)
+    assert out_of_fold.exact_match < in_sample.exact_match - 0.03 * len(items)
+
+
+class _Fixed:
+    topics = TOPICS
+
+    def __init__(self, results: list[Classification]) -> None:
+        self.results = results
+
+    def classify(self, title: str, summary: str = "") -> Classification:
+        raise AssertionError("batch only")
+
+    def classify_many(self, stories: list[tuple[str, str]]) -> list[Classification]:
+        return self.results

@@ -208,6 +208,26 @@ def test_operator_can_add_a_topic_without_code(tmp_path: Path) -> None:
     assert result.evidence["robotics"] == ("humanoid robots",)
 
 
+def test_a_number_wildcard_matches_any_version_but_never_a_word() -> None:
+    rules = RuleClassifier(parse_taxonomy(MINI.format(threshold=0.5).replace('["launch*"]', '["opus #"]')))
+    for title in ("AI lab ships Opus 5", "AI: Opus 4.1 is out", "Opus 12 for AI agents"):
+        assert rules.classify(title).topics == ("release",), title
+        assert rules.classify(title).evidence["release"][0].startswith("opus "), title
+    for title in ("AI lab ships Opus", "AI opus magnum", "AI: Opus five"):
+        assert rules.classify(title).topics == (), title
+
+
+def test_a_headline_of_a_versioned_name_alone_announces_it(classifier: Classifier) -> None:
+    # `bare_title`: nothing but a model name and its version numbers ("4.5" splits into two numbers).
+    for title in ("GLM-5.1", "Claude 3.5 Sonnet", "MiniMax M2.7", "Mistral Small 3"):
+        assert "release" in classifier.classify(title).topics, title
+    # A versioned name inside a sentence still needs an announcement, and a sonnet is a poem.
+    for title in ("GLM-5.1 tops a coding benchmark", "Shakespeare's Sonnet 18, read aloud"):
+        assert "release" not in classifier.classify(title).topics, title
+    assert "release" in classifier.classify("Anthropic releases Opus 5").topics
+    assert "release" in classifier.classify("Baidu open-sources ERNIE 4.5").topics
+
+
 # ------------------------------------------------------------------------------------------------ validation
 def _error(text: str) -> str:
     with pytest.raises(TopicsConfigError) as info:
@@ -245,6 +265,12 @@ def test_bad_value_names_line_and_key() -> None:
             'terms = ["la*unch"]',
             "topics.release.signals.announce.terms",
             "not a valid term",
+        ),
+        (
+            'terms = ["launch*"]',
+            'terms = ["# launch"]',
+            "topics.release.signals.announce.terms",
+            "'#' (any number) after the first word",
         ),
         (
             'terms = ["launch*"]',

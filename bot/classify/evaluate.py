@@ -40,6 +40,7 @@ class LabeledItem:
     url: str | None = None
     outlet: str | None = None
     hard_negative: bool = False
+    published: str | None = None  # "YYYY-MM-DD…": with the outlet, the group a split keeps together
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +143,7 @@ def _item_from(record: Any, lineno: int, where: str) -> LabeledItem:
         url=url if isinstance(url, str) else None,
         outlet=outlet if isinstance(outlet, str) else None,
         hard_negative=record.get("hard_negative") is True and not topics,
+        published=published if isinstance(published := record.get("published"), str) else None,
     )
 
 

@@ -1,7 +1,7 @@
 """The production classifier: the learned model where it was trained, the rules everywhere else.
 
 * A topic the model knows is scored by the model's calibrated probability (the rule scores are among
-  its inputs) and attached at the threshold chosen on the validation split.
+  its inputs) and attached at the threshold chosen out of fold on train + validation.
 * A topic added to ``config/topics.toml`` without training data runs on its rules alone.
 * ``always`` / ``never`` terms of a topic override both.
 * Evidence lists the model's strongest features for the topic, then the rule terms that matched, so

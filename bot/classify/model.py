@@ -1,5 +1,5 @@
 """The learned topic model: a linear model per topic over :mod:`~bot.classify.features`, with
-calibrated probabilities and a decision threshold per topic chosen on the validation split.
+calibrated probabilities and a decision threshold per topic chosen out of fold (outlet-month folds).
 
 The artefact is a small gzipped JSON file (vocabulary, weights, calibration, thresholds and the
 provenance of the training data), loaded without scikit-learn: scoring is one sparse matrix product

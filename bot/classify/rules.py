@@ -27,7 +27,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from bot.classify.taxonomy import Taxonomy, TopicSpec, pattern_tokens
+from bot.classify.taxonomy import NUMBER, Taxonomy, TopicSpec, pattern_tokens
 from bot.domain import Classification
 
 __all__ = ["RuleAnalysis", "RuleClassifier", "apply_overrides"]
@@ -120,7 +120,10 @@ class _Matcher:
                     continue
                 for offset, (word, is_prefix) in enumerate(rest, start=i + 1):
                     other = tokens[offset]
-                    if not (other.startswith(word) if is_prefix else other == word):
+                    if word == NUMBER:
+                        if not other[0].isdigit():
+                            break
+                    elif not (other.startswith(word) if is_prefix else other == word):
                         break
                 else:
                     found[pattern.term_id] = " ".join(tokens[i:end])
@@ -219,8 +222,8 @@ class RuleClassifier:
         per_topic: list[dict[int, tuple[float, list[str]]]] = [{} for _ in self._plans]
         negatives: list[float] = [0.0] * len(self._plans)
         title_signals: list[set[int]] = [set() for _ in self._plans]
-        # per topic: number of title tokens covered by `bare_title` signals
-        bare_tokens: list[int] = [0] * len(self._plans)
+        # per topic: the title's texts matched by `bare_title` signals
+        bare_texts: list[set[str]] = [set() for _ in self._plans]
         always: dict[str, str] = {}
         never: dict[str, str] = {}
         title_weight = self.taxonomy.title_weight
@@ -234,7 +237,7 @@ class RuleClassifier:
                         if is_title:
                             title_signals[owner].add(signal)
                             if signal in plans[owner].bare_title:
-                                bare_tokens[owner] += text.count(" ") + 1
+                                bare_texts[owner].add(text)
                         bucket = per_topic[owner]
                         current = bucket.get(signal)
                         if current is None:
@@ -277,7 +280,7 @@ class RuleClassifier:
                 raw += value
                 contributions.append((value, texts))
             # "Mistral Small 3": a headline that is nothing but a model name announces that model.
-            bare = bool(plan.bare_title) and bare_tokens[t] > 0 and len(title_tokens) - bare_tokens[t] <= 1
+            bare = bool(bare_texts[t]) and _uncovered(title_tokens, bare_texts[t]) <= 1
             for group in () if bare else plan.requires:
                 if not any(s in matched for s in group):
                     raw *= unmet
@@ -310,6 +313,12 @@ class RuleClassifier:
         contexts = frozenset(self._context_names[i] for i in contexts_present)
         negative = {self._topics[t]: f for t, f in enumerate(negatives) if f}
         return RuleAnalysis(classification, rules_only, always, never, contexts, negative)
+
+
+def _uncovered(title_tokens: list[str], texts: set[str]) -> int:
+    """Title words outside the matched texts; version numbers ("4.5" in "GLM-4.5") count as covered."""
+    covered = {word for text in texts for word in text.split(" ")}
+    return sum(1 for tok in title_tokens if tok not in covered and not tok[0].isdigit())
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,8 +30,9 @@ __all__ = [
 
 _TOPIC_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 # A term is words separated by spaces or hyphens; a word may end in `*` (prefix match).
-_TERM = re.compile(r"^[a-z0-9]+\*?(?:[ \-][a-z0-9]+\*?)*$")
-_WORD = re.compile(r"[a-z0-9]+\*?")
+_TERM = re.compile(r"^[a-z0-9]+\*?(?:[ \-](?:[a-z0-9]+\*?|#))*$")
+_WORD = re.compile(r"[a-z0-9]+\*?|#")
+NUMBER = "#"  # a term word that matches any number: "opus #" is Opus 4, Opus 5, Opus 4.1
 
 
 class TopicsConfigError(ValueError):
@@ -192,7 +193,7 @@ class _Validator:
                 raise self.fail(
                     path,
                     f"item {index + 1} {raw!r} is not a valid term: use letters, digits, spaces or hyphens, "
-                    "and '*' only at the end of a word (prefix match)",
+                    "'*' only at the end of a word (prefix match), and '#' (any number) after the first word",
                 )
             if term in seen:
                 raise self.fail(path, f"item {index + 1} {raw!r} is listed twice")
