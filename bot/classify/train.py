@@ -139,7 +139,8 @@ def _threshold(p: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, float]]:
 def group_of(item: LabeledItem, index: int) -> str:
     """The item's outlet-month: the unit that never straddles two folds (or two splits)."""
     if item.outlet and item.published:
-        return f"{item.outlet}|{item.published[:7]}"
+        # As config/labelled/groups.json: "POLITICO" and "Politico" are one outlet.
+        return f"{item.outlet.strip().lower()}|{item.published[:7]}"
     return f"#{index}"  # an operator's item without outlet or date is a group of its own
 
 
