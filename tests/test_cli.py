@@ -168,6 +168,16 @@ async def test_demo_prints_alerts_and_a_digest(tmp_path: Path) -> None:
     assert re.search(r"^Frontier Watch digest — \w{3} \d{1,2} \w{3} \d{4} — \d+ stories$", out, re.M), out
     assert "## National security (" in out and "## natsec" not in out and "why:" in out
     assert "over this channel's alert limit (5 per hour) are included here instead." in out
+    # One entry per story, naming every outlet that ran it (issue 10, item 5); two explainers of
+    # one technique are not one story.
+    entries = [line for line in out.splitlines() if "also:" in line]
+    for outlets in (
+        ("Bear & Wolf", "Barker Brettell", "The Outpost (CNET)"),
+        ("RedCensor", "GN Crypto", "World of Software"),
+        ("ai.jp.net", "Latent Machine"),
+    ):
+        assert any(all(outlet in line for outlet in outlets) for line in entries), (outlets, entries)
+    assert not any(name in line for line in entries for name in ("24 AI News", "EHGA", "Calmops")), entries
 
 
 def test_an_overlong_duration_is_one_line_not_a_traceback(tmp_path: Path) -> None:

@@ -5,11 +5,14 @@ Within a time window (72 h by default), two ways to join a cluster:
 * **The matcher.** A story's headline words and the opening words of its summary (stemmed, stop
   words dropped) are compared, weighted by rarity, with each candidate cluster: its closest member,
   its headline, the cluster's words as a whole, shared rare words and version identifiers, time
-  apart, whether the outlet is already there, and the rare names of its headline that no story of
-  the cluster carries (a saga's next development). A small logistic model, fitted on labelled
+  apart, whether the outlet is already there, and the rare words of its headline that no story
+  of the cluster carries (a saga's next development). A small logistic model, fitted on labelled
   coverage (``cluster_fit.py``), turns that into the probability that both report one event; the
-  story joins the most likely cluster above the threshold. Clusters naming different versions
-  (``GPT-5`` vs ``GPT-4o``) are never candidates, however alike the rest reads.
+  story joins the most likely cluster above the threshold (an outlet's own earlier stories only
+  well above it). Clusters naming different versions (``GPT-5`` vs ``GPT-4o``) are never
+  candidates, however alike the rest reads. A story that names no one (no word written as a name:
+  a glossary entry, an explainer of a technique) joins nothing; two stories naming one court case
+  by its caption ("Getty Images v Stability AI") join.
 * **Tracker release + news**: a model found on the Hugging Face Hub or GitHub joins the news
   stories whose headline names that model (``DeepSeek-V3.2`` ~ "DeepSeek launches V3.2 ...").
 
@@ -216,6 +219,80 @@ def model_key(model_name: str) -> tuple[str, ...] | None:
     return tuple(core)
 
 
+# Capitalised, but no one's name: they would make "On Tuesday, ..." share a name with every story.
+CALENDAR_WORDS = frozenset(
+    "monday tuesday wednesday thursday friday saturday sunday january february march april may "
+    "june july august september october november december".split()
+)
+_CASED_WORD = re.compile(r"[A-Za-z0-9]+(?:[.'][A-Za-z0-9]+)*")
+_SENTENCE_START = frozenset(".!?:;|\"“‘'([–—-")
+_INNER_CAPITAL = re.compile(r".[A-Z0-9]")  # a capital or digit past a word's first letter
+
+
+def _casing(text: str, *, headline: bool) -> Iterable[tuple[str, str]]:
+    """Each content word of ``text`` (lower case) with how it is written: ``"name"`` (a capital
+    or digit past its first letter, as in ``iPhone``, ``AMD``; or capitalised where no sentence
+    starts), ``"lower"``, or ``"unsure"`` (capitalised at a sentence's start, or anywhere in a
+    headline in Title Case, where every word is)."""
+    text = text.replace("’", "'")
+    # Title Case: no content word of four letters or more is left in lower case.
+    title_case = headline and not any(
+        w[0].islower() for w in _CASED_WORD.findall(text) if len(w) > 3 and w.lower() not in STOP_WORDS
+    )
+    for match in _CASED_WORD.finditer(text):
+        word = match.group()
+        lower = word.lower()
+        if len(word) < 2 or lower in STOP_WORDS or lower in CALENDAR_WORDS or lower.isdigit():
+            continue
+        if word.islower() and (word.isalpha() or not _INNER_CAPITAL.search(word)):
+            yield lower, "lower"
+        elif _INNER_CAPITAL.search(word):
+            yield lower, "name"
+        else:
+            before = match.start() - 1
+            while before >= 0 and text[before].isspace():
+                before -= 1
+            initial = title_case or before < 0 or text[before] in _SENTENCE_START
+            yield lower, "unsure" if initial else "name"
+
+
+def names_of(title: str, summary: str = "") -> tuple[frozenset[str], frozenset[str]]:
+    """The story's words (folded) written as names (``Getty``, ``iPhone``, ``AMD``), and those
+    capitalised only where any word would be (a sentence's start, a Title Case headline): the
+    background's casing decides those (``WordRarity.names``)."""
+    sure: set[str] = set()
+    unsure: set[str] = set()
+    for text, headline in ((title, True), (summary[: SUMMARY_WORDS * 20], False)):
+        for word, how in _casing(text, headline=headline):
+            if how == "name":
+                sure.add(_fold(word))
+            elif how == "unsure":
+                unsure.add(_fold(word))
+    return frozenset(sure), frozenset(unsure - sure)
+
+
+# A case caption: "Getty Images v Stability AI", "Getty v. Stability", "US v. Google" ("vs" is
+# left out: "Nvidia vs AMD" compares, it does not sue).
+_CAPTION = re.compile(
+    r"\b([A-Z][\w&'.-]*(?:\s+(?:[A-Z][\w&'.-]*|\([A-Z]+\)))*)\s+v\.?\s+(?:the\s+)?([A-Z][\w&'.-]*)"
+)
+
+
+_V = re.compile(r"\sv\.?\s")
+
+
+def cases_of(title: str, summary: str = "") -> frozenset[str]:
+    """The court cases a story names by their caption, as ``"getti v stabil"`` (the first word
+    of each party, folded): two stories naming one case in one window report the same case."""
+    found = set()
+    for text in (title, summary[: SUMMARY_WORDS * 20]):
+        for first, second in _CAPTION.findall(text.replace("’", "'")):
+            parties = [w.lower() for w in first.split() if w.lower() not in STOP_WORDS]
+            if parties and second.lower() not in STOP_WORDS:
+                found.add(f"{_fold(parties[0].strip('.'))} v {_fold(second.lower().strip('.'))}")
+    return frozenset(found)
+
+
 def summary_tokens(summary: str, title_tokens: frozenset[str], limit: int = SUMMARY_WORDS) -> frozenset[str]:
     """Content words of the summary's opening, minus the headline's: what a second outlet's
     differently worded headline can still share (names, places, the case, the number)."""
@@ -246,12 +323,16 @@ class IndexedStory:
     # Content words of the summary's opening that the headline lacks (see ``summary_tokens``).
     context: frozenset[str] = frozenset()
     identifiers: frozenset[str] = frozenset()  # identifiers_of(title)
+    names: frozenset[str] = frozenset()  # names_of(title, summary): written as names
+    maybe_names: frozenset[str] = frozenset()  # names_of: capitalised only where any word is
+    cases: frozenset[str] = frozenset()  # cases_of(title, summary)
     terms: frozenset[str] = frozenset()  # tokens | context
     # Set by the index on first use (they need word rarity): vector norms, headline mass, rare words.
     norm: float = 0.0
     title_norm: float = 0.0
     title_mass: float = 0.0
     rare: frozenset[str] = frozenset()
+    named: bool = False  # it names anyone or anything at all (``names_of``)
 
     def __post_init__(self) -> None:
         self.terms = self.tokens | self.context
@@ -262,7 +343,7 @@ class Match:
     cluster_id: int
     story_id: int
     score: float  # the matcher's probability that the story reports the cluster's event
-    rule: str  # "headline" | "model"
+    rule: str  # "headline" | "model" | "case"
 
 
 def index_entry(
@@ -279,6 +360,7 @@ def index_entry(
     """The index's view of one story; ingest, the index refresh and ``cluster-eval`` all build it
     here, so what is measured is what runs."""
     tokens = headline_tokens(title)
+    names, maybe_names = names_of(title, summary)
     return IndexedStory(
         story_id=story_id,
         cluster_id=cluster_id,
@@ -290,6 +372,9 @@ def index_entry(
         seen=seen,
         context=summary_tokens(summary, tokens) if summary else frozenset(),
         identifiers=identifiers_of(title),
+        names=names,
+        maybe_names=maybe_names,
+        cases=cases_of(title, summary) if _V.search(title) or _V.search(summary) else frozenset(),
     )
 
 
@@ -362,20 +447,30 @@ class WordRarity:
 
     documents: int
     df: dict[str, int]
+    # Words the background writes as names more often than in lower case ("Zoom", "Turkey", not
+    # "knowledge"): a word capitalised only at a sentence's start is a name if it is one of these.
+    names: frozenset[str] = frozenset()
 
     @classmethod
     def count(cls, stories: Iterable[tuple[str, str]], min_df: int = 2) -> WordRarity:
         counts: dict[str, int] = {}
+        written: dict[str, list[int]] = {}  # word -> [times written as a name, in lower case]
         documents = 0
         for title, summary in stories:
             documents += 1
             tokens = headline_tokens(title)
             for token in tokens | summary_tokens(summary, tokens):
                 counts[token] = counts.get(token, 0) + 1
-        return cls(documents, {t: n for t, n in sorted(counts.items()) if n >= min_df})
+            for text, headline in ((title, True), (summary[: SUMMARY_WORDS * 20], False)):
+                for word, how in _casing(text, headline=headline):
+                    if how != "unsure":
+                        written.setdefault(_fold(word), [0, 0])[how == "lower"] += 1
+        names = frozenset(w for w, (name, lower) in written.items() if name >= 2 and name > lower)
+        return cls(documents, {t: n for t, n in sorted(counts.items()) if n >= min_df}, names)
 
     def save(self, path: Path) -> None:
-        text = json.dumps({"documents": self.documents, "df": self.df}, separators=(",", ":"), sort_keys=True)
+        document = {"documents": self.documents, "df": self.df, "names": sorted(self.names)}
+        text = json.dumps(document, separators=(",", ":"), sort_keys=True)
         with path.open("wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as fh:
             fh.write(text.encode("utf-8"))
 
@@ -383,7 +478,11 @@ class WordRarity:
     def load(cls, path: Path = RARITY_FILE) -> WordRarity:
         with gzip.open(path, "rt", encoding="utf-8") as fh:
             data = json.load(fh)
-        return cls(int(data["documents"]), {str(k): int(v) for k, v in data["df"].items()})
+        return cls(
+            int(data["documents"]),
+            {str(k): int(v) for k, v in data["df"].items()},
+            frozenset(str(w) for w in data.get("names", ())),
+        )
 
 
 _DEFAULT_RARITY: WordRarity | None = None
@@ -406,6 +505,8 @@ class _Cluster:
     square: float = 0.0
     outlets: dict[str, int] = field(default_factory=dict)
     identifiers: dict[str, int] = field(default_factory=dict)
+    cases: dict[str, int] = field(default_factory=dict)
+    named: int = 0  # members that name anyone (``IndexedStory.named``)
 
     def change(self, story: IndexedStory, sign: int, weights: dict[str, float]) -> None:
         if sign > 0:
@@ -423,7 +524,12 @@ class _Cluster:
                 words.pop(token, None)
         if not words:
             self.square = 0.0
-        for counter, keys in ((self.outlets, (story.outlet,)), (self.identifiers, story.identifiers)):
+        self.named += sign * story.named
+        for counter, keys in (
+            (self.outlets, (story.outlet,)),
+            (self.identifiers, story.identifiers),
+            (self.cases, story.cases),
+        ):
             for key in keys:
                 n = counter.get(key, 0) + sign
                 if n > 0:
@@ -551,6 +657,8 @@ class ClusterIndex:
             story.title_norm = math.sqrt(sum(weights[t] ** 2 for t in story.tokens)) or 1.0
             story.title_mass = sum(weights[t] for t in story.tokens) or 1.0
             story.rare = frozenset(t for t in story.terms if idf(t) >= RARE_IDF)
+            background = (self.rarity or default_rarity()).names
+            story.named = bool(story.names or story.maybe_names & background)
         return weights
 
     def _rarest(self, words: frozenset[str]) -> list[str]:
@@ -646,13 +754,47 @@ class ClusterIndex:
                 score = 1.0
             else:
                 mine = mine or self._weights(story)
-                score = weights.probability(self.features(story, cluster_id, mine))
-                if score < threshold:
+                cluster = self._clusters[cluster_id]
+                if self._same_case(story, cluster):
+                    rule = "case"
+                    score = max(threshold, weights.probability(self.features(story, cluster_id, mine)))
+                elif not story.named or not cluster.named:
+                    # No name on one side (a glossary entry, an explainer of a technique): nothing
+                    # says it reports a happening, and two explainers of one technique share every
+                    # rare word. Events have actors.
                     continue
+                else:
+                    score = weights.probability(self.features(story, cluster_id, mine))
+                    if len(cluster.outlets) == 1 and story.outlet in cluster.outlets:
+                        # Only this outlet's own stories: a feed's next story on the same subject
+                        # shares its words and rarely brings new names; it joins only when clearly
+                        # the same news, halfway from the threshold to certainty.
+                        bar = (threshold + 1) / 2
+                    else:
+                        bar = threshold
+                    if score < bar:
+                        continue
             if best is None or score > best.score:
                 member = self._clusters[cluster_id].members[-1]
                 best = Match(cluster_id, member.story_id, score, rule)
         return best
+
+    def _same_case(self, story: IndexedStory, cluster: _Cluster) -> bool:
+        """The story and the cluster report one court case, in one window: one names it by the
+        caption the other uses ("Getty Images v Stability AI"), or names both its parties, when
+        both are rare names ("a case brought against Stability AI by Getty Images"; "US v.
+        Google" does not make every story about Google one about the case)."""
+        if not story.cases and not cluster.cases:
+            return False
+        if not story.cases.isdisjoint(cluster.cases):
+            return True
+        idf = self.idf
+        for cases, words in ((cluster.cases, story.terms), (story.cases, cluster.words)):
+            for case in cases:
+                first, _v, second = case.partition(" v ")
+                if all(p in words and idf(p) >= RARE_IDF for p in (first, second)):
+                    return True
+        return False
 
     def _candidates(self, story: IndexedStory) -> list[tuple[IndexedStory, str]]:
         # Cheap first: the window's headline words (an inverted index), looked up with this
