@@ -40,7 +40,7 @@ TOPICS = ("distillation", "ip", "natsec", "release")
 FROZEN_TEST_MEMBERSHIP = "ce7ab5aed61936c7bbb8282bc8dc050e5f94c63770b0f9bda6cce6e8dd3a3780"
 
 # The CI gate on the frozen test split. Precision and the hard-negative rate are the targets;
-# macro-F1 is held just below what the model reaches today (0.886) until the 0.90 is reached.
+# macro-F1 is held at what the model reaches today (0.880) until the 0.90 is reached.
 MIN_TEST_MACRO_F1 = 0.88
 MIN_TEST_PRECISION = 0.90
 MAX_TEST_HARD_NEGATIVE_RATE = 0.05
