@@ -14,7 +14,7 @@ import pytest
 
 from bot.classify import PACKAGED_MODEL, classify_many, load_classifier
 from bot.classify.evaluate import EvalReport, LabeledItem, evaluate, format_report, load_labeled
-from bot.classify.features import text_features
+from bot.classify.features import merge_evidence, text_features
 from bot.classify.hybrid import HybridClassifier
 from bot.classify.model import LinearTopicModel, ModelError
 from bot.classify.rules import RuleClassifier
@@ -229,6 +229,14 @@ def test_evidence_names_readable_features_and_rule_hits(classifier: HybridClassi
     for topic in TOPICS:
         if topic not in result.topics and result.scores[topic] == 0:
             assert result.evidence[topic] == ()
+
+
+def test_evidence_gives_each_reason_once() -> None:
+    assert merge_evidence(["us (title)", "us", "government", "gover…"]) == ["us (title)", "government"]
+    # A whole word replaces its prefix; a prefix after its word adds nothing.
+    assert merge_evidence(["disti…", "deepseek", "distillation"]) == ["distillation", "deepseek"]
+    assert merge_evidence(["technology", "techn…", "tech"]) == ["technology", "tech"]
+    assert merge_evidence(["model distillation", "model"]) == ["model distillation", "model"]
 
 
 # ------------------------------------------------------------------------------------ operators

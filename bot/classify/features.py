@@ -23,7 +23,15 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["CHAR_N", "PREFIX_LEN", "features_of_tokens", "readable", "text_features", "tokens"]
+__all__ = [
+    "CHAR_N",
+    "PREFIX_LEN",
+    "features_of_tokens",
+    "merge_evidence",
+    "readable",
+    "text_features",
+    "tokens",
+]
 
 # The rule classifier's tokenizer too: the hybrid classifier splits a story once for both.
 _TOKEN = re.compile(r"[a-z0-9]+")
@@ -91,3 +99,25 @@ def readable(feature: str) -> str:
     if kind == "c":
         return ""  # a piece of a word explains nothing to a reader
     return text
+
+
+def merge_evidence(terms: list[str]) -> list[str]:
+    """Evidence listed once per reason: "us (title)" after "us", or "techn…" after "technology",
+    says nothing new, and a whole word ("distillation") replaces its prefix ("disti…")."""
+    out: list[str] = []
+    for text in terms:
+        key, prefix = _evidence_key(text)
+        for n, existing in enumerate(out):
+            known, known_prefix = _evidence_key(existing)
+            if known == key or (prefix and known.startswith(key)):
+                break  # already said
+            if known_prefix and key.startswith(known):
+                out[n] = text  # the whole word says it better than its first letters
+                break
+        else:
+            out.append(text)
+    return list(dict.fromkeys(out))
+
+
+def _evidence_key(text: str) -> tuple[str, bool]:
+    return text.removesuffix(" (title)").removesuffix("…"), text.endswith("…")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.classify.features import tokens
+from bot.classify.features import merge_evidence, tokens
 from bot.classify.model import LinearTopicModel
 from bot.classify.rules import RuleClassifier, apply_overrides
 from bot.domain import Classification
@@ -89,8 +89,7 @@ class HybridClassifier:
                     continue
                 score = scores[topic] = row[k]
                 if score >= threshold:  # attached: say why, from the model and the rules
-                    terms = model.explain(rows, i, k)
-                    terms.extend(t for t in rule_evidence.get(topic, ()) if t not in terms)
+                    terms = merge_evidence([*model.explain(rows, i, k), *rule_evidence.get(topic, ())])
                     evidence[topic] = tuple(terms[:MAX_EVIDENCE])
                     passing.append(topic)
                 else:  # not attached: the rule terms that matched, if any, still say what was seen

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from bot.classify.features import CHAR_N, MAX_SUMMARY_TOKENS, PREFIX_LEN, readable, tokens
+from bot.classify.features import CHAR_N, MAX_SUMMARY_TOKENS, PREFIX_LEN, merge_evidence, readable, tokens
 from bot.classify.taxonomy import TopicsConfigError
 
 __all__ = ["MODEL_FORMAT", "LinearTopicModel", "ModelError", "TopicWeights"]
@@ -220,8 +220,8 @@ class LinearTopicModel:
             if idx[j] >= n_text:
                 continue  # the rule's own terms are listed separately
             text = readable(self._name(int(idx[j])))
-            if text and text not in out:
-                out.append(text)
+            if text:
+                out = merge_evidence([*out, text])
         return out
 
     def _name(self, idx: int) -> str:
