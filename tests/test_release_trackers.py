@@ -19,12 +19,12 @@ from tests.support.hubserver import HubServer, synthetic_model
 REPO = Path(__file__).resolve().parent.parent
 
 
-def atom(repo: str, tags: list[tuple[str, datetime]]) -> bytes:
+def atom(repo: str, tags: list[tuple[str, datetime]], notes: str = "Release notes for {tag}") -> bytes:
     owner, name = repo.split("/")
     entries = "".join(
         f"<entry><id>tag:github.com,2008:Repository/1/{tag}</id><updated>{when.isoformat()}</updated>"
         f'<link rel="alternate" type="text/html" href="https://github.com/{repo}/releases/tag/{tag}"/>'
-        f'<title>{tag}</title><content type="html">&lt;p&gt;Release notes for {tag}&lt;/p&gt;</content>'
+        f'<title>{tag}</title><content type="html">&lt;p&gt;{notes.format(tag=tag)}&lt;/p&gt;</content>'
         f"<author><name>{owner}</name></author></entry>"
         for tag, when in tags
     )
@@ -109,9 +109,12 @@ async def test_poll_once_stores_tracker_releases_and_clusters_them_with_the_news
         )
         hub.add_release_feed(
             "deepseek-ai/DeepSeek-V3",
+            # A tag alone is not a model release (code repositories tag too): the classifier decides,
+            # from the notes, which here announce new weights.
             atom(
                 "deepseek-ai/DeepSeek-V3",
                 [("v1.1.0", now - timedelta(minutes=20)), ("v1.0.0", now - timedelta(days=40))],
+                notes="New model weights: DeepSeek-V3 {tag} is available on Hugging Face.",
             ),
         )
         make_due(db)
