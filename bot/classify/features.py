@@ -105,19 +105,25 @@ def merge_evidence(terms: list[str]) -> list[str]:
     """Evidence listed once per reason: "us (title)" after "us", or "techn…" after "technology",
     says nothing new, and a whole word ("distillation") replaces its prefix ("disti…")."""
     out: list[str] = []
+    keys: list[tuple[str, bool]] = []
     for text in terms:
-        key, prefix = _evidence_key(text)
-        for n, existing in enumerate(out):
-            known, known_prefix = _evidence_key(existing)
-            if known == key or (prefix and known.startswith(key)):
-                break  # already said
-            if known_prefix and key.startswith(known):
-                out[n] = text  # the whole word says it better than its first letters
-                break
-        else:
-            out.append(text)
-    return list(dict.fromkeys(out))
+        add_evidence(out, keys, text)
+    return out
 
 
-def _evidence_key(text: str) -> tuple[str, bool]:
-    return text.removesuffix(" (title)").removesuffix("…"), text.endswith("…")
+def add_evidence(out: list[str], keys: list[tuple[str, bool]], text: str) -> None:
+    """Add ``text`` to ``out`` unless it repeats a reason there (``keys`` runs beside ``out``:
+    each entry's word and whether it is a prefix). The hot path's form of :func:`merge_evidence`."""
+    key = text.removesuffix(" (title)")
+    prefix = key.endswith("…")
+    if prefix:
+        key = key[:-1]
+    for n, (known, known_prefix) in enumerate(keys):
+        if known == key or (prefix and known.startswith(key)):
+            return  # already said
+        if known_prefix and key.startswith(known):
+            out[n] = text  # the whole word says it better than its first letters
+            keys[n] = (key, prefix)
+            return
+    out.append(text)
+    keys.append((key, prefix))

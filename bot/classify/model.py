@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from bot.classify.features import CHAR_N, MAX_SUMMARY_TOKENS, PREFIX_LEN, merge_evidence, readable, tokens
+from bot.classify.features import CHAR_N, MAX_SUMMARY_TOKENS, PREFIX_LEN, add_evidence, readable, tokens
 from bot.classify.taxonomy import TopicsConfigError
 
 __all__ = ["MODEL_FORMAT", "LinearTopicModel", "ModelError", "TopicWeights"]
@@ -214,6 +214,7 @@ class LinearTopicModel:
         contributions = self.weights[idx, topic] * rows.data[start:end]
         n_text = len(self.vocabulary)
         out: list[str] = []
+        keys: list[tuple[str, bool]] = []
         for j in np.argsort(-contributions):
             if contributions[j] <= 0 or len(out) >= limit:
                 break
@@ -221,7 +222,7 @@ class LinearTopicModel:
                 continue  # the rule's own terms are listed separately
             text = readable(self._name(int(idx[j])))
             if text:
-                out = merge_evidence([*out, text])
+                add_evidence(out, keys, text)
         return out
 
     def _name(self, idx: int) -> str:
