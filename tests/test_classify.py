@@ -23,6 +23,7 @@ from bot.classify.evaluate import (
     load_labeled,
     parse_labeled,
 )
+from bot.classify.features import title_tokens
 from bot.classify.jsonl import classify_lines
 from bot.classify.rules import RuleClassifier
 from bot.domain import Classification
@@ -226,6 +227,15 @@ def test_a_headline_of_a_versioned_name_alone_announces_it(classifier: Classifie
         assert "release" not in classifier.classify(title).topics, title
     assert "release" in classifier.classify("Anthropic releases Opus 5").topics
     assert "release" in classifier.classify("Baidu open-sources ERNIE 4.5").topics
+
+
+def test_a_bare_repository_id_reads_as_its_name(classifier: Classifier) -> None:
+    # The owner published it, as an outlet does; the name is what the headline says.
+    assert title_tokens("zai-org/GLM-4.5") == ["glm", "4", "5"]
+    assert title_tokens("Vitalik says 50/50 odds") == ["vitalik", "says", "50", "50", "odds"]
+    assert (
+        classifier.classify("zai-org/GLM-4.5").topics == classifier.classify("GLM-4.5").topics == ("release",)
+    )
 
 
 # ------------------------------------------------------------------------------------------------ validation

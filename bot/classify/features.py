@@ -30,6 +30,7 @@ __all__ = [
     "merge_evidence",
     "readable",
     "text_features",
+    "title_tokens",
     "tokens",
 ]
 
@@ -44,9 +45,20 @@ def tokens(text: str) -> list[str]:
     return _TOKEN.findall(text.lower()) if text else []
 
 
+# A headline that is nothing but a Hub or GitHub repository id: "zai-org/GLM-4.5".
+_REPOSITORY_ID = re.compile(r"\s*[A-Za-z0-9_.-]+/([A-Za-z0-9_.-]+)\s*")
+
+
+def title_tokens(title: str) -> list[str]:
+    """The words of a headline. A bare repository id is read as its name: the owner ("zai-org",
+    "Qwen") is who published it, as an outlet is, and "GLM-4.5" alone reads as the model it is."""
+    repository = _REPOSITORY_ID.fullmatch(title) if title else None
+    return tokens(repository.group(1) if repository else title)
+
+
 def text_features(title: str, summary: str) -> set[str]:
     """The set of text features of one story."""
-    return features_of_tokens(tokens(title), tokens(summary))
+    return features_of_tokens(title_tokens(title), tokens(summary))
 
 
 def features_of_tokens(title_tokens: list[str], summary_tokens: list[str]) -> set[str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.classify.features import merge_evidence, tokens
+from bot.classify.features import merge_evidence, title_tokens, tokens
 from bot.classify.model import LinearTopicModel
 from bot.classify.rules import RuleClassifier, apply_overrides
 from bot.domain import Classification
@@ -58,7 +58,7 @@ class HybridClassifier:
 
     def classify_many(self, stories: Sequence[tuple[str, str]]) -> list[Classification]:
         """Classify a batch: one sparse product for the whole batch (how ingest calls it)."""
-        split = [(tokens(title), tokens(summary)) for title, summary in stories]
+        split = [(title_tokens(title), tokens(summary)) for title, summary in stories]
         analyses = [self.rules.analyze_tokens(t, s) for t, s in split]
         model = self.model
         if model is None or not self._model_topics:

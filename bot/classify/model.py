@@ -20,7 +20,15 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from bot.classify.features import CHAR_N, MAX_SUMMARY_TOKENS, PREFIX_LEN, add_evidence, readable, tokens
+from bot.classify.features import (
+    CHAR_N,
+    MAX_SUMMARY_TOKENS,
+    PREFIX_LEN,
+    add_evidence,
+    readable,
+    tokens,
+)
+from bot.classify.features import title_tokens as split_title
 from bot.classify.taxonomy import TopicsConfigError
 
 __all__ = ["MODEL_FORMAT", "LinearTopicModel", "ModelError", "TopicWeights"]
@@ -76,7 +84,7 @@ class LinearTopicModel:
     def feature_ids(self, title: str, summary: str) -> list[int]:
         """The vocabulary ids of :func:`~bot.classify.features.text_features`, computed without
         building feature strings (the hot path; a test checks both agree)."""
-        return self.token_feature_ids(tokens(title), tokens(summary))
+        return self.token_feature_ids(split_title(title), tokens(summary))
 
     def token_feature_ids(self, title_tokens: list[str], summary_tokens: list[str]) -> list[int]:
         lookup = self._lookup or self._compile()

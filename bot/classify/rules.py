@@ -27,6 +27,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from bot.classify.features import title_tokens
 from bot.classify.taxonomy import NUMBER, Taxonomy, TopicSpec, pattern_tokens
 from bot.domain import Classification
 
@@ -208,9 +209,7 @@ class RuleClassifier:
 
     def analyze(self, title: str, summary: str = "") -> RuleAnalysis:
         """The rule classification plus the operator's `always`/`never` term hits per topic."""
-        return self.analyze_tokens(
-            _TOKEN.findall(title.lower()), _TOKEN.findall(summary.lower()) if summary else []
-        )
+        return self.analyze_tokens(title_tokens(title), _TOKEN.findall(summary.lower()) if summary else [])
 
     def analyze_tokens(self, title_tokens: list[str], summary_tokens: list[str]) -> RuleAnalysis:
         """As :meth:`analyze`, on text already split by :func:`bot.classify.features.tokens`."""

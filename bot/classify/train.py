@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from bot.classify.evaluate import LabeledItem, load_labeled
-from bot.classify.features import text_features, tokens
+from bot.classify.features import text_features, title_tokens, tokens
 from bot.classify.model import LinearTopicModel, TopicWeights
 from bot.classify.rules import RuleClassifier
 from bot.domain import Classification
@@ -185,7 +185,7 @@ def train_model(rules: RuleClassifier, data: TrainingData) -> LinearTopicModel:
         contexts=rules.contexts,
         negatives=True,
     )
-    split = [(tokens(i.title), tokens(i.summary)) for i in pool]
+    split = [(title_tokens(i.title), tokens(i.summary)) for i in pool]
     analyses = [rules.analyze_tokens(t, s) for t, s in split]
     x = sp.csr_matrix(
         shell.feature_rows(
