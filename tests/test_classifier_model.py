@@ -239,6 +239,35 @@ def test_evidence_gives_each_reason_once() -> None:
     assert merge_evidence(["model distillation", "model"]) == ["model distillation", "model"]
 
 
+def test_a_topic_labelled_from_one_outlet_month_stays_on_its_rules(tmp_path: Path) -> None:
+    """An operator's first labels of a new topic often come from one feed in one month: training
+    must not fail on folds without a positive, and the topic keeps running on its rules."""
+    path = tmp_path / "topics.toml"
+    path.write_text(
+        TOPICS_FILE.read_text() + '\n[topics.robotics]\ndescription = "Robots"\ncontexts = ["ai"]\n'
+        '[topics.robotics.signals.core]\nweight = 3.0\nterms = ["humanoid robot*"]\n'
+    )
+    rules = RuleClassifier(load_taxonomy(path))
+    news = load_labeled(CORPUS / "validation.jsonl")[:300]
+    robots = [
+        LabeledItem(
+            title=f"Humanoid robot maker {n} shows a new AI model",
+            summary="",
+            topics=frozenset({"robotics"}),
+            outlet="Robot Weekly",
+            published="2026-11-02",
+        )
+        for n in range(25)
+    ]
+    model = train_model(rules, TrainingData([*news, *robots], [], []))
+    assert model.meta["topics"]["robotics"] == {
+        "model": False,
+        "train_positives": 25,
+        "reason": "examples from a single outlet-month",
+    }
+    assert "robotics" in HybridClassifier(rules, model).classify("AI humanoid robots fold laundry").topics
+
+
 # ------------------------------------------------------------------------------------ operators
 def test_a_topic_without_training_data_runs_on_its_rules(tmp_path: Path) -> None:
     extra = """

@@ -205,6 +205,15 @@ def train_model(rules: RuleClassifier, data: TrainingData) -> LinearTopicModel:
         if y.sum() < MIN_POSITIVES:
             report[topic] = {"model": False, "train_positives": int(y.sum()), "reason": "too few examples"}
             continue
+        if len(set(folds[y == 1].tolist())) < 2:
+            # Every example from one outlet-month (an operator's first batch of labels): no fold
+            # could be scored by a model that learned the topic, and nothing says it generalises.
+            report[topic] = {
+                "model": False,
+                "train_positives": int(y.sum()),
+                "reason": "examples from a single outlet-month",
+            }
+            continue
         margins = {c: _out_of_fold_margins(x, y, c, folds) for c in C_GRID}
         c = min(C_GRID, key=lambda c: (_log_loss(_sigmoid(margins[c]), y), c))
         a, b = _platt(margins[c], y)
