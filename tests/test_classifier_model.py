@@ -119,6 +119,7 @@ def test_second_labelling_is_recorded_with_agreement_per_topic() -> None:
 
 
 # ------------------------------------------------------------------------------------------- the model
+@pytest.mark.timeout(600)  # a full training: 16 s on a quiet 2-core machine, far more under load
 def test_shipped_model_is_exactly_what_train_produces_from_the_committed_data(tmp_path: Path) -> None:
     rules = RuleClassifier(load_taxonomy(TOPICS_FILE))
     data = load_training_data([CORPUS / "train.jsonl"], [CORPUS / "validation.jsonl"])
