@@ -9,7 +9,7 @@ import logging
 import re
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,7 +20,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from bot import __version__
-from bot.domain import Classification
 from bot.services import ServiceStartError
 from bot.settings import Settings, SettingsError, load_settings
 
@@ -552,9 +551,9 @@ def eval_command(files: tuple[Path, ...], splits: bool, cross: bool, data: Path)
 
 def _eval_cross_validated(settings: Settings, data: Path) -> None:
     from bot.classify import RuleClassifier, TopicsConfigError
-    from bot.classify.evaluate import LabeledSetError, evaluate, format_report, load_labeled
+    from bot.classify.evaluate import LabeledSetError, format_report, load_labeled, score_results
     from bot.classify.taxonomy import load_taxonomy
-    from bot.classify.train import cross_validate
+    from bot.classify.train import FOLDS, cross_validate
 
     files = [data / "train.jsonl", data / "validation.jsonl"]
     missing = [str(f) for f in files if not f.exists()]
@@ -565,27 +564,12 @@ def _eval_cross_validated(settings: Settings, data: Path) -> None:
         rules = RuleClassifier(load_taxonomy(settings.topics_file))
         items = [item for f in files for item in load_labeled(f)]
         results = cross_validate(rules, items)
-        report = evaluate(_Precomputed(rules.topics, results), items)
+        report = score_results(rules.topics, items, results)
     except (TopicsConfigError, LabeledSetError) as exc:
         err.print(f"error: {exc}", markup=False)
         sys.exit(2)
-    out.print(f"== {' + '.join(str(f) for f in files)}, 5 folds by outlet-month ==", markup=False)
+    out.print(f"== {' + '.join(str(f) for f in files)}, {FOLDS} folds by outlet-month ==", markup=False)
     out.print(format_report(report, max_items=20), markup=False)
-
-
-class _Precomputed:
-    """Hands `evaluate` classifications already made (by the cross-validation's fold models)."""
-
-    def __init__(self, topics: tuple[str, ...], results: list[Classification]) -> None:
-        self.topics = topics
-        self._results = results
-
-    def classify(self, title: str, summary: str = "") -> Classification:
-        raise NotImplementedError("cross-validated results come in one batch")
-
-    def classify_many(self, stories: Sequence[tuple[str, str]]) -> list[Classification]:
-        assert len(stories) == len(self._results)
-        return self._results
 
 
 @main.command(name="cluster-eval")

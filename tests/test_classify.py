@@ -22,6 +22,7 @@ from bot.classify.evaluate import (
     format_report,
     load_labeled,
     parse_labeled,
+    score_results,
 )
 from bot.classify.features import title_tokens
 from bot.classify.jsonl import classify_lines
@@ -488,6 +489,10 @@ def test_load_labeled_errors(tmp_path: Path) -> None:
         load_labeled(tmp_path / "missing.jsonl")
     with pytest.raises(LabeledSetError, match="line 1: unknown topic"):
         evaluate(_Fixed({}), parse_labeled(['{"title": "t", "topics": ["zzz"]}']))
+    with pytest.raises(LabeledSetError, match="line 1: unknown topic"):
+        score_results(("a",), parse_labeled(['{"title": "t", "topics": ["zzz"]}']), [])
+    with pytest.raises(ValueError, match="0 classifications for 1 items"):
+        score_results(("a",), parse_labeled(['{"title": "t", "topics": ["a"]}']), [])
 
 
 # ---------------------------------------------------------------------------------------------- quality gate

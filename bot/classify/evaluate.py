@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.classify import Classifier
+from bot.domain import Classification
 
 __all__ = [
     "EvalReport",
@@ -24,6 +25,7 @@ __all__ = [
     "format_report",
     "load_labeled",
     "parse_labeled",
+    "score_results",
 ]
 
 
@@ -178,12 +180,18 @@ def load_labeled(path: Path | str) -> list[LabeledItem]:
 
 def evaluate(classifier: Classifier, items: Sequence[LabeledItem]) -> EvalReport:
     """Per-topic precision/recall/F1 over `items`; labels naming unknown topics are an error."""
-    topics = classifier.topics
+    _check_topics(classifier.topics, items)
+    many = getattr(classifier, "classify_many", None)
+    results = (
+        many([(i.title, i.summary) for i in items])
+        if callable(many)
+        else [classifier.classify(i.title, i.summary) for i in items]
+    )
+    return score_results(classifier.topics, items, results)
+
+
+def _check_topics(topics: Sequence[str], items: Sequence[LabeledItem]) -> None:
     known = set(topics)
-    counts = {t: [0, 0, 0] for t in topics}  # tp, fp, fn
-    wrong: list[Misclassified] = []
-    exact = 0
-    hard = flagged = 0
     for item in items:
         unknown = item.topics - known
         if unknown:
@@ -191,12 +199,20 @@ def evaluate(classifier: Classifier, items: Sequence[LabeledItem]) -> EvalReport
                 f"line {item.line}: unknown topic(s) {', '.join(sorted(unknown))}; "
                 f"the classifier knows {', '.join(topics)}"
             )
-    many = getattr(classifier, "classify_many", None)
-    results = (
-        many([(i.title, i.summary) for i in items])
-        if callable(many)
-        else [classifier.classify(i.title, i.summary) for i in items]
-    )
+
+
+def score_results(
+    topics: Sequence[str], items: Sequence[LabeledItem], results: Sequence[Classification]
+) -> EvalReport:
+    """The report for classifications made elsewhere, one per item in order (e.g. by the fold
+    models of a cross-validation, each of which saw only part of `items`)."""
+    _check_topics(topics, items)
+    if len(results) != len(items):
+        raise ValueError(f"{len(results)} classifications for {len(items)} items")
+    counts = {t: [0, 0, 0] for t in topics}  # tp, fp, fn
+    wrong: list[Misclassified] = []
+    exact = 0
+    hard = flagged = 0
     for item, result in zip(items, results, strict=True):
         got = set(result.topics)
         if item.hard_negative:
