@@ -396,5 +396,5 @@ def test_eval_cross_validate_scores_each_story_with_a_model_that_never_saw_its_o
     # own model, the two would agree.
     in_sample = evaluate(HybridClassifier(rules, train_model(rules, TrainingData(items, [], []))), items)
     out_of_fold = score_results(TOPICS, items, results)
-    assert in_sample.exact_match > 0.97 * len(items)
+    assert in_sample.exact_match > 0.90 * len(items)
     assert out_of_fold.exact_match < in_sample.exact_match - 0.03 * len(items)
