@@ -238,6 +238,42 @@ def test_evidence_names_readable_features_and_rule_hits(classifier: HybridClassi
             assert result.evidence[topic] == ()
 
 
+def test_evidence_leads_with_rule_terms_and_skips_words_that_mark_no_topic(
+    classifier: HybridClassifier,
+) -> None:
+    model = classifier.model
+    assert model is not None and model.explainable is not None
+    shown = {
+        topic: {f for f, i in model.vocabulary.items() if i in ids}
+        for topic, ids in model.explainable.items()
+    }
+    # Generic words help a score but explain nothing; words that mark a topic are kept.
+    for generic in ("w:ai", "t:ai", "w:the", "w:without", "w:get"):
+        assert not any(generic in features for features in shown.values()), generic
+    assert {"w:theft", "w:lawsuit"} <= shown["ip"]
+    assert {"w:china", "w:nvidia"} <= shown["natsec"]
+    result = classifier.classify(
+        "US restricts sale of AI training chips to China",
+        "The US will restrict exports of Nvidia's AI chips to China, citing national security.",
+    )
+    assert "natsec" in result.topics
+    evidence = result.evidence["natsec"]
+    assert evidence[0] == "chips to china"  # a rule term of the operator's taxonomy comes first
+    assert not {"ai", "ai (title)", "us", "the"} & set(evidence)
+
+
+def test_explanations_come_from_an_older_model_file_too(classifier: HybridClassifier) -> None:
+    """A model file written before `explainable` existed still explains, with every readable feature."""
+    model = classifier.model
+    assert model is not None
+    data = model.to_json()
+    del data["explainable"]
+    older = LinearTopicModel.from_json(data)
+    assert older.explainable is None
+    result = HybridClassifier(classifier.rules, older).classify("Authors sue OpenAI for theft of their books")
+    assert "ip" in result.topics and result.evidence["ip"]
+
+
 def test_evidence_gives_each_reason_once() -> None:
     assert merge_evidence(["us (title)", "us", "government", "gover…"]) == ["us (title)", "government"]
     # A whole word replaces its prefix; a prefix after its word adds nothing.

@@ -4,8 +4,9 @@
   its inputs) and attached at the threshold chosen out of fold on train + validation.
 * A topic added to ``config/topics.toml`` without training data runs on its rules alone.
 * ``always`` / ``never`` terms of a topic override both.
-* Evidence lists the model's strongest features for the topic, then the rule terms that matched, so
-  an alert can always say why.
+* Evidence lists up to three rule terms that matched, then the model's strongest features for the
+  topic (only words that mark the topic in the training data, not "ai" or "us"), so an alert can
+  always say why.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from bot.domain import Classification
 __all__ = ["HybridClassifier"]
 
 MAX_EVIDENCE = 6
+LEADING_RULE_TERMS = 3
 
 
 class HybridClassifier:
@@ -89,7 +91,12 @@ class HybridClassifier:
                     continue
                 score = scores[topic] = row[k]
                 if score >= threshold:  # attached: say why, from the model and the rules
-                    terms = merge_evidence([*model.explain(rows, i, k), *rule_evidence.get(topic, ())])
+                    # The operator's rule terms lead (curated reasons), then the learned features
+                    # that raised the score most, then any further rule terms.
+                    ruled = rule_evidence.get(topic, ())
+                    terms = merge_evidence(
+                        [*ruled[:LEADING_RULE_TERMS], *model.explain(rows, i, k), *ruled[LEADING_RULE_TERMS:]]
+                    )
                     evidence[topic] = tuple(terms[:MAX_EVIDENCE])
                     passing.append(topic)
                 else:  # not attached: the rule terms that matched, if any, still say what was seen

@@ -70,6 +70,10 @@ class LinearTopicModel:
     # Then, when set, per rule topic: a `negative` term of that topic matched (whisky, IP address…):
     # the operator's own list of contexts where a topic word means something else.
     negatives: bool = False
+    # Per topic, the text features worth showing as a reason: the ones that, in the training data,
+    # mark the topic (see ``bot.classify.train``). A weight on "ai" or "us" helps the score but
+    # explains nothing. None (a model file from before): every readable feature may be shown.
+    explainable: dict[str, frozenset[int]] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     _names: list[str] = field(default_factory=list)
     _lookup: _Lookup | None = None
@@ -221,6 +225,7 @@ class LinearTopicModel:
         idx = rows.indices[start:end]
         contributions = self.weights[idx, topic] * rows.data[start:end]
         n_text = len(self.vocabulary)
+        shown = self.explainable.get(self.topics[topic].name) if self.explainable is not None else None
         out: list[str] = []
         keys: list[tuple[str, bool]] = []
         for j in np.argsort(-contributions):
@@ -228,6 +233,8 @@ class LinearTopicModel:
                 break
             if idx[j] >= n_text:
                 continue  # the rule's own terms are listed separately
+            if shown is not None and int(idx[j]) not in shown:
+                continue
             text = readable(self._name(int(idx[j])))
             if text:
                 add_evidence(out, keys, text)
@@ -267,6 +274,11 @@ class LinearTopicModel:
             ],
             "features": features,
             "weights": columns,
+            **(
+                {"explainable": {name: sorted(ids) for name, ids in self.explainable.items()}}
+                if self.explainable is not None
+                else {}
+            ),
         }
 
     def save(self, path: Path) -> None:
@@ -292,6 +304,12 @@ class LinearTopicModel:
             rule_topics = tuple(data["rule_topics"])
             contexts = tuple(data.get("contexts") or ())
             negatives = bool(data.get("negatives", False))
+            shown = data.get("explainable")
+            explainable = (
+                {str(name): frozenset(int(i) for i in ids) for name, ids in shown.items()}
+                if shown is not None
+                else None
+            )
             n = len(features) + len(rule_topics) * (2 if negatives else 1) + 2 * len(contexts)
             weights = np.zeros((n, len(topics)), dtype=np.float32)
             for k, t in enumerate(topics):
@@ -311,6 +329,7 @@ class LinearTopicModel:
             rule_scale=float(data.get("rule_scale", 1.0)),
             contexts=contexts,
             negatives=negatives,
+            explainable=explainable,
             meta=dict(data.get("meta") or {}),
         )
 

@@ -49,6 +49,11 @@ __all__ = [
 MIN_POSITIVES = 20  # fewer labelled examples than this: the topic stays on its rules
 MIN_PRECISION = 0.92  # what a threshold must reach out of fold before recall is maximised
 MIN_DF = 2  # a feature must occur in this many training stories
+# A feature is shown as a reason for a topic only if it marks the topic in the training data: in at
+# least EXPLAIN_MIN_SUPPORT of its stories, and EXPLAIN_MIN_LIFT times as often as the topic's base
+# rate ("theft" for ip, "china" for natsec; not "ai", "us" or "without").
+EXPLAIN_MIN_SUPPORT = 5
+EXPLAIN_MIN_LIFT = 4.0
 C_GRID = (1.0, 4.0, 16.0, 64.0)
 FOLDS = 5
 RULE_SCALE = 2.0
@@ -172,8 +177,12 @@ def train_model(rules: RuleClassifier, data: TrainingData) -> LinearTopicModel:
 
     pool = [*data.train, *data.validation]
     df: Counter[str] = Counter()
+    df_in: dict[str, Counter[str]] = {topic: Counter() for topic in rules.topics}
     for item in pool:
-        df.update(text_features(item.title, item.summary))
+        features = text_features(item.title, item.summary)
+        df.update(features)
+        for topic in item.topics & df_in.keys():
+            df_in[topic].update(features)
     vocabulary = {f: i for i, f in enumerate(sorted(f for f, n in df.items() if n >= MIN_DF))}
     rule_topics = rules.topics
     shell = LinearTopicModel(
@@ -228,6 +237,10 @@ def train_model(rules: RuleClassifier, data: TrainingData) -> LinearTopicModel:
             "cross_validated_at_threshold": metrics,
         }
     weights = np.stack(columns, axis=1) if columns else np.zeros((x.shape[1], 0), dtype=np.float32)
+    explainable = {
+        t.name: _explainable(vocabulary, df, df_in[t.name], sum(t.name in i.topics for i in pool), len(pool))
+        for t in topics
+    }
     import sklearn
 
     meta = {
@@ -247,10 +260,26 @@ def train_model(rules: RuleClassifier, data: TrainingData) -> LinearTopicModel:
         rule_scale=RULE_SCALE,
         contexts=rules.contexts,
         negatives=True,
+        explainable=explainable,
         meta=meta,
     )
     # Round-trip through the file format, so the returned model is exactly what loading gives.
     return LinearTopicModel.from_json(model.to_json())
+
+
+def _explainable(
+    vocabulary: dict[str, int], df: Counter[str], df_in: Counter[str], positives: int, n: int
+) -> frozenset[int]:
+    """The ids of the features that mark a topic with `positives` of the `n` stories (see
+    EXPLAIN_MIN_LIFT)."""
+    if not positives:
+        return frozenset()
+    base = positives / n
+    return frozenset(
+        vocabulary[f]
+        for f, k in df_in.items()
+        if k >= EXPLAIN_MIN_SUPPORT and f in vocabulary and k / df[f] >= EXPLAIN_MIN_LIFT * base
+    )
 
 
 def cross_validate(rules: RuleClassifier, items: Sequence[LabeledItem]) -> list[Classification]:
