@@ -263,13 +263,17 @@ def test_evidence_leads_with_rule_terms_and_skips_words_that_mark_no_topic(
 
 
 def test_explanations_come_from_an_older_model_file_too(classifier: HybridClassifier) -> None:
-    """A model file written before `explainable` existed still explains, with every readable feature."""
+    """A model file written before `explainable` and `bare` existed still loads and explains, with
+    every readable feature."""
     model = classifier.model
     assert model is not None
     data = model.to_json()
     del data["explainable"]
+    # ... and before the bare-headline features: one weight per rule topic, the last block.
+    del data["bare"]
+    data["weights"] = {t: column[: -len(data["rule_topics"])] for t, column in data["weights"].items()}
     older = LinearTopicModel.from_json(data)
-    assert older.explainable is None
+    assert older.explainable is None and not older.bare
     result = HybridClassifier(classifier.rules, older).classify("Authors sue OpenAI for theft of their books")
     assert "ip" in result.topics and result.evidence["ip"]
 

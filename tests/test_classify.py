@@ -239,6 +239,38 @@ def test_a_bare_repository_id_reads_as_its_name(classifier: Classifier) -> None:
     )
 
 
+def test_a_size_word_matches_a_number_with_its_letters() -> None:
+    size = MINI.format(threshold=0.5).replace('["launch*"]', '["#b", "a#b experts"]')
+    rules = RuleClassifier(parse_taxonomy(size))
+    for title, term in (("AI: a 7B llm", "7b"), ("AI: 480B llm", "480b"), ("AI: A3B experts", "a3b experts")):
+        assert rules.classify(title).evidence["release"] == (term,), title
+    for title in ("AI: 7 billion", "AI: B7 llm", "AI: 7bn llm", "AI: a3 experts", "AI: ab experts"):
+        assert rules.classify(title).topics == (), title
+
+
+def test_a_repository_of_a_new_checkpoint_is_a_release_but_a_dollar_amount_is_not(
+    classifier: Classifier,
+) -> None:
+    """`checkpoint` is `bare_only`: parameter counts and checkpoint kinds count only in a headline
+    that is nothing but a name (a Hugging Face repository), never in a sentence ("$5B")."""
+    for title in ("HuggingFaceTB/SmolLM3-3B", "Qwen/Qwen3-Coder-480B-A35B-Instruct", "LiquidAI/LFM2-1.2B"):
+        assert "release" in classifier.classify(title).topics, title
+    for title in (
+        "OpenAI raises $40B to build new models",
+        "Nvidia invests $5B in Intel",
+        "microsoft/vscode",
+    ):
+        assert "release" not in classifier.classify(title).topics, title
+    summary = "The 4B student is distilled from a 31B teacher."
+    assert "4b" not in classifier.classify("How Nvidia distils Llama", summary).evidence["release"]
+
+
+def test_rule_analysis_reports_a_bare_headline() -> None:
+    rules = RuleClassifier(parse_taxonomy(TOPICS.read_text(encoding="utf-8")))
+    assert rules.analyze_tokens(title_tokens("Qwen/Qwen3-Coder-480B-A35B-Instruct"), []).bare == {"release"}
+    assert rules.analyze_tokens(title_tokens("GLM-5.1 tops a coding benchmark"), []).bare == frozenset()
+
+
 # ------------------------------------------------------------------------------------------------ validation
 def _error(text: str) -> str:
     with pytest.raises(TopicsConfigError) as info:
@@ -282,6 +314,18 @@ def test_bad_value_names_line_and_key() -> None:
             'terms = ["# launch"]',
             "topics.release.signals.announce.terms",
             "'#' (any number) after the first word",
+        ),
+        (
+            'terms = ["launch*"]',
+            'terms = ["#"]',
+            "topics.release.signals.announce.terms",
+            "size words such as '#b'",
+        ),
+        (
+            "[topics.release.signals.announce]",
+            'bare_title = ["announce"]\nbare_only = ["announc"]\n[topics.release.signals.announce]',
+            "topics.release.bare_only",
+            "'announc' must also be in bare_title",
         ),
         (
             'terms = ["launch*"]',

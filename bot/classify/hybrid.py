@@ -70,6 +70,7 @@ class HybridClassifier:
             [a.rules_only.scores for a in analyses],
             [a.contexts for a in analyses],
             [a.negatives for a in analyses],
+            [a.bare for a in analyses],
         )
         probs = model.probabilities(model.margins(rows)).tolist()  # Python floats: cheap to index
         thresholds = {t.name: t.threshold for t in model.topics}

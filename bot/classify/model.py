@@ -70,6 +70,9 @@ class LinearTopicModel:
     # Then, when set, per rule topic: a `negative` term of that topic matched (whisky, IP address…):
     # the operator's own list of contexts where a topic word means something else.
     negatives: bool = False
+    # Then, when set, per rule topic: the headline is bare, nothing but a model's name (see
+    # `bare_title` in topics.toml).
+    bare: bool = False
     # Per topic, the text features worth showing as a reason: the ones that, in the training data,
     # mark the topic (see ``bot.classify.train``). A weight on "ai" or "us" helps the score but
     # explains nothing. None (a model file from before): every readable feature may be shown.
@@ -164,7 +167,8 @@ class LinearTopicModel:
 
     @property
     def n_extra(self) -> int:
-        return len(self.rule_topics) * (2 if self.negatives else 1) + 2 * len(self.contexts)
+        blocks = 1 + self.negatives + self.bare  # rule scores, then negatives and bare headlines
+        return len(self.rule_topics) * blocks + 2 * len(self.contexts)
 
     def feature_rows(
         self,
@@ -172,6 +176,7 @@ class LinearTopicModel:
         rule_scores: Sequence[dict[str, float]],
         contexts: Sequence[frozenset[str]] | None = None,
         negatives: Sequence[dict[str, float]] | None = None,
+        bare: Sequence[frozenset[str]] | None = None,
     ) -> sp.csr_matrix:
         """One row per story, given as (title tokens, summary tokens)."""
         n_text = len(self.vocabulary)
@@ -181,9 +186,11 @@ class LinearTopicModel:
         data: list[float] = []
         present_all = contexts or [frozenset()] * len(stories)
         negatives_all = negatives or [{}] * len(stories)
+        bare_all = bare or [frozenset()] * len(stories)
         n_ctx = 2 * len(self.contexts)
-        for (title_tokens, summary_tokens), rules, present, negative in zip(
-            stories, rule_scores, present_all, negatives_all, strict=True
+        bare_offset = n_text + n_rules + n_ctx + (n_rules if self.negatives else 0)
+        for (title_tokens, summary_tokens), rules, present, negative, bare_topics in zip(
+            stories, rule_scores, present_all, negatives_all, bare_all, strict=True
         ):
             ids = self.token_feature_ids(title_tokens, summary_tokens)
             if ids:
@@ -202,6 +209,11 @@ class LinearTopicModel:
                 for k, topic in enumerate(self.rule_topics):
                     if topic in negative:
                         indices.append(n_text + n_rules + n_ctx + k)
+                        data.append(CONTEXT_SCALE)
+            if self.bare and bare_topics:
+                for k, topic in enumerate(self.rule_topics):
+                    if topic in bare_topics:
+                        indices.append(bare_offset + k)
                         data.append(CONTEXT_SCALE)
             indptr.append(len(indices))
         shape = (len(stories), n_text + self.n_extra)
@@ -263,6 +275,7 @@ class LinearTopicModel:
             "rule_scale": self.rule_scale,
             "contexts": list(self.contexts),
             "negatives": self.negatives,
+            **({"bare": True} if self.bare else {}),
             "topics": [
                 {
                     "name": t.name,
@@ -310,7 +323,8 @@ class LinearTopicModel:
                 if shown is not None
                 else None
             )
-            n = len(features) + len(rule_topics) * (2 if negatives else 1) + 2 * len(contexts)
+            bare = bool(data.get("bare", False))
+            n = len(features) + len(rule_topics) * (1 + negatives + bare) + 2 * len(contexts)
             weights = np.zeros((n, len(topics)), dtype=np.float32)
             for k, t in enumerate(topics):
                 column = data["weights"][t.name]
@@ -329,6 +343,7 @@ class LinearTopicModel:
             rule_scale=float(data.get("rule_scale", 1.0)),
             contexts=contexts,
             negatives=negatives,
+            bare=bare,
             explainable=explainable,
             meta=dict(data.get("meta") or {}),
         )

@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from bot.classify.features import title_tokens
-from bot.classify.taxonomy import NUMBER, Taxonomy, TopicSpec, pattern_tokens
+from bot.classify.taxonomy import NUMBER, Taxonomy, TopicSpec, pattern_tokens, size_pattern
 from bot.domain import Classification
 
 __all__ = ["RuleAnalysis", "RuleClassifier", "apply_overrides"]
@@ -62,6 +62,9 @@ class _Matcher:
         self._ids: dict[str, int] = {}
         self._exact: dict[str, list[_Pattern]] = {}
         self._prefix: dict[int, dict[str, list[_Pattern]]] = {}
+        # Size words ("#b" matches "7b") anywhere in a term, and the patterns that start with one.
+        self._sizes: dict[str, re.Pattern[str]] = {}
+        self._size_first: list[tuple[re.Pattern[str], _Pattern]] = []
         for term in terms:
             if term in self._ids:
                 continue
@@ -69,9 +72,15 @@ class _Matcher:
             self._ids[term] = term_id
             self.terms.append(term)
             tokens = pattern_tokens(term)
+            for word, _ in tokens:
+                size = size_pattern(word)
+                if size is not None:
+                    self._sizes[word] = size
             (first, first_is_prefix), rest = tokens[0], tokens[1:]
             pattern = _Pattern(term_id, rest)
-            if first_is_prefix:
+            if first in self._sizes:
+                self._size_first.append((self._sizes[first], pattern))
+            elif first_is_prefix:
                 self._prefix.setdefault(len(first), {}).setdefault(first, []).append(pattern)
             else:
                 self._exact.setdefault(first, []).append(pattern)
@@ -92,6 +101,7 @@ class _Matcher:
             if length > len(token):
                 break
             found.extend(self._prefix[length].get(token[:length], ()))
+        found.extend(pattern for size, pattern in self._size_first if size.fullmatch(token))
         result = tuple(found)
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
@@ -124,6 +134,9 @@ class _Matcher:
                     if word == NUMBER:
                         if not other[0].isdigit():
                             break
+                    elif word in self._sizes:
+                        if not self._sizes[word].fullmatch(other):
+                            break
                     elif not (other.startswith(word) if is_prefix else other == word):
                         break
                 else:
@@ -140,6 +153,7 @@ class _TopicPlan:
     requires: tuple[tuple[int, ...], ...]
     title_requires: tuple[tuple[int, ...], ...]
     bare_title: frozenset[int]
+    bare_only: frozenset[int]
 
 
 class RuleClassifier:
@@ -189,6 +203,7 @@ class RuleClassifier:
                         tuple(signal_index[name] for name in group) for group in topic.title_requires
                     ),
                     bare_title=frozenset(signal_index[name] for name in topic.bare_title),
+                    bare_only=frozenset(signal_index[name] for name in topic.bare_only),
                 )
             )
         self._slots = {term_id: tuple(found) for term_id, found in slots.items()}
@@ -258,6 +273,7 @@ class RuleClassifier:
         scores: dict[str, float] = {}
         evidence: dict[str, tuple[str, ...]] = {}
         passing: list[str] = []
+        bare_topics: list[str] = []
         scale = self.taxonomy.scale
         unmet = self.taxonomy.unmet_factor
         for t, plan in enumerate(self._plans):
@@ -265,8 +281,10 @@ class RuleClassifier:
             raw = 0.0
             contributions: list[tuple[float, list[str]]] = []
             matched: set[int] = set()
+            # "Mistral Small 3": a headline that is nothing but a model name announces that model.
+            bare = bool(bare_texts[t]) and _uncovered(title_tokens, bare_texts[t]) <= 1
             for s, (factor, texts) in per_topic[t].items():
-                if plan.gated[s] and not in_context:
+                if (plan.gated[s] and not in_context) or (s in plan.bare_only and not bare):
                     continue
                 weight = plan.weights[s]
                 if weight < 0:
@@ -278,8 +296,8 @@ class RuleClassifier:
                 value = weight * factor * (1.0 + 0.25 * min(len(texts) - 1, 2))
                 raw += value
                 contributions.append((value, texts))
-            # "Mistral Small 3": a headline that is nothing but a model name announces that model.
-            bare = bool(bare_texts[t]) and _uncovered(title_tokens, bare_texts[t]) <= 1
+            if bare:
+                bare_topics.append(plan.spec.name)
             for group in () if bare else plan.requires:
                 if not any(s in matched for s in group):
                     raw *= unmet
@@ -311,7 +329,7 @@ class RuleClassifier:
             classification = apply_overrides(rules_only, self._topics, always, never)
         contexts = frozenset(self._context_names[i] for i in contexts_present)
         negative = {self._topics[t]: f for t, f in enumerate(negatives) if f}
-        return RuleAnalysis(classification, rules_only, always, never, contexts, negative)
+        return RuleAnalysis(classification, rules_only, always, never, contexts, negative, frozenset(bare_topics))
 
 
 def _uncovered(title_tokens: list[str], texts: set[str]) -> int:
@@ -328,6 +346,9 @@ class RuleAnalysis:
     never: dict[str, str]  # topic -> the `never` term that matched
     contexts: frozenset[str] = frozenset()  # the taxonomy's contexts present (e.g. "ai", "compute")
     negatives: dict[str, float] = field(default_factory=dict)  # topic -> a `negative` term matched
+    # Topics whose headline is nothing but terms of their `bare_title` signals ("GLM-5.1",
+    # "Qwen/Qwen3-Coder-480B-A35B-Instruct"): the model learns how much that alone says.
+    bare: frozenset[str] = frozenset()
 
 
 def apply_overrides(

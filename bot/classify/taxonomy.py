@@ -30,9 +30,20 @@ __all__ = [
 
 _TOPIC_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 # A term is words separated by spaces or hyphens; a word may end in `*` (prefix match).
-_TERM = re.compile(r"^[a-z0-9]+\*?(?:[ \-](?:[a-z0-9]+\*?|#))*$")
-_WORD = re.compile(r"[a-z0-9]+\*?|#")
+# A size word: a number with letters written around it, "#b" for "7B" or "480B", "a#b" for "A3B"
+# (a model's active parameters). Unlike a bare "#", it may start a term.
+_SIZE = r"[a-z]*#[a-z]+|[a-z]+#"
+_TERM = re.compile(rf"^(?:{_SIZE}|[a-z0-9]+\*?)(?:[ \-](?:{_SIZE}|[a-z0-9]+\*?|#))*$")
+_WORD = re.compile(rf"{_SIZE}|[a-z0-9]+\*?|#")
 NUMBER = "#"  # a term word that matches any number: "opus #" is Opus 4, Opus 5, Opus 4.1
+
+
+def size_pattern(word: str) -> re.Pattern[str] | None:
+    """The token pattern of a size word ("#b" → 7b, 480b; "a#b" → a3b), None for other words."""
+    if word == NUMBER or "#" not in word:
+        return None
+    before, _, after = word.partition("#")
+    return re.compile(rf"{before}[0-9]+{after}")
 
 
 class TopicsConfigError(ValueError):
@@ -69,6 +80,7 @@ class TopicSpec:
     bare_title: tuple[
         str, ...
     ] = ()  # a title made (almost) only of these signals' terms satisfies `requires`
+    bare_only: tuple[str, ...] = ()  # signals (of `bare_title`) that count only in such a title
     negative_weight: float = 0.0
     negative_terms: tuple[str, ...] = ()
     always: tuple[str, ...] = ()  # any of these terms attaches the topic, whatever the scores say
@@ -193,7 +205,8 @@ class _Validator:
                 raise self.fail(
                     path,
                     f"item {index + 1} {raw!r} is not a valid term: use letters, digits, spaces or hyphens, "
-                    "'*' only at the end of a word (prefix match), and '#' (any number) after the first word",
+                    "'*' only at the end of a word (prefix match), '#' (any number) after the first word, "
+                    "and size words such as '#b' (7b, 480b) or 'a#b' (a3b)",
                 )
             if term in seen:
                 raise self.fail(path, f"item {index + 1} {raw!r} is listed twice")
@@ -231,6 +244,7 @@ _TOPIC_KEYS = (
     "requires",
     "title_requires",
     "bare_title",
+    "bare_only",
     "signals",
     "negative",
     "always",
@@ -361,6 +375,14 @@ def _parse_topic(
             )
             raise v.fail([*path, "bare_title"], f"unknown signal '{sig_name}'{hint}")
 
+    bare_only = v.names(table.get("bare_only", []), [*path, "bare_only"])
+    for sig_name in bare_only:
+        if sig_name not in bare_title:
+            raise v.fail(
+                [*path, "bare_only"],
+                f"'{sig_name}' must also be in bare_title (bare_only signals count only in a bare title)",
+            )
+
     negative_weight = 0.0
     negative_terms: tuple[str, ...] = ()
     if "negative" in table:
@@ -386,6 +408,7 @@ def _parse_topic(
         requires=requires,
         title_requires=title_requires,
         bare_title=bare_title,
+        bare_only=bare_only,
         negative_weight=negative_weight,
         negative_terms=negative_terms,
     )

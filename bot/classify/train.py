@@ -193,6 +193,7 @@ def train_model(rules: RuleClassifier, data: TrainingData) -> LinearTopicModel:
         rule_scale=RULE_SCALE,
         contexts=rules.contexts,
         negatives=True,
+        bare=True,
     )
     split = [(title_tokens(i.title), tokens(i.summary)) for i in pool]
     analyses = [rules.analyze_tokens(t, s) for t, s in split]
@@ -202,6 +203,7 @@ def train_model(rules: RuleClassifier, data: TrainingData) -> LinearTopicModel:
             [a.rules_only.scores for a in analyses],
             [a.contexts for a in analyses],
             [a.negatives for a in analyses],
+            [a.bare for a in analyses],
         ),
         dtype=np.float64,
     )
@@ -260,6 +262,7 @@ def train_model(rules: RuleClassifier, data: TrainingData) -> LinearTopicModel:
         rule_scale=RULE_SCALE,
         contexts=rules.contexts,
         negatives=True,
+        bare=True,
         explainable=explainable,
         meta=meta,
     )
