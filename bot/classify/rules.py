@@ -101,7 +101,8 @@ class _Matcher:
             if length > len(token):
                 break
             found.extend(self._prefix[length].get(token[:length], ()))
-        found.extend(pattern for size, pattern in self._size_first if size.fullmatch(token))
+        if not token.isalpha():  # a size word has digits
+            found.extend(pattern for size, pattern in self._size_first if size.fullmatch(token))
         result = tuple(found)
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
@@ -329,7 +330,9 @@ class RuleClassifier:
             classification = apply_overrides(rules_only, self._topics, always, never)
         contexts = frozenset(self._context_names[i] for i in contexts_present)
         negative = {self._topics[t]: f for t, f in enumerate(negatives) if f}
-        return RuleAnalysis(classification, rules_only, always, never, contexts, negative, frozenset(bare_topics))
+        return RuleAnalysis(
+            classification, rules_only, always, never, contexts, negative, frozenset(bare_topics)
+        )
 
 
 def _uncovered(title_tokens: list[str], texts: set[str]) -> int:
