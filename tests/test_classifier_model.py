@@ -46,7 +46,7 @@ TOPICS = ("distillation", "ip", "natsec", "release")
 FROZEN_TEST_MEMBERSHIP = "ce7ab5aed61936c7bbb8282bc8dc050e5f94c63770b0f9bda6cce6e8dd3a3780"
 
 # The CI gate on the frozen test split. Precision and the hard-negative rate are the issue's targets;
-# macro-F1 is held at what the model reaches today (0.880) until the issue's 0.90 is reached.
+# macro-F1 is held near what the model reaches today (0.882) until the issue's 0.90 is reached.
 MIN_TEST_MACRO_F1 = 0.88
 MIN_TEST_PRECISION = 0.90
 MAX_TEST_HARD_NEGATIVE_RATE = 0.05
@@ -100,17 +100,25 @@ def test_test_split_is_frozen_and_no_outlet_month_is_in_two_splits() -> None:
     assert all(recorded[g] == "test" for g in groups["test"])
 
 
-def test_recent_held_out_set_is_real_labelled_and_never_in_a_split() -> None:
-    """`recent-2024-26.jsonl` measures the model on text it was never trained on (labs' feeds,
-    Hub models): it must stay out of every split, or its figure would mean nothing."""
-    recent = [json.loads(line) for line in (CORPUS / "recent-2024-26.jsonl").read_text().splitlines()]
+@pytest.mark.parametrize("name", ["recent-2024-26", "recent-2025-26"])
+def test_recent_held_out_set_is_real_labelled_and_never_in_a_split(name: str) -> None:
+    """The `recent-*.jsonl` sets measure the model on text it was never trained on (labs' feeds,
+    Hub models, 2025–26 news): they must stay out of every split, or their figures would mean
+    nothing."""
+    recent = [json.loads(line) for line in (CORPUS / f"{name}.jsonl").read_text().splitlines()]
     assert len(recent) >= 400
     for r in recent:
         assert str(r["url"]).startswith("http") and r["outlet"] and r["provenance"] and r["licence"]
         assert set(r["topics"]) <= set(TOPICS) and (r["hard_negative"] is False or not r["topics"])
     in_splits = {str(r["url"]) for s in SPLITS for r in records(s)}
     assert not in_splits & {str(r["url"]) for r in recent}
-    assert "recent-2024-26" in (REPO / "docs" / "classifier.md").read_text()
+    titles = {" ".join(str(r["title"]).lower().split()) for s in SPLITS for r in records(s)}
+    assert not titles & {" ".join(str(r["title"]).lower().split()) for r in recent}
+    # No test outlet-month: the test split's weeks stay unseen by anyone tuning on these sets.
+    groups = json.loads((CORPUS / "groups.json").read_text())
+    keys = {f"{str(r['outlet']).strip().lower()}|{(str(r['published'] or ''))[:7] or 'undated'}" for r in recent}
+    assert not any(groups.get(k) == "test" for k in keys)
+    assert name in (REPO / "docs" / "classifier.md").read_text()
 
 
 def test_second_labelling_is_recorded_with_agreement_per_topic() -> None:
