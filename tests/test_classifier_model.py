@@ -116,7 +116,9 @@ def test_recent_held_out_set_is_real_labelled_and_never_in_a_split(name: str) ->
     assert not titles & {" ".join(str(r["title"]).lower().split()) for r in recent}
     # No test outlet-month: the test split's weeks stay unseen by anyone tuning on these sets.
     groups = json.loads((CORPUS / "groups.json").read_text())
-    keys = {f"{str(r['outlet']).strip().lower()}|{(str(r['published'] or ''))[:7] or 'undated'}" for r in recent}
+    keys = {
+        f"{str(r['outlet']).strip().lower()}|{(str(r['published'] or ''))[:7] or 'undated'}" for r in recent
+    }
     assert not any(groups.get(k) == "test" for k in keys)
     assert name in (REPO / "docs" / "classifier.md").read_text()
 
