@@ -76,10 +76,11 @@ def _run(coro: Awaitable[T]) -> T:
     from sqlalchemy.exc import SQLAlchemyError
 
     from bot.classify import TopicsConfigError
+    from bot.runner import run_to_completion
     from bot.sources.config import SourcesConfigError
 
     try:
-        return asyncio.run(main())
+        return run_to_completion(main())
     except (_ConfigProblem, ServiceStartError, SourcesConfigError, TopicsConfigError) as exc:
         err.print(f"error: {exc}", markup=False)
         sys.exit(2)
