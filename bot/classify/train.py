@@ -127,39 +127,39 @@ def _threshold(p: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, float]]:
     halve a topic's recall; the median over resamples is what the data say, not what a few say."""
     rng = np.random.default_rng(0)  # fixed: `train` must reproduce the shipped model exactly
     picks = [
-        _best_threshold(p[idx], y[idx])[0] for idx in rng.integers(0, len(y), (THRESHOLD_RESAMPLES, len(y)))
+        _best_threshold(p[idx], y[idx]) for idx in rng.integers(0, len(y), (THRESHOLD_RESAMPLES, len(y)))
     ]
     t = float(np.round(np.median(picks), 2))
-    predicted = p >= t
-    tp = float((predicted & (y == 1)).sum())
-    n_pred = float(predicted.sum())
-    precision = tp / n_pred if n_pred else 1.0
-    recall = tp / float(y.sum()) if y.sum() else 1.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    precision, recall, f1 = _metrics_at(p, y, t)
     return t, {"f1": round(f1, 4), "precision": round(precision, 4), "recall": round(recall, 4)}
 
 
-def _best_threshold(p: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, float]]:
+def _best_threshold(p: np.ndarray, y: np.ndarray) -> float:
     """The threshold of best F1 among those with precision >= MIN_PRECISION (else of best F1)."""
-    best: tuple[float, float, float, float] | None = None  # f1, threshold, precision, recall
-    fallback: tuple[float, float, float, float] | None = None
-    positives = float(y.sum())
+    best: tuple[float, float] | None = None  # f1, threshold
+    fallback: tuple[float, float] | None = None
     for t in np.arange(0.10, 0.951, 0.01):
-        predicted = p >= t
-        tp = float((predicted & (y == 1)).sum())
-        n_pred = float(predicted.sum())
-        precision = tp / n_pred if n_pred else 1.0
-        recall = tp / positives if positives else 1.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        cand = (f1, float(round(t, 2)), precision, recall)
-        if fallback is None or cand[0] > fallback[0]:
+        precision, _recall, f1 = _metrics_at(p, y, t)
+        cand = (f1, float(round(t, 2)))
+        if fallback is None or f1 > fallback[0]:
             fallback = cand
-        if precision >= MIN_PRECISION and (best is None or cand[0] > best[0]):
+        if precision >= MIN_PRECISION and (best is None or f1 > best[0]):
             best = cand
     chosen = best or fallback
     assert chosen is not None
-    f1, t, precision, recall = chosen
-    return t, {"f1": round(f1, 4), "precision": round(precision, 4), "recall": round(recall, 4)}
+    return chosen[1]
+
+
+def _metrics_at(p: np.ndarray, y: np.ndarray, t: float) -> tuple[float, float, float]:
+    """Precision, recall and F1 of attaching where ``p >= t``."""
+    predicted = p >= t
+    tp = float((predicted & (y == 1)).sum())
+    n_pred = float(predicted.sum())
+    positives = float(y.sum())
+    precision = tp / n_pred if n_pred else 1.0
+    recall = tp / positives if positives else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1
 
 
 def group_of(item: LabeledItem, index: int) -> str:
@@ -229,6 +229,7 @@ def train_model(rules: RuleClassifier, data: TrainingData) -> LinearTopicModel:
         dtype=np.float64,
     )
     folds = grouped_folds(pool)
+    positives: dict[str, int] = {}  # per learned topic
     columns: list[np.ndarray] = []
     topics: list[TopicWeights] = []
     report: dict[str, Any] = {}
@@ -250,6 +251,7 @@ def train_model(rules: RuleClassifier, data: TrainingData) -> LinearTopicModel:
         c = min(C_GRID, key=lambda c: (_log_loss(_sigmoid(margins[c]), y), c))
         a, b = _platt(margins[c], y)
         threshold, metrics = _threshold(_sigmoid(a * margins[c] + b), y)
+        positives[topic] = int(y.sum())
         final = _fit(x, y, c)
         columns.append(np.asarray(final.coef_[0], dtype=np.float32))
         topics.append(TopicWeights(topic, float(final.intercept_[0]), (a, b), threshold))
@@ -261,8 +263,7 @@ def train_model(rules: RuleClassifier, data: TrainingData) -> LinearTopicModel:
         }
     weights = np.stack(columns, axis=1) if columns else np.zeros((x.shape[1], 0), dtype=np.float32)
     explainable = {
-        t.name: _explainable(vocabulary, df, df_in[t.name], sum(t.name in i.topics for i in pool), len(pool))
-        for t in topics
+        t.name: _explainable(vocabulary, df, df_in[t.name], positives[t.name], len(pool)) for t in topics
     }
     import sklearn
 
