@@ -134,6 +134,17 @@ def test_names_come_from_shape_and_sentence_case_not_title_case() -> None:
     assert title_entities("US tightens rules on H100 exports", evidence) == ["US", "H100"]
 
 
+def test_quantities_are_not_names_but_stay_part_of_one() -> None:
+    evidence = CaseEvidence()
+    evidence.add_story("Lab releases a model", "It releases the weights of Qwen3 and Llama 3 today.")
+    # A parameter count, a sum, a multiple, a resolution, an ordinal, a decade: no trend of their own.
+    assert title_entities("Startup raises $40B to train 70B and 1.5T models 10x faster in 4K", evidence) == []
+    assert title_entities("Second place for 2nd try at 1990s tech", evidence) == []
+    # After a name, the size is part of the model's name; shapes such as H100, A3B or 5G stay names.
+    assert title_entities("Meta ships Llama 3 70B", evidence) == ["Llama 3 70B"]
+    assert title_entities("H100 and A3B and 5G", evidence) == ["H100", "A3B", "5G"]
+
+
 def _series(last: int) -> TopicSeries:
     starts = tuple(date(2026, 1, 5) + timedelta(weeks=i) for i in range(12))
     return TopicSeries("week", starts, {"natsec": (1,) * 11 + (last,), "release": (0, 2) * 6})

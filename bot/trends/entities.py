@@ -40,6 +40,9 @@ _EDGE = "'\"‘’“”.,*_#`"
 _POSSESSIVE = re.compile(r"['’]s$")
 _NUMBER = re.compile(r"^v?\d+(\.\d+)*[a-z]?$", re.IGNORECASE)
 _LETTER = re.compile(r"[A-Za-z]")
+# A quantity has digits and letters too, but names nothing: "70B", "$40B", "1.5bn", "10x", "4K",
+# "2nd", "1990s". After a name it still belongs to it ("Llama 3 70B", see title_entities).
+_QUANTITY = re.compile(r"^[$€£¥]?\d+(?:[.,]\d+)*(?:[kmbt]n?|x|[kmgt]b|st|nd|rd|th|s|p)$", re.IGNORECASE)
 
 
 def _words(segment: str) -> list[str]:
@@ -53,7 +56,7 @@ def _words(segment: str) -> list[str]:
 
 def _shaped_name(word: str) -> bool:
     """A name by its shape alone: GPT-4o, Qwen3, H100, OpenAI, DeepSeek, BIS."""
-    if not _LETTER.search(word) or word.lower() in STOPWORDS:
+    if not _LETTER.search(word) or word.lower() in STOPWORDS or _QUANTITY.match(word):
         return False
     letters = [c for c in word if c.isalpha()]
     if any(c.isdigit() for c in word) and letters:
