@@ -68,6 +68,9 @@ async def test_whole_words_stems_phrases_filters_and_rank(store: ChatStore) -> N
     since = (NOW - timedelta(days=60)).date().isoformat()
     assert len(await titles(store, f"chip since:{since}")) == 3
     assert await titles(store, "quantum") == []
+    # Common words count on neither database (PostgreSQL ignores them; FTS5 would require them).
+    both = await titles(store, "the chip exports")
+    assert len(both) == 2 and both == await titles(store, "chip exports")
     # Query syntax never leaks into the engine's own (FTS5 operators, tsquery characters).
     assert await titles(store, 'AND OR NOT NEAR * ( ) : ! & | "" ') == []
     assert await titles(store, "h20 -") == ["Commerce tightens export controls on Nvidia chips"]
@@ -119,3 +122,13 @@ def test_query_syntax_and_its_errors() -> None:
         parse_search('"export controls', TOPICS, NOW)
     with pytest.raises(SearchSyntaxError, match="at most 12"):
         parse_search(" ".join(f"w{n}" for n in range(13)), TOPICS, NOW)
+
+
+def test_common_words_are_dropped_alike_on_both_databases() -> None:
+    # PostgreSQL's english configuration ignores them and FTS5 would require them: dropped for both.
+    q = parse_search('chips for "the Commerce Department" "the who"', TOPICS, NOW)
+    assert q.words == ("chips",) and q.phrases == (("the", "commerce", "department"),)
+    with pytest.raises(
+        SearchSyntaxError, match='too common to search for: the, of, it; add a rarer word or a "quoted'
+    ):
+        parse_search('the "of" it topic:natsec', TOPICS, NOW)

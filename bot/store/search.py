@@ -39,6 +39,18 @@ MAX_TERMS = 12
 # specific words or a phrase, which match fewer.
 RANKED_CANDIDATES = 300
 PG_WINDOWS = (20_000, 200_000)  # newest story ids searched first on PostgreSQL (see _postgresql)
+# PostgreSQL's `english` configuration drops these words (its english.stop, the Snowball list);
+# FTS5 keeps them. Dropped from every query on both, so "chips for China" finds the same stories
+# on either database instead of "for" being required on SQLite and ignored on PostgreSQL.
+STOP_WORDS = frozenset(
+    """i me my myself we our ours ourselves you your yours yourself yourselves he him his himself she
+    her hers herself it its itself they them their theirs themselves what which who whom this that
+    these those am is are was were be been being have has had having do does did doing a an the and
+    but if or because as until while of at by for with about against between into through during
+    before after above below to from up down in out on off over under again further then once here
+    there when where why how all any both each few more most other some such no nor not only own same
+    so than too very s t can will just don should now""".split()
+)
 
 
 class SearchSyntaxError(ValueError):
@@ -86,6 +98,14 @@ def parse_search(text: str, topics: Sequence[str], now: datetime | None = None) 
             words.extend(w.lower() for w in _WORD.findall(token))
     if len(words) + len(phrases) > MAX_TERMS:
         raise SearchSyntaxError(f"too many words: at most {MAX_TERMS} words and phrases")
+    common = [w for w in words if w in STOP_WORDS] + [w for p in phrases if set(p) <= STOP_WORDS for w in p]
+    words = [w for w in words if w not in STOP_WORDS]
+    phrases = [p for p in phrases if not set(p) <= STOP_WORDS]
+    if common and not words and not phrases:
+        raise SearchSyntaxError(
+            f"too common to search for: {', '.join(dict.fromkeys(common))}; "
+            'add a rarer word or a "quoted phrase" with one'
+        )
     return SearchQuery(tuple(dict.fromkeys(words)), tuple(phrases), tuple(dict.fromkeys(wanted)), since, text)
 
 
