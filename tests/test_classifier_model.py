@@ -145,13 +145,15 @@ def test_shipped_model_is_exactly_what_train_produces_from_the_committed_data(tm
     # The scikit-learn version is provenance, not content: a patch release must not fail this test.
     shipped["meta"].pop("trained_with")
     trained["meta"].pop("trained_with")
-    # Floats are compared to 1e-3: numpy/BLAS builds round sparse sums differently in the last
-    # digits, and liblinear's stopping point moves with them (seen: 5e-4 on one weight). Anything
-    # the data decides (vocabulary, features, thresholds, counts) must match exactly.
+    # Floats are compared to 5e-3: numpy/BLAS builds and CPUs round sparse sums differently in the
+    # last digits, and liblinear's stopping point moves with them (seen: 5e-4 on one weight; 1.3e-3
+    # on release's weights on another machine, scores within 5e-4 and no decision changed over
+    # 6,307 labelled stories). A threshold step (0.01) is still caught, and anything else the data
+    # decides (vocabulary, features, counts) must match exactly.
     assert _same(trained, shipped), "the shipped model is stale: run `frontierwatch train` and commit it"
 
 
-def _same(a: object, b: object, tol: float = 1e-3) -> bool:
+def _same(a: object, b: object, tol: float = 5e-3) -> bool:
     numbers = isinstance(a, int | float) and isinstance(b, int | float)
     if numbers and (isinstance(a, float) or isinstance(b, float)):
         return abs(float(a) - float(b)) <= tol
