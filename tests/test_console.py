@@ -14,11 +14,14 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from click.testing import CliRunner
+from sqlalchemy import select
 
 from bot.console.auth import SignInLimiter, hash_password
 from bot.settings import SettingsError, load_settings
 from bot.store import models as m
+from bot.store.db import create_engine, migrate
 from bot.store.repo import Store
+from bot.store.sign_ins import SignInFailures
 from tests.support import newsdb
 from tests.support.console_env import PASSWORD, Seeded, console_app, console_settings, seed
 
@@ -251,17 +254,47 @@ async def test_parallel_guesses_are_counted_before_the_hash_is_checked(
         await client.close()
 
 
-def test_limiter_forgets_failures_after_the_window() -> None:
-    clock = [1000.0]
+async def test_limiter_forgets_failures_after_the_window() -> None:
+    clock = [datetime(2026, 12, 1, tzinfo=UTC)]
     limiter = SignInLimiter(max_failures=2, window=60, clock=lambda: clock[0])
-    limiter.failed("a")
-    clock[0] += 30
-    limiter.failed("a")
-    assert limiter.retry_after("a") == 31
-    clock[0] += 31
-    assert limiter.retry_after("a") == 0  # the first failure aged out
-    limiter.succeeded("a")
-    assert limiter.retry_after("a") == 0
+    assert await limiter.attempt("a") == 0
+    clock[0] += timedelta(seconds=30)
+    assert await limiter.attempt("a") == 0
+    assert await limiter.attempt("a") == 31  # refused, and not counted
+    clock[0] += timedelta(seconds=31)
+    assert await limiter.attempt("a") == 0  # the first failure aged out
+    await limiter.succeeded("a")
+    assert await limiter.attempt("a") == 0
+
+
+async def test_replicas_share_one_sign_in_limit(database_url: str) -> None:
+    """Each replica of the console counts the failures of all of them: three guesses allowed in
+    all, not three per replica, even when they arrive at once."""
+    engine = create_engine(database_url)
+    await migrate(engine)
+    try:
+        clock = [datetime(2026, 12, 1, tzinfo=UTC)]
+        replicas = [
+            SignInLimiter(SignInFailures(engine), max_failures=3, window=60, clock=lambda: clock[0])
+            for _ in range(2)
+        ]
+        a, b = replicas
+        assert [await r.attempt("198.51.100.7") for r in (a, b, a)] == [0, 0, 0]
+        assert await b.attempt("198.51.100.7") == 61  # the fourth guess, on the other replica
+        assert await a.attempt("192.0.2.1") == 0  # another address has its own count
+        clock[0] += timedelta(seconds=61)
+        assert await b.attempt("198.51.100.7") == 0  # the first three aged out
+        await a.succeeded("198.51.100.7")
+        # Twenty guesses at once over both replicas: three pass.
+        clock[0] += timedelta(seconds=61)
+        waits = await asyncio.gather(*(replicas[n % 2].attempt("203.0.113.5") for n in range(20)))
+        assert waits.count(0) == 3, waits
+        # The table holds one window: rows older than it went as new ones came.
+        async with engine.connect() as connection:
+            left = (await connection.execute(select(m.SignInFailure.at))).scalars().all()
+        assert left and min(left) > clock[0] - timedelta(seconds=60)
+    finally:
+        await engine.dispose()
 
 
 # ---------------------------------------------------------------------------------------- pages

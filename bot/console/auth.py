@@ -13,8 +13,9 @@
   refused with 403 unless it matches. ``SameSite=Strict`` already keeps other sites' forms from
   carrying the cookie; the token also covers browsers and proxies that do not honour it.
 * **Sign-in limit**: ``MAX_FAILURES`` wrong passwords from one address within ``FAILURE_WINDOW``
-  and that address gets 429 with ``Retry-After`` until the oldest failure ages out. Per process:
-  each replica counts its own.
+  and that address gets 429 with ``Retry-After`` until the oldest failure ages out. The failures
+  are rows in the database (``sign_in_failures``), so replicas behind one load balancer share one
+  limit rather than granting ``MAX_FAILURES`` guesses each.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import secrets
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 from aiohttp_session import Session, get_session, new_session
@@ -34,6 +36,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from bot.settings import Settings
+from bot.store.sign_ins import SignInFailures
 
 SESSION_COOKIE = "fw_console"
 CSRF_FIELD = "csrf_token"
@@ -89,44 +92,62 @@ class PasswordCheck:
 
 
 class SignInLimiter:
-    """Counts failed sign-ins per client address in a sliding window."""
+    """Counts failed sign-ins per client address in a sliding window: in the database when given
+    ``failures`` (every replica then counts the same ones; the console always does this), else in
+    this process (a limiter for tests and tools without a database)."""
 
     def __init__(
         self,
+        failures: SignInFailures | None = None,
         max_failures: int = MAX_FAILURES,
         window: float = FAILURE_WINDOW,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        self.failures = failures
         self.max_failures = max_failures
-        self.window = window
+        self.window = timedelta(seconds=window)
         self._clock = clock
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+        self._memory: OrderedDict[str, deque[datetime]] = OrderedDict()
 
-    def retry_after(self, address: str) -> int:
-        """Seconds until ``address`` may try again; 0 when it may now."""
-        failures = self._recent(address)
-        if len(failures) < self.max_failures:
+    async def attempt(self, address: str) -> int:
+        """A sign-in attempt from ``address``: 0 when it may go on (it is counted as a failure
+        until :meth:`succeeded`), else the seconds until it may try again (then it is not
+        counted). Counted first and judged by the failures recorded before it, so parallel
+        guesses cannot all pass the limit before any of them is counted, even on several
+        replicas."""
+        now = self._clock()
+        cutoff = now - self.window
+        if self.failures is not None:
+            mine = await self.failures.record(address, now, forget_before=cutoff)
+            count, oldest = await self.failures.before(address, cutoff, mine)
+            if count >= self.max_failures:
+                await self.failures.forget(mine)
+        else:
+            earlier = self._recent(address, now)
+            count, oldest = len(earlier), earlier[0] if earlier else None
+            if count < self.max_failures:
+                earlier.append(now)
+                self._memory[address] = earlier
+                self._memory.move_to_end(address)
+                while len(self._memory) > MAX_TRACKED_ADDRESSES:
+                    self._memory.popitem(last=False)
+        if count < self.max_failures or oldest is None:
             return 0
-        return max(1, int(failures[0] + self.window - self._clock()) + 1)
+        return max(1, int((oldest + self.window - now).total_seconds()) + 1)
 
-    def failed(self, address: str) -> None:
-        failures = self._recent(address)
-        failures.append(self._clock())
-        self._failures[address] = failures
-        self._failures.move_to_end(address)
-        while len(self._failures) > MAX_TRACKED_ADDRESSES:
-            self._failures.popitem(last=False)
+    async def succeeded(self, address: str) -> None:
+        if self.failures is not None:
+            await self.failures.clear(address)
+        else:
+            self._memory.pop(address, None)
 
-    def succeeded(self, address: str) -> None:
-        self._failures.pop(address, None)
-
-    def _recent(self, address: str) -> deque[float]:
-        failures = self._failures.get(address, deque())
-        cutoff = self._clock() - self.window
+    def _recent(self, address: str, now: datetime) -> deque[datetime]:
+        failures = self._memory.get(address, deque())
+        cutoff = now - self.window
         while failures and failures[0] <= cutoff:
             failures.popleft()
         if not failures:
-            self._failures.pop(address, None)
+            self._memory.pop(address, None)
         return failures
 
 

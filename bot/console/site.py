@@ -30,6 +30,7 @@ from bot.settings import Settings
 from bot.store.console import ConsoleStore
 from bot.store.repo import Store, utcnow
 from bot.store.review import ReviewStore
+from bot.store.sign_ins import SignInFailures
 from bot.store.trends import TrendsStore
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ class Console:
             review=ReviewStore(store.engine, topics),
             trends=TrendsStore(store.engine),
             password=auth.PasswordCheck.from_settings(settings),
+            limiter=auth.SignInLimiter(SignInFailures(store.engine)),
         )
 
     @property
@@ -271,7 +273,9 @@ async def _sign_in(request: web.Request) -> web.StreamResponse:
         return await _csrf_refused(request)
     target = _safe_next(str(form.get("next", "/")))
     address = auth.client_address(request, console.settings.web_behind_proxy)
-    wait = console.limiter.retry_after(address)
+    # Counted before the check, which awaits (an argon2 hash is checked in a thread): parallel
+    # guesses would otherwise all pass the limit before any of them was counted.
+    wait = await console.limiter.attempt(address)
     if wait:
         minutes = -(-wait // 60)
         return await refused(
@@ -282,11 +286,8 @@ async def _sign_in(request: web.Request) -> web.StreamResponse:
             **{"Retry-After": str(wait)},
         )
     password = form.get("password")
-    # Counted before the check, which awaits (an argon2 hash is checked in a thread): parallel
-    # guesses would otherwise all pass the limit above before any of them was counted.
-    console.limiter.failed(address)
     if isinstance(password, str) and password and await console.password.matches(password):
-        console.limiter.succeeded(address)
+        await console.limiter.succeeded(address)
         await auth.sign_in(request, console.password)
         log.info("web console: signed in from %s", address)
         raise redirect(target)

@@ -384,3 +384,16 @@ class ReviewLabel(Base):
     labelled_by: Mapped[str] = mapped_column(String(200))  # the console user
     topics: Mapped[list[str]] = mapped_column(JSON, default=list)  # [] = none of the topics
     created_at: Mapped[datetime]
+
+
+class SignInFailure(Base):
+    """A wrong password typed into the web console's sign-in form, from one client address: the
+    sign-in limit counts these rows, so every replica behind one address sees the same count.
+    Rows older than the limit's window are deleted as new ones arrive."""
+
+    __tablename__ = "sign_in_failures"
+    __table_args__ = (Index("ix_sign_in_failures_address_at", "address", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    address: Mapped[str] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(index=True)
