@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.classify.keywords import KeywordFilter
 from bot.digest.text import short_summary
+from bot.store.db import chunks
 from bot.store.outbox import Delivered, delivered
 from bot.store.stories import ClusterFacts, cluster_facts, window_clusters
 
@@ -206,7 +207,7 @@ async def select_entries(
     wanted = [c for c in cluster_ids if c not in skip]
     facts = cache if cache is not None else {}
     missing = [c for c in wanted if c not in facts]
-    for chunk in _chunks(missing, 400):
+    for chunk in chunks(missing, 400):
         facts.update(await cluster_facts(session, chunk))
     entries = []
     for cid in wanted:
@@ -269,8 +270,3 @@ def window_start(last: datetime | None, fire: datetime, frequency: str) -> datet
     """Since the last digest; the first digest covers one period."""
     period = timedelta(days=7) if frequency == "weekly" else timedelta(days=1)
     return last if last is not None else fire - period
-
-
-def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

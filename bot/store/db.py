@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -208,3 +208,10 @@ def log_failure(logger: logging.Logger, what: str, exc: BaseException) -> None:
         logger.warning("%s: the database is unreachable (%s: %s)", what, type(exc).__name__, text)
     else:
         logger.error("%s", what, exc_info=exc)
+
+
+def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    """``items`` in slices of ``size``: an ``IN (...)`` list stays under the databases' limits on
+    bound parameters (SQLite's 32,766, asyncpg's 32,767) however many ids a caller has."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

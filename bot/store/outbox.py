@@ -29,7 +29,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.store import models as m
-from bot.store.repo import Store, _chunks, rowcount, utcnow
+from bot.store.db import chunks
+from bot.store.repo import Store, rowcount, utcnow
 
 OPEN_STATES = m.OPEN_DELIVERY_STATES
 
@@ -180,7 +181,7 @@ async def delivered(
 ) -> dict[int, list[Delivered]]:
     """Per channel, its digest and alert rows for these clusters (what a digest must skip)."""
     found: dict[int, list[Delivered]] = {d: [] for d in destination_ids}
-    for chunk in _chunks(cluster_ids, 500):
+    for chunk in chunks(cluster_ids, 500):
         rows = await session.execute(
             select(
                 m.Delivery.destination_id, m.Delivery.cluster_id, m.Delivery.kind, m.Delivery.status

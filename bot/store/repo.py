@@ -18,7 +18,7 @@ from sqlalchemy.orm import aliased
 from bot.domain import SourceSpec
 from bot.sources.config import source_key
 from bot.store import models as m
-from bot.store.db import retry_start_race, session_factory
+from bot.store.db import chunks, retry_start_race, session_factory
 
 # What the cluster index needs of a stored story:
 # (id, cluster, outlet, title, summary, published, first seen, extra).
@@ -107,7 +107,7 @@ class Store:
             # export that carried the channels' feeds) is one row, the key being unique: the file
             # adopts it. Inserting a second row would stop every start with an integrity error.
             missing = [key for key in wanted if key not in existing]
-            for keys in _chunks(missing, 500):
+            for keys in chunks(missing, 500):
                 query = select(m.Source).where(m.Source.key.in_(keys))
                 for adopted in (await session.scalars(query)).all():
                     adopted.origin = "config"
@@ -314,7 +314,7 @@ class Store:
         renewed = 0
         async with self.sessions.begin() as session:
             await _lock_sources(session, ids)
-            for chunk in _chunks(sorted(ids), 1000):
+            for chunk in chunks(sorted(ids), 1000):
                 result = await session.execute(
                     update(m.Source)
                     .where(m.Source.id.in_(chunk), m.Source.lease_owner == owner)
@@ -365,7 +365,7 @@ class Store:
         found: set[tuple[int, str]] = set()
         hashes = sorted({g for _, g in pairs})
         wanted_sources = {s for s, _ in pairs}
-        for chunk in _chunks(hashes, 500):
+        for chunk in chunks(hashes, 500):
             rows = await session.execute(
                 select(m.SourceEntry.source_id, m.SourceEntry.guid_hash).where(
                     m.SourceEntry.guid_hash.in_(chunk), m.SourceEntry.source_id.in_(wanted_sources)
@@ -379,7 +379,7 @@ class Store:
     ) -> dict[str, tuple[int, int]]:
         """url_hash -> (story id, cluster id) for stories already stored."""
         found: dict[str, tuple[int, int]] = {}
-        for chunk in _chunks(url_hashes, 500):
+        for chunk in chunks(url_hashes, 500):
             rows = await session.execute(
                 select(m.Story.url_hash, m.Story.id, m.Story.cluster_id).where(m.Story.url_hash.in_(chunk))
             )
@@ -428,7 +428,7 @@ class Store:
 
     async def refresh_cluster_counts(self, session: AsyncSession, cluster_ids: Iterable[int]) -> None:
         ids = sorted(set(cluster_ids))
-        for chunk in _chunks(ids, 500):
+        for chunk in chunks(ids, 500):
             outlets = (
                 select(func.count(func.distinct(m.SourceEntry.outlet)))
                 .join(m.Story, m.Story.id == m.SourceEntry.story_id)
@@ -475,7 +475,7 @@ class Store:
         ids = [s.id for s in stories]
         topics: dict[int, dict[str, float]] = {i: {} for i in ids}
         evidence: dict[int, dict[str, list[str]]] = {i: {} for i in ids}
-        for chunk in _chunks(ids, 500):
+        for chunk in chunks(ids, 500):
             rows = await session.execute(
                 select(
                     m.Classification.story_id,
@@ -595,7 +595,7 @@ async def cluster_outlets(session: AsyncSession, cluster_ids: Iterable[int]) -> 
     behind "also: …" lines, digests and `stories`, so they always agree. Every id is a key."""
     ids = sorted(set(cluster_ids))
     outlets: dict[int, list[str]] = {c: [] for c in ids}
-    for chunk in _chunks(ids, 500):
+    for chunk in chunks(ids, 500):
         rows = await session.execute(
             select(m.Story.cluster_id, m.SourceEntry.outlet, func.min(m.SourceEntry.seen_at))
             .join(m.SourceEntry, m.SourceEntry.story_id == m.Story.id)
@@ -614,7 +614,7 @@ async def _lock_sources(session: AsyncSession, ids: Iterable[int]) -> None:
     The lease heartbeat renews while a save of poll results runs; two transactions that lock one
     set of rows in different orders deadlock (seen with 100,000 sources), so both lock here first,
     always in the same order."""
-    for chunk in _chunks(sorted(set(ids)), 1000):
+    for chunk in chunks(sorted(set(ids)), 1000):
         await session.execute(
             select(m.Source.id).where(m.Source.id.in_(chunk)).order_by(m.Source.id).with_for_update()
         )
@@ -646,11 +646,6 @@ def rowcount(result: Any) -> int:
     """Rows an UPDATE or DELETE touched (0 when the driver cannot tell)."""
     count = getattr(result, "rowcount", -1)
     return int(count) if isinstance(count, int) and count >= 0 else 0
-
-
-def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _new_source(key: str, spec: SourceSpec, now: datetime, *, origin: str) -> m.Source:

@@ -16,7 +16,8 @@ from sqlalchemy import and_, insert, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.store import models as m
-from bot.store.repo import _chunks, cluster_outlets
+from bot.store.db import chunks
+from bot.store.repo import cluster_outlets
 
 __all__ = [
     "ClusterFacts",
@@ -325,7 +326,7 @@ async def cluster_facts(session: AsyncSession, cluster_ids: Sequence[int]) -> di
     scores: dict[int, dict[str, tuple[float, bool]]] = {}
     evidence: dict[int, dict[str, list[str]]] = {}
     story_cluster = {s.id: s.cluster_id for s in stories}
-    for chunk in _chunks([s.id for s in stories], 500):
+    for chunk in chunks([s.id for s in stories], 500):
         rows = await session.execute(
             select(
                 m.Classification.story_id,
