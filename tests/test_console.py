@@ -281,6 +281,8 @@ async def test_replicas_share_one_sign_in_limit(database_url: str) -> None:
         a, b = replicas
         assert [await r.attempt("198.51.100.7") for r in (a, b, a)] == [0, 0, 0]
         assert await b.attempt("198.51.100.7") == 61  # the fourth guess, on the other replica
+        rows = await failure_rows(engine)
+        assert await a.attempt("198.51.100.7") == 61 and await failure_rows(engine) == rows  # no write
         assert await a.attempt("192.0.2.1") == 0  # another address has its own count
         clock[0] += timedelta(seconds=61)
         assert await b.attempt("198.51.100.7") == 0  # the first three aged out
@@ -290,11 +292,15 @@ async def test_replicas_share_one_sign_in_limit(database_url: str) -> None:
         waits = await asyncio.gather(*(replicas[n % 2].attempt("203.0.113.5") for n in range(20)))
         assert waits.count(0) == 3, waits
         # The table holds one window: rows older than it went as new ones came.
-        async with engine.connect() as connection:
-            left = (await connection.execute(select(m.SignInFailure.at))).scalars().all()
+        left = await failure_rows(engine)
         assert left and min(left) > clock[0] - timedelta(seconds=60)
     finally:
         await engine.dispose()
+
+
+async def failure_rows(engine: Any) -> list[datetime]:
+    async with engine.connect() as connection:
+        return list((await connection.execute(select(m.SignInFailure.at))).scalars().all())
 
 
 # ---------------------------------------------------------------------------------------- pages

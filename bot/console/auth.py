@@ -118,10 +118,13 @@ class SignInLimiter:
         now = self._clock()
         cutoff = now - self.window
         if self.failures is not None:
-            mine = await self.failures.record(address, now, forget_before=cutoff)
-            count, oldest = await self.failures.before(address, cutoff, mine)
-            if count >= self.max_failures:
-                await self.failures.forget(mine)
+            # A locked-out address is refused on a read alone: a flood of guesses writes nothing.
+            count, oldest = await self.failures.since(address, cutoff)
+            if count < self.max_failures:
+                mine = await self.failures.record(address, now, forget_before=cutoff)
+                count, oldest = await self.failures.since(address, cutoff, before=mine)
+                if count >= self.max_failures:
+                    await self.failures.forget(mine)
         else:
             earlier = self._recent(address, now)
             count, oldest = len(earlier), earlier[0] if earlier else None

@@ -33,18 +33,17 @@ class SignInFailures:
             await session.flush()
             return row.id
 
-    async def before(self, address: str, cutoff: datetime, failure_id: int) -> tuple[int, datetime | None]:
-        """How many failures ``address`` had after ``cutoff`` that were recorded before
-        ``failure_id``, and the oldest of them."""
+    async def since(
+        self, address: str, cutoff: datetime, before: int | None = None
+    ) -> tuple[int, datetime | None]:
+        """How many failures ``address`` had after ``cutoff`` (only those recorded before the
+        failure with id ``before``, when given), and the oldest of them."""
         f = m.SignInFailure
+        query = select(func.count(), func.min(f.at)).where(f.address == address[:MAX_ADDRESS], f.at > cutoff)
+        if before is not None:
+            query = query.where(f.id < before)
         async with self.sessions() as session:
-            row = (
-                await session.execute(
-                    select(func.count(), func.min(f.at)).where(
-                        f.address == address[:MAX_ADDRESS], f.at > cutoff, f.id < failure_id
-                    )
-                )
-            ).one()
+            row = (await session.execute(query)).one()
         return int(row[0]), row[1]
 
     async def forget(self, failure_id: int) -> None:
