@@ -167,8 +167,7 @@ class LinearTopicModel:
 
     @property
     def n_extra(self) -> int:
-        blocks = 1 + self.negatives + self.bare  # rule scores, then negatives and bare headlines
-        return len(self.rule_topics) * blocks + 2 * len(self.contexts)
+        return _extra_columns(len(self.rule_topics), len(self.contexts), self.negatives, self.bare)
 
     def feature_rows(
         self,
@@ -324,7 +323,7 @@ class LinearTopicModel:
                 else None
             )
             bare = bool(data.get("bare", False))
-            n = len(features) + len(rule_topics) * (1 + negatives + bare) + 2 * len(contexts)
+            n = len(features) + _extra_columns(len(rule_topics), len(contexts), negatives, bare)
             weights = np.zeros((n, len(topics)), dtype=np.float32)
             for k, t in enumerate(topics):
                 column = data["weights"][t.name]
@@ -360,3 +359,9 @@ class LinearTopicModel:
         if not isinstance(data, dict):
             raise ModelError(f"{path}: not a model file")
         return cls.from_json(data, str(path))
+
+
+def _extra_columns(rule_topics: int, contexts: int, negatives: bool, bare: bool) -> int:
+    """Columns after the text features: per rule topic its score, then (when set) whether one of
+    its negatives matched and whether the headline is bare; two per context."""
+    return rule_topics * (1 + negatives + bare) + 2 * contexts

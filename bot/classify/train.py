@@ -229,7 +229,6 @@ def train_model(rules: RuleClassifier, data: TrainingData) -> LinearTopicModel:
         dtype=np.float64,
     )
     folds = grouped_folds(pool)
-    positives: dict[str, int] = {}  # per learned topic
     columns: list[np.ndarray] = []
     topics: list[TopicWeights] = []
     report: dict[str, Any] = {}
@@ -251,7 +250,6 @@ def train_model(rules: RuleClassifier, data: TrainingData) -> LinearTopicModel:
         c = min(C_GRID, key=lambda c: (_log_loss(_sigmoid(margins[c]), y), c))
         a, b = _platt(margins[c], y)
         threshold, metrics = _threshold(_sigmoid(a * margins[c] + b), y)
-        positives[topic] = int(y.sum())
         final = _fit(x, y, c)
         columns.append(np.asarray(final.coef_[0], dtype=np.float32))
         topics.append(TopicWeights(topic, float(final.intercept_[0]), (a, b), threshold))
@@ -263,7 +261,8 @@ def train_model(rules: RuleClassifier, data: TrainingData) -> LinearTopicModel:
         }
     weights = np.stack(columns, axis=1) if columns else np.zeros((x.shape[1], 0), dtype=np.float32)
     explainable = {
-        t.name: _explainable(vocabulary, df, df_in[t.name], positives[t.name], len(pool)) for t in topics
+        t.name: _explainable(vocabulary, df, df_in[t.name], report[t.name]["train_positives"], len(pool))
+        for t in topics
     }
     import sklearn
 
