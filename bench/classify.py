@@ -48,12 +48,13 @@ def main() -> None:
     model_bytes, _peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     items = load_labeled(args.data)
-    # As ingest sees them: summaries are cut at FW_SUMMARY_CHARS (400) when a feed is parsed.
+    # As ingest sees them: summaries are cut at FW_SUMMARY_CHARS (400) when a feed is parsed, and
+    # the address comes along (a Hub model repository is a release).
     stories = [
-        (i.title, cut_at_word(i.summary, args.summary_chars))
+        (i.title, cut_at_word(i.summary, args.summary_chars), i.url)
         for i in itertools.islice(itertools.cycle(items), args.stories)
     ]
-    chars = sum(len(t) + len(s) for t, s in stories) / len(stories)
+    chars = sum(len(t) + len(s) for t, s, _url in stories) / len(stories)
     batches = [stories[i : i + args.batch] for i in range(0, len(stories), args.batch)]
 
     runs = []

@@ -973,7 +973,7 @@ async def _sources_check(settings: Settings, url: str) -> bool:
     if result.final_url != url:
         out.print(f"  redirected to {result.final_url}", markup=False)
     for entry in parsed.entries[:10]:
-        c = classifier.classify(entry.title, entry.summary)
+        c = classifier.classify(entry.title, entry.summary, entry.url)
         label = ", ".join(c.topics) or "-"
         when = entry.published.strftime("%Y-%m-%d") if entry.published else "no date"
         out.print(f"  [{label}] {when} {entry.title}", markup=False)

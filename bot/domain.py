@@ -83,6 +83,16 @@ class ParsedFeed:
     items_dropped: int = 0  # items beyond FW_MAX_ITEMS_PER_FEED, ignored
 
 
+#: What a classifier reads of a story: ``(title, summary)`` or ``(title, summary, url)``. The
+#: address matters only to topics with ``always_addresses`` (a Hugging Face model repository).
+StoryText = tuple[str, str] | tuple[str, str, str | None]
+
+
+def story_url(story: StoryText) -> str | None:
+    """The address of a :data:`StoryText`, or ``None`` when it has none."""
+    return story[2] if len(story) > 2 else None
+
+
 @dataclass(frozen=True, slots=True)
 class Classification:
     """Scores for every topic in 0..1, the topics that pass their threshold, and why."""

@@ -13,7 +13,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.classify import Classifier, KeywordFilter, TopicsConfigError, load_classifier, parse_taxonomy
+from bot.classify import (
+    Classifier,
+    KeywordFilter,
+    TopicsConfigError,
+    classify_many,
+    load_classifier,
+    parse_taxonomy,
+)
+from bot.classify.addresses import hub_model_repository
 from bot.classify.evaluate import (
     EvalReport,
     LabeledItem,
@@ -239,6 +247,71 @@ def test_a_bare_repository_id_reads_as_its_name(classifier: Classifier) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("url", "repository"),
+    [
+        ("https://huggingface.co/facebook/cwm", "facebook/cwm"),
+        ("https://huggingface.co/Lightricks/LTX-2?library=diffusers", "Lightricks/LTX-2"),
+        ("https://hf.co/zai-org/GLM-4.6", "zai-org/GLM-4.6"),
+        (
+            "https://huggingface.co/deepseek-ai/DeepSeek-V3.2/resolve/main/assets/paper.pdf",
+            "deepseek-ai/DeepSeek-V3.2",
+        ),
+        ("https://huggingface.co/datasets/HuggingFaceFW/fineweb", None),  # a dataset
+        ("https://huggingface.co/spaces/openai/whisper", None),  # a Space
+        ("https://huggingface.co/papers/2512.15603", None),  # a paper page
+        ("https://huggingface.co/blog/llama4-release", None),
+        ("https://huggingface.co/meta-llama", None),  # an organisation, not a repository
+        ("https://github.com/facebook/cwm", None),
+        ("ftp://huggingface.co/facebook/cwm", None),
+        ("https://[broken/facebook/cwm", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_a_hub_model_repository_is_read_from_its_address(url: str | None, repository: str | None) -> None:
+    assert hub_model_repository(url) == repository
+
+
+def test_a_hub_model_repository_is_a_release_whatever_its_headline_says(classifier: Classifier) -> None:
+    # The guide counts "a model card or Hub repository of a new model" as a release; aggregators link
+    # one under a headline that is nothing but its id, which no word list can know.
+    url = "https://huggingface.co/facebook/cwm"
+    assert classifier.classify("facebook/cwm").topics == ()
+    hub = classifier.classify("facebook/cwm", "", url)
+    assert hub.topics == ("release",)
+    assert hub.evidence["release"][0] == "always: Hugging Face model repository facebook/cwm"
+    assert (
+        classifier.classify("facebook/cwm", "", "https://huggingface.co/datasets/facebook/cwm").topics == ()
+    )
+    # The batch path (ingest) takes the address as a third element; two-element stories still work.
+    batch = classify_many(classifier, [("facebook/cwm", "", url), ("facebook/cwm", "")])
+    assert [c.topics for c in batch] == [("release",), ()]
+
+
+def test_always_addresses_is_the_operators_choice_and_never_still_wins() -> None:
+    url = "https://huggingface.co/facebook/cwm"
+    plain = RuleClassifier(parse_taxonomy(MINI.format(threshold=0.5)))
+    assert plain.classify("facebook/cwm", "", url).topics == ()  # not named: the address says nothing
+    named = MINI.format(threshold=0.5).replace(
+        "[topics.release.signals.announce]",
+        'always_addresses = ["hub_model"]\nnever = ["cwm"]\n[topics.release.signals.announce]',
+    )
+    rules = RuleClassifier(parse_taxonomy(named))
+    assert rules.classify("facebook/cwm", "", url).topics == ()  # `never` wins over the address
+    assert rules.classify("acme/widget-7b", "", "https://huggingface.co/acme/widget-7b").topics == (
+        "release",
+    )
+
+
+def test_the_shipped_hybrid_reads_the_address_too() -> None:
+    hybrid = load_classifier(TOPICS)  # the learned model and the rules
+    url = "https://huggingface.co/apple/starflow"
+    assert "release" not in hybrid.classify("apple/starflow").topics
+    assert "release" in hybrid.classify("apple/starflow", "", url).topics
+    assert ["release" in c.topics for c in classify_many(hybrid, [("apple/starflow", "", url)])] == [True]
+
+
 def test_a_size_word_matches_a_number_with_its_letters() -> None:
     size = MINI.format(threshold=0.5).replace('["launch*"]', '["#b", "a#b experts"]')
     rules = RuleClassifier(parse_taxonomy(size))
@@ -337,6 +410,12 @@ def test_bad_value_names_line_and_key() -> None:
         ("weight = 3.0", 'weight = "high"', "topics.release.signals.announce.weight", "expected a number"),
         ("[topics.release]", "[topics.Release]", "topics.Release", "lower-case"),
         ("[defaults]", "[defualts]", "defualts", "did you mean 'defaults'"),
+        (
+            "[topics.release.signals.announce]",
+            'always_addresses = ["huggingface"]\n[topics.release.signals.announce]',
+            "topics.release.always_addresses",
+            "unknown kind of address 'huggingface'; accepted: 'hub_model' (a model repository on the Hugging Face Hub",
+        ),
     ],
 )
 def test_validation_errors(replace: str, by: str, key: str, fragment: str) -> None:
@@ -453,10 +532,12 @@ def test_classify_lines_contract(classifier: Classifier) -> None:
         json.dumps({"summary": "no title"}),
         json.dumps({"title": "Whisky distillery opens", "summary": None, "extra": 1}),
         json.dumps({"title": 5}),
+        json.dumps({"title": "facebook/cwm", "url": "https://huggingface.co/facebook/cwm"}),
+        json.dumps({"title": "facebook/cwm", "url": 5}),
     ]
     out = [json.loads(line) for line in classify_lines(classifier, lines, explain=False)]
-    assert len(out) == 6  # the blank line produced nothing
-    first, bad_json, not_object, no_title, whisky, bad_title = out
+    assert len(out) == 8  # the blank line produced nothing
+    first, bad_json, not_object, no_title, whisky, bad_title, hub, bad_url = out
     assert first["topics"][:2] == ["distillation", "ip"]  # an accusation is ip too (labelling guide)
     assert list(first["scores"]) == list(SHIPPED_TOPICS)
     assert all(round(v, 4) == v and 0 <= v <= 1 for v in first["scores"].values())
@@ -466,6 +547,8 @@ def test_classify_lines_contract(classifier: Classifier) -> None:
     assert no_title == {"error": "line 5: missing 'title'"}
     assert whisky["topics"] == []
     assert bad_title == {"error": "line 7: 'title' must be a string"}
+    assert hub["topics"] == ["release"]  # the address of a Hub model repository
+    assert bad_url == {"error": "line 9: 'url' must be a string"}
 
 
 def test_classify_lines_explain(classifier: Classifier) -> None:
@@ -488,7 +571,7 @@ class _Fixed:
     def topics(self) -> tuple[str, ...]:
         return ("a", "b")
 
-    def classify(self, title: str, summary: str = "") -> Classification:
+    def classify(self, title: str, summary: str = "", url: str | None = None) -> Classification:
         got = self._answers.get(title, ())
         return Classification(
             scores={t: (0.9 if t in got else 0.1) for t in self.topics},
@@ -628,7 +711,7 @@ class _Everything:
     def topics(self) -> tuple[str, ...]:
         return SHIPPED_TOPICS
 
-    def classify(self, title: str, summary: str = "") -> Classification:
+    def classify(self, title: str, summary: str = "", url: str | None = None) -> Classification:
         return Classification(
             scores=dict.fromkeys(SHIPPED_TOPICS, 1.0),
             topics=SHIPPED_TOPICS,

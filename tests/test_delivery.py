@@ -325,7 +325,7 @@ async def test_stories_stored_but_not_routed_are_routed_once_at_recovery(
     class Natsec:
         topics = TOPICS
 
-        def classify(self, title: str, summary: str = "") -> Classification:
+        def classify(self, title: str, summary: str = "", url: str | None = None) -> Classification:
             return Classification({"natsec": 0.9}, ("natsec",), {"natsec": ("export controls",)})
 
     dest = await add_destination(store, "console", "recover", [("natsec", "both", 0.0)])

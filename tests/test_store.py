@@ -25,7 +25,7 @@ class KeywordClassifier:
 
     topics = ("natsec", "release")
 
-    def classify(self, title: str, summary: str = "") -> Classification:
+    def classify(self, title: str, summary: str = "", url: str | None = None) -> Classification:
         hit = "export" in title.lower()
         scores = {"natsec": 0.9 if hit else 0.0, "release": 0.0}
         return Classification(scores, ("natsec",) if hit else (), {"natsec": ("export",)} if hit else {})

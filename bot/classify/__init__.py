@@ -13,7 +13,7 @@ from typing import Protocol, runtime_checkable
 from bot.classify.keywords import KeywordFilter
 from bot.classify.rules import RuleClassifier
 from bot.classify.taxonomy import Taxonomy, TopicsConfigError, load_taxonomy, parse_taxonomy
-from bot.domain import Classification
+from bot.domain import Classification, StoryText, story_url
 
 #: The model shipped with the package, trained by `frontierwatch train` from `config/labelled`.
 PACKAGED_MODEL = Path(__file__).resolve().parent / "data" / "topic-model.json.gz"
@@ -40,15 +40,15 @@ class Classifier(Protocol):
     @property
     def topics(self) -> tuple[str, ...]: ...
 
-    def classify(self, title: str, summary: str = "") -> Classification: ...
+    def classify(self, title: str, summary: str = "", url: str | None = None) -> Classification: ...
 
 
-def classify_many(classifier: Classifier, stories: Sequence[tuple[str, str]]) -> list[Classification]:
+def classify_many(classifier: Classifier, stories: Sequence[StoryText]) -> list[Classification]:
     """Classify a batch, in one pass when the classifier can (the learned model scores batches)."""
     many = getattr(classifier, "classify_many", None)
     if callable(many):
         return list(many(stories))
-    return [classifier.classify(title, summary) for title, summary in stories]
+    return [classifier.classify(story[0], story[1], story_url(story)) for story in stories]
 
 
 def topic_thresholds(classifier: Classifier) -> dict[str, float]:

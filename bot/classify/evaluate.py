@@ -183,9 +183,9 @@ def evaluate(classifier: Classifier, items: Sequence[LabeledItem]) -> EvalReport
     _check_topics(classifier.topics, items)
     many = getattr(classifier, "classify_many", None)
     results = (
-        many([(i.title, i.summary) for i in items])
+        many([(i.title, i.summary, i.url) for i in items])
         if callable(many)
-        else [classifier.classify(i.title, i.summary) for i in items]
+        else [classifier.classify(i.title, i.summary, i.url) for i in items]
     )
     return score_results(classifier.topics, items, results)
 

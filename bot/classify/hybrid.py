@@ -3,7 +3,8 @@
 * A topic the model knows is scored by the model's calibrated probability (the rule scores are among
   its inputs) and attached at the threshold chosen out of fold on train + validation.
 * A topic added to ``config/topics.toml`` without training data runs on its rules alone.
-* ``always`` / ``never`` terms of a topic override both.
+* ``always`` / ``never`` terms of a topic override both, and so does an address that a topic's
+  ``always_addresses`` names (a Hugging Face model repository is a release).
 * Evidence lists up to three rule terms that matched, then the model's strongest features for the
   topic (only words that mark the topic in the training data, not "ai" or "us"), so an alert can
   always say why.
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 from bot.classify.features import merge_evidence, title_tokens, tokens
 from bot.classify.model import LinearTopicModel
 from bot.classify.rules import RuleClassifier, apply_overrides
-from bot.domain import Classification
+from bot.domain import Classification, StoryText, story_url
 
 __all__ = ["HybridClassifier"]
 
@@ -55,13 +56,16 @@ class HybridClassifier:
             for topic in self._topics
         }
 
-    def classify(self, title: str, summary: str = "") -> Classification:
-        return self.classify_many([(title, summary or "")])[0]
+    def classify(self, title: str, summary: str = "", url: str | None = None) -> Classification:
+        return self.classify_many([(title, summary or "", url)])[0]
 
-    def classify_many(self, stories: Sequence[tuple[str, str]]) -> list[Classification]:
+    def classify_many(self, stories: Sequence[StoryText]) -> list[Classification]:
         """Classify a batch: one sparse product for the whole batch (how ingest calls it)."""
-        split = [(title_tokens(title), tokens(summary)) for title, summary in stories]
-        analyses = [self.rules.analyze_tokens(t, s) for t, s in split]
+        split = [(title_tokens(story[0]), tokens(story[1])) for story in stories]
+        analyses = [
+            self.rules.analyze_tokens(t, s, story_url(story))
+            for (t, s), story in zip(split, stories, strict=True)
+        ]
         model = self.model
         if model is None or not self._model_topics:
             return [a.classification for a in analyses]

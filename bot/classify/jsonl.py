@@ -1,6 +1,7 @@
 """The `frontierwatch classify` contract: JSON Lines in, one JSON line out per input line.
 
-Input: one object per line with `title` (string) and optional `summary` (string or null).
+Input: one object per line with `title` (string), optional `summary` (string or null) and optional
+`url` (the story's address: a Hugging Face model repository is a release, see `always_addresses`).
 Output: `{"topics": [...], "scores": {topic: score}}` with every topic's score rounded to 4 places;
 with `explain=True` also `"evidence": {topic: [terms, ...]}`. A line that cannot be classified gives
 `{"error": "line N: ..."}` and processing continues; blank lines are skipped and produce nothing.
@@ -43,7 +44,10 @@ def classify_record(classifier: Classifier, record: object, *, explain: bool) ->
         summary = ""
     elif not isinstance(summary, str):
         raise _BadLine("'summary' must be a string")
-    result = classifier.classify(title, summary)
+    url = record.get("url")
+    if url is not None and not isinstance(url, str):
+        raise _BadLine("'url' must be a string")
+    result = classifier.classify(title, summary, url)
     out: dict[str, object] = {
         "topics": list(result.topics),
         "scores": {topic: round(result.scores.get(topic, 0.0), 4) for topic in classifier.topics},

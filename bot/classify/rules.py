@@ -27,6 +27,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from bot.classify.addresses import address_kind
 from bot.classify.features import title_tokens
 from bot.classify.taxonomy import NUMBER, Taxonomy, TopicSpec, pattern_tokens, size_pattern
 from bot.domain import Classification
@@ -211,6 +212,11 @@ class RuleClassifier:
         self._plans = tuple(plans)
         self._n_contexts = len(context_names)
         self._context_names = tuple(context_names)
+        address_topics: dict[str, list[str]] = {}
+        for topic in taxonomy.topics:
+            for kind in topic.always_addresses:
+                address_topics.setdefault(kind, []).append(topic.name)
+        self._address_topics = {kind: tuple(names) for kind, names in address_topics.items()}
 
     @property
     def topics(self) -> tuple[str, ...]:
@@ -220,14 +226,20 @@ class RuleClassifier:
     def contexts(self) -> tuple[str, ...]:
         return self._context_names
 
-    def classify(self, title: str, summary: str = "") -> Classification:
-        return self.analyze(title, summary).classification
+    def classify(self, title: str, summary: str = "", url: str | None = None) -> Classification:
+        return self.analyze(title, summary, url).classification
 
-    def analyze(self, title: str, summary: str = "") -> RuleAnalysis:
-        """The rule classification plus the operator's `always`/`never` term hits per topic."""
-        return self.analyze_tokens(title_tokens(title), _TOKEN.findall(summary.lower()) if summary else [])
+    def analyze(self, title: str, summary: str = "", url: str | None = None) -> RuleAnalysis:
+        """The rule classification plus the operator's `always`/`never` hits per topic.
 
-    def analyze_tokens(self, title_tokens: list[str], summary_tokens: list[str]) -> RuleAnalysis:
+        ``url``, the story's address, is read only for the topics' ``always_addresses``."""
+        return self.analyze_tokens(
+            title_tokens(title), _TOKEN.findall(summary.lower()) if summary else [], url
+        )
+
+    def analyze_tokens(
+        self, title_tokens: list[str], summary_tokens: list[str], url: str | None = None
+    ) -> RuleAnalysis:
         """As :meth:`analyze`, on text already split by :func:`bot.classify.features.tokens`."""
         title_hits = self._matcher.find(title_tokens)
         summary_hits = self._matcher.find(summary_tokens) if summary_tokens else {}
@@ -270,6 +282,12 @@ class RuleClassifier:
                         never.setdefault(plans[owner].spec.name, text)
                     elif factor > negatives[owner]:
                         negatives[owner] = factor
+        if url and self._address_topics:
+            found = address_kind(url)
+            if found is not None:
+                address, reason = found
+                for name in self._address_topics.get(address, ()):
+                    always.setdefault(name, reason)
 
         scores: dict[str, float] = {}
         evidence: dict[str, tuple[str, ...]] = {}
@@ -345,7 +363,7 @@ def _uncovered(title_tokens: list[str], texts: set[str]) -> int:
 class RuleAnalysis:
     classification: Classification  # with the operator's overrides applied
     rules_only: Classification  # before them (what the learned model takes as features)
-    always: dict[str, str]  # topic -> the `always` term that matched
+    always: dict[str, str]  # topic -> the `always` term (or the kind of address) that matched
     never: dict[str, str]  # topic -> the `never` term that matched
     contexts: frozenset[str] = frozenset()  # the taxonomy's contexts present (e.g. "ai", "compute")
     negatives: dict[str, float] = field(default_factory=dict)  # topic -> a `negative` term matched

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.classify.addresses import ADDRESS_KINDS
+
 __all__ = [
     "ContextSpec",
     "SignalSpec",
@@ -85,6 +87,8 @@ class TopicSpec:
     negative_terms: tuple[str, ...] = ()
     always: tuple[str, ...] = ()  # any of these terms attaches the topic, whatever the scores say
     never: tuple[str, ...] = ()  # any of these terms removes the topic (wins over `always`)
+    # kinds of address (bot.classify.addresses.ADDRESS_KINDS) that attach the topic, as `always` does
+    always_addresses: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +252,7 @@ _TOPIC_KEYS = (
     "signals",
     "negative",
     "always",
+    "always_addresses",
     "never",
 )
 _SIGNAL_KEYS = ("weight", "terms", "gated", "description")
@@ -396,10 +401,18 @@ def _parse_topic(
 
     always = v.terms(table.get("always", []), [*path, "always"], allow_empty=True)
     never = v.terms(table.get("never", []), [*path, "never"], allow_empty=True)
+    always_addresses = v.names(table.get("always_addresses", []), [*path, "always_addresses"])
+    for kind in always_addresses:
+        if kind not in ADDRESS_KINDS:
+            accepted = "; ".join(f"'{k}' ({meaning})" for k, meaning in ADDRESS_KINDS.items())
+            raise v.fail(
+                [*path, "always_addresses"], f"unknown kind of address '{kind}'; accepted: {accepted}"
+            )
 
     return TopicSpec(
         always=always,
         never=never,
+        always_addresses=always_addresses,
         name=name,
         description=description,
         threshold=threshold,

@@ -319,7 +319,7 @@ def cross_validate(rules: RuleClassifier, items: Sequence[LabeledItem]) -> list[
         held = [i for i in range(len(items)) if folds[i] == k]
         rest = [items[i] for i in range(len(items)) if folds[i] != k]
         classifier = HybridClassifier(rules, train_model(rules, TrainingData(rest, [], [])))
-        results = classifier.classify_many([(items[i].title, items[i].summary) for i in held])
+        results = classifier.classify_many([(items[i].title, items[i].summary, items[i].url) for i in held])
         for i, result in zip(held, results, strict=True):
             out[i] = result
     return [r for r in out if r is not None]

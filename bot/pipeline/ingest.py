@@ -279,7 +279,7 @@ class Ingestor:
         classified = dict(
             zip(
                 new_urls,
-                classify_many(self.classifier, [(e.title, e.summary) for e in new_urls.values()]),
+                classify_many(self.classifier, [(e.title, e.summary, e.url) for e in new_urls.values()]),
                 strict=True,
             )
         )
