@@ -264,7 +264,12 @@ def test_a_bare_repository_id_reads_as_its_name(classifier: Classifier) -> None:
         ("https://huggingface.co/meta-llama", None),  # an organisation, not a repository
         ("https://github.com/facebook/cwm", None),
         ("ftp://huggingface.co/facebook/cwm", None),
-        ("https://[broken/facebook/cwm", None),
+        ("https://[huggingface.co/facebook/cwm", None),  # not a URL: urlsplit refuses it
+        ("https://HuggingFace.co/facebook/cwm", "facebook/cwm"),  # hosts are case-blind
+        ("https://huggingface.co./facebook/cwm.git", "facebook/cwm"),
+        ("https://huggingface.co/competitions/some-challenge", None),  # the site's own sections
+        ("https://huggingface.co/inference/models?model=x", None),
+        ("https://huggingface.co/subscribe/pro", None),
         ("", None),
         (None, None),
     ],
@@ -415,6 +420,12 @@ def test_bad_value_names_line_and_key() -> None:
             'always_addresses = ["huggingface"]\n[topics.release.signals.announce]',
             "topics.release.always_addresses",
             "unknown kind of address 'huggingface'; accepted: 'hub_model' (a model repository on the Hugging Face Hub",
+        ),
+        (
+            "[topics.release.signals.announce]",
+            'always_addresses = ["hub_model", "hub_model"]\n[topics.release.signals.announce]',
+            "topics.release.always_addresses",
+            "listed twice",
         ),
     ],
 )

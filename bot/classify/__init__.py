@@ -48,7 +48,13 @@ def classify_many(classifier: Classifier, stories: Sequence[StoryText]) -> list[
     many = getattr(classifier, "classify_many", None)
     if callable(many):
         return list(many(stories))
-    return [classifier.classify(story[0], story[1], story_url(story)) for story in stories]
+    # A classifier written before addresses existed takes (title, summary): pass a url only when known.
+    return [
+        classifier.classify(story[0], story[1], url)
+        if (url := story_url(story))
+        else classifier.classify(*story[:2])
+        for story in stories
+    ]
 
 
 def topic_thresholds(classifier: Classifier) -> dict[str, float]:

@@ -20,20 +20,21 @@ __all__ = ["ADDRESS_KINDS", "address_kind"]
 #: Every kind of address a topic's ``always_addresses`` may name, with what it means (shown in
 #: configuration errors and in the docs).
 ADDRESS_KINDS: dict[str, str] = {
-    "hub_model": "a model repository on the Hugging Face Hub (https://huggingface.co/<owner>/<name>)",
+    "hub_model": "a model repository on the Hugging Face Hub, https://huggingface.co/<owner>/<name>",
 }
 
 _HUB_HOSTS = frozenset({"huggingface.co", "www.huggingface.co", "hf.co"})
 
 # First path segments of huggingface.co that are the site's own pages, not a user or an
 # organisation: datasets and Spaces live under their own prefix, papers and blog posts are not
-# repositories. The Hub refuses these as account names.
+# repositories, and the rest are the site's sections.
 _HUB_RESERVED = frozenset(
     {
-        "api", "blog", "chat", "collections", "datasets", "docs", "enterprise", "join", "learn",
-        "login", "models", "new", "notifications", "organizations", "papers", "posts", "pricing",
-        "privacy", "search", "settings", "spaces", "tasks", "terms-of-service", "changelog",
-        "huggingchat", "inference-endpoints", "welcome", "static-proxy", "oauth",
+        "api", "blog", "chat", "collections", "competitions", "datasets", "docs", "enterprise",
+        "inference", "jobs", "join", "learn", "login", "mcp", "models", "new", "notifications",
+        "organizations", "papers", "posts", "pricing", "privacy", "search", "settings", "spaces",
+        "storage", "subscribe", "tasks", "terms-of-service", "changelog", "huggingchat",
+        "inference-endpoints", "welcome", "static-proxy", "oauth",
     }
 )  # fmt: skip
 
@@ -47,18 +48,21 @@ def hub_model_repository(url: str | None) -> str | None:
     Files and tabs of the repository (``/blob/main/README.md``, ``/tree/main``, ``/discussions``)
     are still that repository's pages.
     """
-    if not url or ("huggingface.co" not in url and "hf.co" not in url):  # most stories: no parse
+    if not url:
+        return None
+    lowered = url.lower()
+    if "huggingface.co" not in lowered and "hf.co" not in lowered:  # most stories: no parse
         return None
     try:
         parts = urlsplit(url.strip())
     except ValueError:
         return None
-    if parts.scheme not in ("http", "https") or (parts.hostname or "") not in _HUB_HOSTS:
+    if parts.scheme.lower() not in ("http", "https") or (parts.hostname or "").rstrip(".") not in _HUB_HOSTS:
         return None
     segments = [s for s in parts.path.split("/") if s]
     if len(segments) < 2:
         return None
-    owner, name = segments[0], segments[1]
+    owner, name = segments[0], segments[1].removesuffix(".git")
     if owner.lower() in _HUB_RESERVED or not _HUB_NAME.fullmatch(owner) or not _HUB_NAME.fullmatch(name):
         return None
     return f"{owner}/{name}"

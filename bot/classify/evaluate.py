@@ -185,7 +185,12 @@ def evaluate(classifier: Classifier, items: Sequence[LabeledItem]) -> EvalReport
     results = (
         many([(i.title, i.summary, i.url) for i in items])
         if callable(many)
-        else [classifier.classify(i.title, i.summary, i.url) for i in items]
+        else [
+            classifier.classify(i.title, i.summary, i.url)
+            if i.url
+            else classifier.classify(i.title, i.summary)
+            for i in items
+        ]
     )
     return score_results(classifier.topics, items, results)
 

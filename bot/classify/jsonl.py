@@ -47,7 +47,7 @@ def classify_record(classifier: Classifier, record: object, *, explain: bool) ->
     url = record.get("url")
     if url is not None and not isinstance(url, str):
         raise _BadLine("'url' must be a string")
-    result = classifier.classify(title, summary, url)
+    result = classifier.classify(title, summary, url) if url else classifier.classify(title, summary)
     out: dict[str, object] = {
         "topics": list(result.topics),
         "scores": {topic: round(result.scores.get(topic, 0.0), 4) for topic in classifier.topics},

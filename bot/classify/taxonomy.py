@@ -402,6 +402,8 @@ def _parse_topic(
     always = v.terms(table.get("always", []), [*path, "always"], allow_empty=True)
     never = v.terms(table.get("never", []), [*path, "never"], allow_empty=True)
     always_addresses = v.names(table.get("always_addresses", []), [*path, "always_addresses"])
+    if len(set(always_addresses)) != len(always_addresses):
+        raise v.fail([*path, "always_addresses"], "a kind of address is listed twice")
     for kind in always_addresses:
         if kind not in ADDRESS_KINDS:
             accepted = "; ".join(f"'{k}' ({meaning})" for k, meaning in ADDRESS_KINDS.items())

@@ -7,9 +7,9 @@ A tracker source is a :class:`~bot.domain.SourceSpec` with ``kind = "hf_models"`
 pool exactly like :func:`bot.sources.parser.parse_feed`.
 
 Hub entry titles read as releases ("deepseek-ai releases new model DeepSeek-V3.2 on Hugging Face") on
-purpose: the rule classifier labels ``release`` from the words of a story (it wants an announcement
-verb and the word "model" or a known family name), and a tracker story must be labelled before any
-news outlet has written about it. GitHub titles ("owner/name release v1.2.3: <title>") add no such
+purpose, so the story reads right in a digest; its address, a model repository on the Hub, also
+makes it ``release`` by itself (``always_addresses = ["hub_model"]`` in ``config/topics.toml``), as
+a tracker story must be labelled before any news outlet has written about it. GitHub titles ("owner/name release v1.2.3: <title>") add no such
 word: a tag on a library repository is not necessarily a model release, so the classifier decides.
 """
 
