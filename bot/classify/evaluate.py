@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.classify import Classifier
+from bot.classify import Classifier, classify_many
 from bot.domain import Classification
 
 __all__ = [
@@ -181,17 +181,7 @@ def load_labeled(path: Path | str) -> list[LabeledItem]:
 def evaluate(classifier: Classifier, items: Sequence[LabeledItem]) -> EvalReport:
     """Per-topic precision/recall/F1 over `items`; labels naming unknown topics are an error."""
     _check_topics(classifier.topics, items)
-    many = getattr(classifier, "classify_many", None)
-    results = (
-        many([(i.title, i.summary, i.url) for i in items])
-        if callable(many)
-        else [
-            classifier.classify(i.title, i.summary, i.url)
-            if i.url
-            else classifier.classify(i.title, i.summary)
-            for i in items
-        ]
-    )
+    results = classify_many(classifier, [(i.title, i.summary, i.url) for i in items])
     return score_results(classifier.topics, items, results)
 
 

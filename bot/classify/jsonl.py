@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 
-from bot.classify import Classifier
+from bot.classify import Classifier, classify_many
 
 __all__ = ["classify_lines", "classify_record", "describe_json_error"]
 
@@ -47,7 +47,7 @@ def classify_record(classifier: Classifier, record: object, *, explain: bool) ->
     url = record.get("url")
     if url is not None and not isinstance(url, str):
         raise _BadLine("'url' must be a string")
-    result = classifier.classify(title, summary, url) if url else classifier.classify(title, summary)
+    result = classify_many(classifier, [(title, summary, url)])[0]
     out: dict[str, object] = {
         "topics": list(result.topics),
         "scores": {topic: round(result.scores.get(topic, 0.0), 4) for topic in classifier.topics},
