@@ -176,7 +176,8 @@ async def test_a_poll_and_a_delivery_move_the_counters_seen_on_the_metrics_port(
             assert value(samples, "frontierwatch_fetch_duration_seconds_bucket", outcome="ok", le="+Inf") == 2
             assert value(samples, "frontierwatch_stories_stored_total") == 3
             assert value(samples, "frontierwatch_stories_classified_total", topic="release") == 1
-            assert value(samples, "frontierwatch_stories_classified_total", topic="natsec") == 1
+            # The accusation that DeepSeek distilled OpenAI's models is natsec too, as the guide has it.
+            assert value(samples, "frontierwatch_stories_classified_total", topic="natsec") == 2
             assert value(samples, "frontierwatch_stories_classified_total", topic="distillation") == 1
             # The counter moves right after the outbox row is marked sent, a moment after the post.
             await wait_for(lambda: sent_to_discord(app.metrics) == 2)
