@@ -21,7 +21,7 @@ from bot.classify import (
     load_classifier,
     parse_taxonomy,
 )
-from bot.classify.addresses import hub_model_repository
+from bot.classify.addresses import address_kind, hub_model_repository, paper_id
 from bot.classify.evaluate import (
     EvalReport,
     LabeledItem,
@@ -309,6 +309,73 @@ def test_always_addresses_is_the_operators_choice_and_never_still_wins() -> None
     )
 
 
+@pytest.mark.parametrize(
+    ("url", "paper"),
+    [
+        ("https://arxiv.org/abs/2509.14008", "2509.14008"),
+        ("http://arxiv.org/abs/2509.14008v2", "2509.14008"),
+        ("https://arxiv.org/pdf/2509.14008v1.pdf", "2509.14008"),
+        ("https://arxiv.org/html/2509.14008v1", "2509.14008"),
+        ("https://export.arxiv.org/abs/2509.14008", "2509.14008"),
+        ("https://huggingface.co/papers/2512.15603", "2512.15603"),  # the Hub's page of a paper
+        ("https://arxiv.org/abs/hep-th/9901001v1", "hep-th/9901001"),  # an old-style id
+        ("https://arxiv.org/list/cs.AI/recent", None),  # a listing, not a paper
+        ("https://arxiv.org/abs/", None),
+        ("https://example.com/arxiv.org/abs/2509.14008", None),  # the host decides, not the path
+        ("https://huggingface.co/facebook/cwm", None),
+        ("https://www.theverge.com/news/paper-2509.14008", None),
+        (None, None),
+    ],
+)
+def test_a_paper_is_read_from_its_address(url: str | None, paper: str | None) -> None:
+    assert paper_id(url) == paper
+    if paper is not None:
+        assert address_kind(url) == ("paper", f"paper arXiv:{paper}")
+
+
+def test_a_paper_keeps_a_topic_only_with_a_word_its_address_requires() -> None:
+    """The guide: a paper is a release only when it "introduces a named model and publishes it"."""
+    url = "https://arxiv.org/abs/2509.14008"
+    text = MINI.format(threshold=0.5).replace(
+        "[topics.release.signals.announce]",
+        '[topics.release.address_requires]\npaper = ["open source*", "weights"]\n[topics.release.signals.announce]',
+    )
+    rules = RuleClassifier(parse_taxonomy(text))
+    title, silent, published = (
+        "AI: Acme launches Widget model",
+        "A new family.",
+        "We open-source the weights.",
+    )
+    assert rules.classify(title, silent).topics == ("release",)  # no address: nothing required
+    assert rules.classify(title, silent, "https://example.com/widget").topics == ("release",)  # not a paper
+    unpublished = rules.classify(title, silent, url)
+    assert unpublished.topics == ()
+    assert unpublished.evidence["release"] == ("never: paper arXiv:2509.14008 without a required word",)
+    assert rules.classify(title, published, url).topics == ("release",)
+    assert rules.classify("AI: Acme launches Widget model with open weights", silent, url).topics == (
+        "release",
+    )
+    # A taxonomy without the key: the paper's address changes nothing.
+    assert RuleClassifier(parse_taxonomy(MINI.format(threshold=0.5))).classify(title, silent, url).topics == (
+        "release",
+    )
+
+
+def test_the_shipped_taxonomy_takes_release_from_a_paper_that_does_not_say_it_is_out() -> None:
+    hybrid = load_classifier(TOPICS)
+    url = "https://arxiv.org/abs/2505.09388"
+    report = "Qwen3 Technical Report"
+    announced = "In this work, we present Qwen3, the latest version of the Qwen model family."
+    published = announced + " All Qwen3 models are publicly accessible under Apache 2.0."
+    assert "release" not in hybrid.classify(report, announced, url).topics
+    batch = classify_many(
+        hybrid, [(report, announced, url), (report, published + " Weights on Hugging Face.", url)]
+    )
+    assert "release" not in batch[0].topics
+    assert batch[0].evidence["release"] == ("never: paper arXiv:2505.09388 without a required word",)
+    assert "release" in batch[1].topics
+
+
 def test_the_shipped_hybrid_reads_the_address_too() -> None:
     hybrid = load_classifier(TOPICS)  # the learned model and the rules
     url = "https://huggingface.co/apple/starflow"
@@ -426,6 +493,24 @@ def test_bad_value_names_line_and_key() -> None:
             'always_addresses = ["hub_model", "hub_model"]\n[topics.release.signals.announce]',
             "topics.release.always_addresses",
             "listed twice",
+        ),
+        (
+            "[topics.release.signals.announce]",
+            '[topics.release.address_requires]\narxiv = ["weights"]\n[topics.release.signals.announce]',
+            "topics.release.address_requires.arxiv",
+            "unknown kind of address; accepted: 'hub_model' (",
+        ),
+        (
+            "[topics.release.signals.announce]",
+            "[topics.release.address_requires]\npaper = []\n[topics.release.signals.announce]",
+            "topics.release.address_requires.paper",
+            "must not be empty",
+        ),
+        (
+            "[topics.release.signals.announce]",
+            'address_requires = ["paper"]\n[topics.release.signals.announce]',
+            "topics.release.address_requires",
+            "expected a table",
         ),
     ],
 )

@@ -5,9 +5,14 @@ from, but its address does: a page ``huggingface.co/<owner>/<name>`` is a model 
 labelling guide counts "a model card or Hub repository of a new model" as a release. Aggregators
 (trending lists, Hacker News) link such pages with nothing but the repository id as headline.
 
+A paper's page says the opposite: the guide counts a paper as a release only when it "introduces a
+named model and publishes it", and most papers that name a model never say so. A topic's
+``address_requires`` gives, per kind of address, the words a story from such an address must
+carry for the topic to attach (``paper = ["open source", "weights", …]`` on ``release``).
+
 Only the address's shape is read: no network, no lookup. Kinds are named in
-``config/topics.toml`` (``always_addresses = ["hub_model"]`` on a topic), so an operator decides
-which topic, if any, an address attaches.
+``config/topics.toml`` (``always_addresses = ["hub_model"]``, ``[topics.X.address_requires]``), so
+an operator decides what, if anything, an address does.
 """
 
 from __future__ import annotations
@@ -15,13 +20,19 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-__all__ = ["ADDRESS_KINDS", "address_kind"]
+__all__ = ["ADDRESS_KINDS", "address_kind", "paper_id"]
 
-#: Every kind of address a topic's ``always_addresses`` may name, with what it means (shown in
-#: configuration errors and in the docs).
+#: Every kind of address a topic's ``always_addresses`` and ``address_requires`` may name, with
+#: what it means (shown in configuration errors and in the docs).
 ADDRESS_KINDS: dict[str, str] = {
     "hub_model": "a model repository on the Hugging Face Hub, https://huggingface.co/<owner>/<name>",
+    "paper": "a paper on arXiv (https://arxiv.org/abs/<id>, /pdf/, /html/) or its Hugging Face page (/papers/<id>)",
 }
+
+_ARXIV_HOSTS = frozenset({"arxiv.org", "www.arxiv.org", "export.arxiv.org"})
+_ARXIV_SECTIONS = frozenset({"abs", "pdf", "html"})
+# A new-style arXiv id (2511.01234, with an optional version) or an old-style one (cs/0112017).
+_ARXIV_ID = re.compile(r"(\d{4}\.\d{4,5}|[a-z-]+(\.[A-Z]{2})?/\d{7})(v\d+)?(\.pdf)?", re.IGNORECASE)
 
 _HUB_HOSTS = frozenset({"huggingface.co", "www.huggingface.co", "hf.co"})
 
@@ -68,9 +79,37 @@ def hub_model_repository(url: str | None) -> str | None:
     return f"{owner}/{name}"
 
 
+def paper_id(url: str | None) -> str | None:
+    """The arXiv id when ``url`` is a paper's page on arXiv or on the Hub (``/papers/<id>``)."""
+    if not url:
+        return None
+    lowered = url.lower()
+    if "arxiv.org" not in lowered and "/papers/" not in lowered:  # most stories: no parse
+        return None
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return None
+    host = (parts.hostname or "").rstrip(".")
+    if parts.scheme.lower() not in ("http", "https"):
+        return None
+    segments = [s for s in parts.path.split("/") if s]
+    if host in _ARXIV_HOSTS and len(segments) >= 2 and segments[0].lower() in _ARXIV_SECTIONS:
+        candidate = "/".join(segments[1:])
+    elif host in _HUB_HOSTS and len(segments) == 2 and segments[0] == "papers":
+        candidate = segments[1]
+    else:
+        return None
+    found = _ARXIV_ID.fullmatch(candidate)
+    return found.group(1) if found else None
+
+
 def address_kind(url: str | None) -> tuple[str, str] | None:
     """The kind of ``url`` (a key of :data:`ADDRESS_KINDS`) and a short reason to show, or ``None``."""
     repository = hub_model_repository(url)
     if repository is not None:
         return "hub_model", f"Hugging Face model repository {repository}"
+    paper = paper_id(url)
+    if paper is not None:
+        return "paper", f"paper arXiv:{paper}"
     return None

@@ -43,6 +43,7 @@ _SIGNAL = 1
 _NEGATIVE = 2
 _ALWAYS = 3
 _NEVER = 4
+_REQUIRED = 5  # a term of a topic's `address_requires` (signal = the index of its kind of address)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +177,8 @@ class RuleClassifier:
             all_terms.extend(topic.negative_terms)
             all_terms.extend(topic.always)
             all_terms.extend(topic.never)
+            for _kind, required in topic.address_requires:
+                all_terms.extend(required)
         self._matcher = _Matcher(all_terms)
 
         slots: dict[int, list[_Slot]] = {}
@@ -193,6 +196,9 @@ class RuleClassifier:
                 slots.setdefault(self._matcher.term_id(term), []).append((_ALWAYS, t, -1))
             for term in topic.never:
                 slots.setdefault(self._matcher.term_id(term), []).append((_NEVER, t, -1))
+            for k, (_kind, required) in enumerate(topic.address_requires):
+                for term in required:
+                    slots.setdefault(self._matcher.term_id(term), []).append((_REQUIRED, t, k))
             signal_index = {sig.name: i for i, sig in enumerate(topic.signals)}
             plans.append(
                 _TopicPlan(
@@ -217,6 +223,12 @@ class RuleClassifier:
             for kind in topic.always_addresses:
                 address_topics.setdefault(kind, []).append(topic.name)
         self._address_topics = {kind: tuple(names) for kind, names in address_topics.items()}
+        # kind of address -> (topic index, index of the kind in that topic's address_requires)
+        address_requires: dict[str, list[tuple[int, int]]] = {}
+        for t, topic in enumerate(taxonomy.topics):
+            for k, (kind, _required) in enumerate(topic.address_requires):
+                address_requires.setdefault(kind, []).append((t, k))
+        self._address_requires = {kind: tuple(pairs) for kind, pairs in address_requires.items()}
 
     @property
     def topics(self) -> tuple[str, ...]:
@@ -232,7 +244,8 @@ class RuleClassifier:
     def analyze(self, title: str, summary: str = "", url: str | None = None) -> RuleAnalysis:
         """The rule classification plus the operator's `always`/`never` hits per topic.
 
-        ``url``, the story's address, is read only for the topics' ``always_addresses``."""
+        ``url``, the story's address, is read only for the topics' ``always_addresses`` and
+        ``address_requires``."""
         return self.analyze_tokens(
             title_tokens(title), _TOKEN.findall(summary.lower()) if summary else [], url
         )
@@ -253,6 +266,7 @@ class RuleClassifier:
         bare_texts: list[set[str]] = [set() for _ in self._plans]
         always: dict[str, str] = {}
         never: dict[str, str] = {}
+        required: set[tuple[int, int]] = set()  # (topic, kind) whose `address_requires` term matched
         title_weight = self.taxonomy.title_weight
 
         plans = self._plans
@@ -280,14 +294,20 @@ class RuleClassifier:
                         always.setdefault(plans[owner].spec.name, text)
                     elif kind == _NEVER:
                         never.setdefault(plans[owner].spec.name, text)
+                    elif kind == _REQUIRED:
+                        required.add((owner, signal))
                     elif factor > negatives[owner]:
                         negatives[owner] = factor
-        if url and self._address_topics:
+        if url and (self._address_topics or self._address_requires):
             found = address_kind(url)
             if found is not None:
                 address, reason = found
                 for name in self._address_topics.get(address, ()):
                     always.setdefault(name, reason)
+                # "Hala Technical Report": a paper that names a model but never says it is out.
+                for t, k in self._address_requires.get(address, ()):
+                    if (t, k) not in required:
+                        never.setdefault(plans[t].spec.name, f"{reason} without a required word")
 
         scores: dict[str, float] = {}
         evidence: dict[str, tuple[str, ...]] = {}

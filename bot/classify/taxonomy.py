@@ -89,6 +89,9 @@ class TopicSpec:
     never: tuple[str, ...] = ()  # any of these terms removes the topic (wins over `always`)
     # kinds of address (bot.classify.addresses.ADDRESS_KINDS) that attach the topic, as `always` does
     always_addresses: tuple[str, ...] = ()
+    # per kind of address: a story from such an address keeps the topic only when one of these
+    # terms is in its title or summary (otherwise it is removed, as by a `never` term)
+    address_requires: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +256,7 @@ _TOPIC_KEYS = (
     "negative",
     "always",
     "always_addresses",
+    "address_requires",
     "never",
 )
 _SIGNAL_KEYS = ("weight", "terms", "gated", "description")
@@ -411,10 +415,20 @@ def _parse_topic(
                 [*path, "always_addresses"], f"unknown kind of address '{kind}'; accepted: {accepted}"
             )
 
+    address_requires: list[tuple[str, tuple[str, ...]]] = []
+    if "address_requires" in table:
+        req_path = [*path, "address_requires"]
+        for kind, terms in v.table(table["address_requires"], req_path).items():
+            if kind not in ADDRESS_KINDS:
+                accepted = "; ".join(f"'{k}' ({meaning})" for k, meaning in ADDRESS_KINDS.items())
+                raise v.fail([*req_path, kind], f"unknown kind of address; accepted: {accepted}")
+            address_requires.append((kind, v.terms(terms, [*req_path, kind])))
+
     return TopicSpec(
         always=always,
         never=never,
         always_addresses=always_addresses,
+        address_requires=tuple(address_requires),
         name=name,
         description=description,
         threshold=threshold,
