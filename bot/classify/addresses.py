@@ -53,25 +53,34 @@ _HUB_RESERVED = frozenset(
 _HUB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
+def _web_path(url: str | None, *marks: str) -> tuple[str, list[str]] | None:
+    """The host (lower case, no trailing dot) and path segments of an http(s) ``url`` that contains
+    one of ``marks``; ``None`` for any other, and cheaply for most stories (no parse)."""
+    if not url:
+        return None
+    lowered = url.lower()
+    if not any(mark in lowered for mark in marks):
+        return None
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https"):
+        return None
+    return (parts.hostname or "").rstrip("."), [s for s in parts.path.split("/") if s]
+
+
 def hub_model_repository(url: str | None) -> str | None:
     """``owner/name`` when ``url`` is a page of a model repository on the Hub, else ``None``.
 
     Files and tabs of the repository (``/blob/main/README.md``, ``/tree/main``, ``/discussions``)
     are still that repository's pages.
     """
-    if not url:
+    found = _web_path(url, "huggingface.co", "hf.co")
+    if found is None:
         return None
-    lowered = url.lower()
-    if "huggingface.co" not in lowered and "hf.co" not in lowered:  # most stories: no parse
-        return None
-    try:
-        parts = urlsplit(url.strip())
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or (parts.hostname or "").rstrip(".") not in _HUB_HOSTS:
-        return None
-    segments = [s for s in parts.path.split("/") if s]
-    if len(segments) < 2:
+    host, segments = found
+    if host not in _HUB_HOSTS or len(segments) < 2:
         return None
     owner, name = segments[0], segments[1].removesuffix(".git")
     if owner.lower() in _HUB_RESERVED or not _HUB_NAME.fullmatch(owner) or not _HUB_NAME.fullmatch(name):
@@ -81,27 +90,18 @@ def hub_model_repository(url: str | None) -> str | None:
 
 def paper_id(url: str | None) -> str | None:
     """The arXiv id when ``url`` is a paper's page on arXiv or on the Hub (``/papers/<id>``)."""
-    if not url:
+    found = _web_path(url, "arxiv.org", "/papers/")
+    if found is None:
         return None
-    lowered = url.lower()
-    if "arxiv.org" not in lowered and "/papers/" not in lowered:  # most stories: no parse
-        return None
-    try:
-        parts = urlsplit(url.strip())
-    except ValueError:
-        return None
-    host = (parts.hostname or "").rstrip(".")
-    if parts.scheme.lower() not in ("http", "https"):
-        return None
-    segments = [s for s in parts.path.split("/") if s]
+    host, segments = found
     if host in _ARXIV_HOSTS and len(segments) >= 2 and segments[0].lower() in _ARXIV_SECTIONS:
         candidate = "/".join(segments[1:])
     elif host in _HUB_HOSTS and len(segments) == 2 and segments[0] == "papers":
         candidate = segments[1]
     else:
         return None
-    found = _ARXIV_ID.fullmatch(candidate)
-    return found.group(1) if found else None
+    arxiv = _ARXIV_ID.fullmatch(candidate)
+    return arxiv.group(1) if arxiv else None
 
 
 def address_kind(url: str | None) -> tuple[str, str] | None:
