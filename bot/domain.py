@@ -84,7 +84,8 @@ class ParsedFeed:
 
 
 #: What a classifier reads of a story: ``(title, summary)`` or ``(title, summary, url)``. The
-#: address matters only to topics with ``always_addresses`` (a Hugging Face model repository).
+#: address matters only to topics with ``always_addresses`` (a Hugging Face model repository) or
+#: ``address_requires`` (a paper must say its model is out).
 StoryText = tuple[str, str] | tuple[str, str, str | None]
 
 

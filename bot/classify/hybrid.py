@@ -3,8 +3,10 @@
 * A topic the model knows is scored by the model's calibrated probability (the rule scores are among
   its inputs) and attached at the threshold chosen out of fold on train + validation.
 * A topic added to ``config/topics.toml`` without training data runs on its rules alone.
-* ``always`` / ``never`` terms of a topic override both, and so does an address that a topic's
-  ``always_addresses`` names (a Hugging Face model repository is a release).
+* ``always`` / ``never`` terms of a topic override both, and so does the story's address: one that
+  a topic's ``always_addresses`` names attaches it (a Hugging Face model repository is a release),
+  one whose ``address_requires`` words are missing removes it (a paper that never says its model
+  is out is not a release).
 * Evidence lists up to three rule terms that matched, then the model's strongest features for the
   topic (only words that mark the topic in the training data, not "ai" or "us"), so an alert can
   always say why.

@@ -1,7 +1,8 @@
 """The `frontierwatch classify` contract: JSON Lines in, one JSON line out per input line.
 
 Input: one object per line with `title` (string), optional `summary` (string or null) and optional
-`url` (the story's address: a Hugging Face model repository is a release, see `always_addresses`).
+`url` (the story's address: a Hugging Face model repository is a release, see `always_addresses`;
+a paper is one only when it says the model is out, see `address_requires`).
 Output: `{"topics": [...], "scores": {topic: score}}` with every topic's score rounded to 4 places;
 with `explain=True` also `"evidence": {topic: [terms, ...]}`. A line that cannot be classified gives
 `{"error": "line N: ..."}` and processing continues; blank lines are skipped and produce nothing.

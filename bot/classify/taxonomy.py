@@ -260,6 +260,8 @@ _TOPIC_KEYS = (
     "never",
 )
 _SIGNAL_KEYS = ("weight", "terms", "gated", "description")
+# What a configuration error about a kind of address lists as accepted.
+_ACCEPTED_KINDS = "; ".join(f"'{kind}' ({meaning})" for kind, meaning in ADDRESS_KINDS.items())
 _NEGATIVE_KEYS = ("weight", "terms", "description")
 
 
@@ -410,9 +412,8 @@ def _parse_topic(
         raise v.fail([*path, "always_addresses"], "a kind of address is listed twice")
     for kind in always_addresses:
         if kind not in ADDRESS_KINDS:
-            accepted = "; ".join(f"'{k}' ({meaning})" for k, meaning in ADDRESS_KINDS.items())
             raise v.fail(
-                [*path, "always_addresses"], f"unknown kind of address '{kind}'; accepted: {accepted}"
+                [*path, "always_addresses"], f"unknown kind of address '{kind}'; accepted: {_ACCEPTED_KINDS}"
             )
 
     address_requires: list[tuple[str, tuple[str, ...]]] = []
@@ -420,8 +421,7 @@ def _parse_topic(
         req_path = [*path, "address_requires"]
         for kind, terms in v.table(table["address_requires"], req_path).items():
             if kind not in ADDRESS_KINDS:
-                accepted = "; ".join(f"'{k}' ({meaning})" for k, meaning in ADDRESS_KINDS.items())
-                raise v.fail([*req_path, kind], f"unknown kind of address; accepted: {accepted}")
+                raise v.fail([*req_path, kind], f"unknown kind of address; accepted: {_ACCEPTED_KINDS}")
             address_requires.append((kind, v.terms(terms, [*req_path, kind])))
 
     return TopicSpec(

@@ -41,6 +41,7 @@ __all__ = [
     "MIN_POSITIVES",
     "MIN_PRECISION",
     "TrainingData",
+    "canonical_order",
     "cross_validate",
     "group_of",
     "grouped_folds",
