@@ -649,6 +649,12 @@ def train(data: Path, extra: tuple[Path, ...], feedback: bool, out_path: Path | 
                 f"cross-validated by outlet-month at threshold {threshold:.2f}: precision "
                 f"{v['precision']:.3f}, recall {v['recall']:.3f}, F1 {v['f1']:.3f}"
             )
+            gate = info.get("model_requires_context")
+            if gate:
+                out_line += (
+                    f"; trained and scored only where one of its contexts is present "
+                    f"({gate['stories_in_context']} stories; {gate['positives_outside']} of its examples have none)"
+                )
         else:
             out_line = f"{topic}: rules only ({info['train_positives']} training examples; {info['reason']})"
         out.print(out_line, markup=False)

@@ -101,7 +101,9 @@ def test_test_split_is_frozen_and_no_outlet_month_is_in_two_splits() -> None:
     assert all(recorded[g] == "test" for g in groups["test"])
 
 
-@pytest.mark.parametrize("name", ["recent-2024-26", "recent-2025-26", "papers-2025-26", "news-2025"])
+@pytest.mark.parametrize(
+    "name", ["recent-2024-26", "recent-2025-26", "papers-2025-26", "news-2025", "flagged-2023"]
+)
 def test_recent_held_out_set_is_real_labelled_and_never_in_a_split(name: str) -> None:
     """The `recent-*.jsonl` sets measure the model on text it was never trained on (labs' feeds,
     Hub models, 2025–26 news): they must stay out of every split, or their figures would mean

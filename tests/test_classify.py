@@ -376,6 +376,34 @@ def test_the_shipped_taxonomy_takes_release_from_a_paper_that_does_not_say_it_is
     assert "release" in batch[1].topics
 
 
+def test_the_learned_natsec_score_needs_an_ai_or_chip_word() -> None:
+    """The guide: "national-security news with no AI or AI-chip angle" is not natsec. A linear model
+    over words learns "pentagon" and "china" as natsec words and cannot learn that they count only
+    beside AI, so on a world-news feed it flagged every fighter-jet intercept. The taxonomy's
+    `model_requires_context` keeps the model to stories with one of the topic's contexts, as it
+    was trained."""
+    from bot.classify.hybrid import HybridClassifier
+
+    hybrid = load_classifier(TOPICS)
+    assert isinstance(hybrid, HybridClassifier) and hybrid.model is not None
+    assert next(t for t in hybrid.rules.taxonomy.topics if t.name == "natsec").model_requires_context
+    war = (
+        "US military says Chinese fighter jet came within 10 feet of B-52 bomber",
+        "The Pentagon released video.",
+    )
+    ai = ("Pentagon turns to AI to track Chinese fighter jets", "The military is testing machine learning.")
+    chips = ("US tightens export controls on Nvidia chips to China", "")
+    result = classify_many(hybrid, [war, ai, chips])
+    assert result[0].scores["natsec"] == 0.0 and "natsec" not in result[0].topics
+    assert "natsec" in result[1].topics and "natsec" in result[2].topics  # an AI word, a chip word
+    # The model alone still scores the war story: the gate is the taxonomy's, not the weights'.
+    text = TOPICS.read_text(encoding="utf-8").replace("model_requires_context = true\n", "")
+    ungated = HybridClassifier(RuleClassifier(parse_taxonomy(text)), hybrid.model)
+    assert ungated.classify(*war).scores["natsec"] > 0.1
+    trained = hybrid.model.meta["topics"]["natsec"]["model_requires_context"]
+    assert trained["stories_in_context"] > 0 and trained["positives_outside"] >= 0
+
+
 def test_the_shipped_hybrid_reads_the_address_too() -> None:
     hybrid = load_classifier(TOPICS)  # the learned model and the rules
     url = "https://huggingface.co/apple/starflow"
@@ -511,6 +539,18 @@ def test_bad_value_names_line_and_key() -> None:
             'address_requires = ["paper"]\n[topics.release.signals.announce]',
             "topics.release.address_requires",
             "expected a table",
+        ),
+        (
+            'contexts = ["ai"]',
+            "model_requires_context = true",
+            "topics.release.model_requires_context",
+            "needs the topic to name 'contexts'",
+        ),
+        (
+            'contexts = ["ai"]',
+            'contexts = ["ai"]\nmodel_requires_context = "yes"',
+            "topics.release.model_requires_context",
+            "expected true or false",
         ),
     ],
 )

@@ -36,6 +36,10 @@ class HybridClassifier:
         self._model_topics = (
             {name: k for k, name in enumerate(model.topic_names) if name in known} if model else {}
         )
+        # Topics the model scores only where one of their contexts is present (as it was trained).
+        self._gates = {
+            t.name: frozenset(t.contexts) for t in rules.taxonomy.topics if t.model_requires_context
+        }
 
     @property
     def topics(self) -> tuple[str, ...]:
@@ -81,6 +85,7 @@ class HybridClassifier:
         probs = model.probabilities(model.margins(rows)).tolist()  # Python floats: cheap to index
         thresholds = {t.name: t.threshold for t in model.topics}
         plan = [(topic, self._model_topics.get(topic), thresholds.get(topic, 1.0)) for topic in self._topics]
+        gates = self._gates
         out: list[Classification] = []
         for i, analysis in enumerate(analyses):
             rules_only = analysis.rules_only
@@ -96,7 +101,8 @@ class HybridClassifier:
                     if topic in rules_only.topics:
                         passing.append(topic)
                     continue
-                score = scores[topic] = row[k]
+                gate = gates.get(topic)
+                score = scores[topic] = row[k] if gate is None or gate & analysis.contexts else 0.0
                 if score >= threshold:  # attached: say why, from the model and the rules
                     # The operator's rule terms lead (curated reasons), then the learned features
                     # that raised the score most, then any further rule terms.

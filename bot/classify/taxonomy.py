@@ -92,6 +92,9 @@ class TopicSpec:
     # per kind of address: a story from such an address keeps the topic only when one of these
     # terms is in its title or summary (otherwise it is removed, as by a `never` term)
     address_requires: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # the learned model scores the topic only in a story where one of `contexts` is present (it is
+    # trained on those stories alone); any other story scores 0 for it
+    model_requires_context: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +260,7 @@ _TOPIC_KEYS = (
     "always",
     "always_addresses",
     "address_requires",
+    "model_requires_context",
     "never",
 )
 _SIGNAL_KEYS = ("weight", "terms", "gated", "description")
@@ -424,7 +428,17 @@ def _parse_topic(
                 raise v.fail([*req_path, kind], f"unknown kind of address; accepted: {_ACCEPTED_KINDS}")
             address_requires.append((kind, v.terms(terms, [*req_path, kind])))
 
+    model_requires_context = v.boolean(
+        table.get("model_requires_context", False), [*path, "model_requires_context"]
+    )
+    if model_requires_context and not topic_contexts:
+        raise v.fail(
+            [*path, "model_requires_context"],
+            "model_requires_context = true needs the topic to name 'contexts'",
+        )
+
     return TopicSpec(
+        model_requires_context=model_requires_context,
         always=always,
         never=never,
         always_addresses=always_addresses,

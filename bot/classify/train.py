@@ -254,6 +254,7 @@ def train_model(rules: RuleClassifier, data: TrainingData) -> LinearTopicModel:
         dtype=np.float64,
     )
     folds = grouped_folds(pool)
+    gated = {t.name: frozenset(t.contexts) for t in rules.taxonomy.topics if t.model_requires_context}
     columns: list[np.ndarray] = []
     topics: list[TopicWeights] = []
     report: dict[str, Any] = {}
@@ -271,11 +272,17 @@ def train_model(rules: RuleClassifier, data: TrainingData) -> LinearTopicModel:
                 "reason": "examples from a single outlet-month",
             }
             continue
-        margins = {c: _out_of_fold_margins(x, y, c, folds) for c in C_GRID}
-        c = min(C_GRID, key=lambda c: (_log_loss(_sigmoid(margins[c]), y), c))
-        a, b = _platt(margins[c], y)
-        threshold, metrics = _threshold(_sigmoid(a * margins[c] + b), y)
-        final = _fit(x, y, c)
+        xt, yt, ft = x, y, folds
+        if topic in gated:
+            # Only stories where one of the topic's contexts is present: elsewhere it scores 0.
+            keep = np.asarray([bool(a.contexts & gated[topic]) for a in analyses])
+            report_gate = {"stories_in_context": int(keep.sum()), "positives_outside": int(y[~keep].sum())}
+            xt, yt, ft = x[keep], y[keep], folds[keep]
+        margins = {c: _out_of_fold_margins(xt, yt, c, ft) for c in C_GRID}
+        c = min(C_GRID, key=lambda c: (_log_loss(_sigmoid(margins[c]), yt), c))
+        a, b = _platt(margins[c], yt)
+        threshold, metrics = _threshold(_sigmoid(a * margins[c] + b), yt)
+        final = _fit(xt, yt, c)
         columns.append(np.asarray(final.coef_[0], dtype=np.float32))
         topics.append(TopicWeights(topic, float(final.intercept_[0]), (a, b), threshold))
         report[topic] = {
@@ -284,6 +291,8 @@ def train_model(rules: RuleClassifier, data: TrainingData) -> LinearTopicModel:
             "train_positives": int(y.sum()),
             "cross_validated_at_threshold": metrics,
         }
+        if topic in gated:
+            report[topic]["model_requires_context"] = report_gate
     weights = np.stack(columns, axis=1) if columns else np.zeros((x.shape[1], 0), dtype=np.float32)
     explainable = {
         t.name: _explainable(vocabulary, df, df_in[t.name], report[t.name]["train_positives"], len(pool))
