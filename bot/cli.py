@@ -652,8 +652,9 @@ def train(data: Path, extra: tuple[Path, ...], feedback: bool, out_path: Path | 
             gate = info.get("model_requires_context")
             if gate:
                 out_line += (
-                    f"; trained and scored only where one of its contexts is present "
-                    f"({gate['stories_in_context']} stories; {gate['positives_outside']} of its examples have none)"
+                    "; the model is trained, measured and used only where one of the topic's contexts is "
+                    f"present ({gate['stories_in_context']} stories; {gate['positives_outside']} of its "
+                    "examples have none: there its rules decide)"
                 )
         else:
             out_line = f"{topic}: rules only ({info['train_positives']} training examples; {info['reason']})"

@@ -350,6 +350,84 @@ def test_a_topic_labelled_from_one_outlet_month_stays_on_its_rules(tmp_path: Pat
     assert "robotics" in HybridClassifier(rules, model).classify("AI humanoid robots fold laundry").topics
 
 
+def test_a_topic_gated_by_its_contexts_counts_only_the_examples_inside_them(tmp_path: Path) -> None:
+    """`model_requires_context`: the examples without one of the topic's contexts are not trained
+    on, so a topic whose examples mostly lack them stays on its rules instead of failing."""
+    path = tmp_path / "topics.toml"
+    path.write_text(
+        TOPICS_FILE.read_text() + '\n[topics.robotics]\ndescription = "Robots"\ncontexts = ["ai"]\n'
+        "model_requires_context = true\n"
+        '[topics.robotics.signals.core]\nweight = 3.0\nterms = ["humanoid robot*"]\n'
+    )
+    rules = RuleClassifier(load_taxonomy(path))
+    news = load_labeled(CORPUS / "validation.jsonl")[:300]
+    robots = [
+        LabeledItem(
+            title=f"Humanoid robot maker {n} shows a new {'AI model' if n < 5 else 'gripper'}",
+            summary="",
+            topics=frozenset({"robotics"}),
+            outlet=f"Robot Weekly {n % 5}",
+            published=f"2026-{n % 12 + 1:02d}-02",
+        )
+        for n in range(25)
+    ]
+    model = train_model(rules, TrainingData([*news, *robots], [], []))
+    assert model.meta["topics"]["robotics"] == {
+        "model": False,
+        "train_positives": 25,
+        "reason": "too few examples with one of its contexts",
+    }
+    assert model.meta["topics"]["natsec"]["model_requires_context"]["stories_in_context"] < len(news) + 25
+
+
+def test_a_gated_topic_trains_when_its_stories_fill_only_some_folds(tmp_path: Path) -> None:
+    """The folds are cut over every story; the stories with one of the topic's contexts may all
+    fall in two or three of them, and the folds left empty must not stop the training."""
+    path = tmp_path / "topics.toml"
+    path.write_text(
+        TOPICS_FILE.read_text() + '\n[topics.robotics]\ndescription = "Robots"\ncontexts = ["ai"]\n'
+        "model_requires_context = true\n"
+        '[topics.robotics.signals.core]\nweight = 3.0\nterms = ["humanoid robot*"]\n'
+    )
+    rules = RuleClassifier(load_taxonomy(path))
+
+    def story(title: str, outlet: str, published: str, topics: frozenset[str]) -> LabeledItem:
+        return LabeledItem(title=title, summary="", topics=topics, outlet=outlet, published=published)
+
+    robots = frozenset({"robotics"})
+    items = [
+        *(
+            story(
+                f"Humanoid robot maker {n} shows a new AI model",
+                f"Robot Weekly {n % 3}",
+                "2026-11-02",
+                robots,
+            )
+            for n in range(24)
+        ),
+        *(
+            story(
+                f"AI startup {n} raises money for chatbots",
+                f"Robot Weekly {n % 3}",
+                "2026-11-03",
+                frozenset(),
+            )
+            for n in range(12)
+        ),
+        *(
+            story(f"Local weather report {n}", f"Paper {n}", f"2026-{n % 9 + 1:02d}-01", frozenset())
+            for n in range(60)
+        ),
+    ]
+    assert len(set(grouped_folds(items)[:36].tolist())) < 5  # the AI stories fill only some folds
+    model = train_model(rules, TrainingData(items, [], []))
+    assert model.meta["topics"]["robotics"]["model"] is True
+    assert model.meta["topics"]["robotics"]["model_requires_context"] == {
+        "stories_in_context": 36,
+        "positives_outside": 0,
+    }
+
+
 # ------------------------------------------------------------------------------------ operators
 def test_a_topic_without_training_data_runs_on_its_rules(tmp_path: Path) -> None:
     extra = """
@@ -396,6 +474,7 @@ def run_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.timeout(600)  # a full training and an evaluation of every split, in subprocesses
 def test_train_cli_writes_a_model_that_eval_and_classify_use(tmp_path: Path) -> None:
     out = tmp_path / "mine.json.gz"
     extra = tmp_path / "mine.jsonl"
@@ -451,6 +530,7 @@ def test_folds_keep_each_outlet_month_together_and_are_balanced() -> None:
     assert group_of(bare, 1) != group_of(bare, 2)
 
 
+@pytest.mark.timeout(600)  # ten trainings (the CLI's five folds, then the same here)
 def test_eval_cross_validate_scores_each_story_with_a_model_that_never_saw_its_outlet_month(
     tmp_path: Path,
 ) -> None:

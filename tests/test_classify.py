@@ -7,6 +7,7 @@ The production classifier (rules + learned model) is tested in ``test_classifier
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -376,7 +377,7 @@ def test_the_shipped_taxonomy_takes_release_from_a_paper_that_does_not_say_it_is
     assert "release" in batch[1].topics
 
 
-def test_the_learned_natsec_score_needs_an_ai_or_chip_word() -> None:
+def test_the_learned_natsec_score_needs_an_ai_or_chip_word(caplog: pytest.LogCaptureFixture) -> None:
     """The guide: "national-security news with no AI or AI-chip angle" is not natsec. A linear model
     over words learns "pentagon" and "china" as natsec words and cannot learn that they count only
     beside AI, so on a world-news feed it flagged every fighter-jet intercept. The taxonomy's
@@ -393,15 +394,26 @@ def test_the_learned_natsec_score_needs_an_ai_or_chip_word() -> None:
     )
     ai = ("Pentagon turns to AI to track Chinese fighter jets", "The military is testing machine learning.")
     chips = ("US tightens export controls on Nvidia chips to China", "")
-    result = classify_many(hybrid, [war, ai, chips])
+    treaty = ("UN talks fail to agree a ban on lethal autonomous weapons", "")
+    result = classify_many(hybrid, [war, ai, chips, treaty])
     assert result[0].scores["natsec"] == 0.0 and "natsec" not in result[0].topics
     assert "natsec" in result[1].topics and "natsec" in result[2].topics  # an AI word, a chip word
+    # Outside the model's stories the rules decide, so an ungated term still counts.
+    assert "natsec" in result[3].topics and "lethal autonomous" in result[3].evidence["natsec"]
     # The model alone still scores the war story: the gate is the taxonomy's, not the weights'.
     text = TOPICS.read_text(encoding="utf-8").replace("model_requires_context = true\n", "")
-    ungated = HybridClassifier(RuleClassifier(parse_taxonomy(text)), hybrid.model)
+    with caplog.at_level(logging.WARNING, logger="bot.classify.hybrid"):
+        ungated = HybridClassifier(RuleClassifier(parse_taxonomy(text)), hybrid.model)
     assert ungated.classify(*war).scores["natsec"] > 0.1
-    trained = hybrid.model.meta["topics"]["natsec"]["model_requires_context"]
-    assert trained["stories_in_context"] > 0 and trained["positives_outside"] >= 0
+    assert "model_requires_context is off in the taxonomy but the model was trained with it" in caplog.text
+    trained = hybrid.model.meta["topics"]["natsec"]
+    gate = trained["model_requires_context"]
+    assert 0 < gate["positives_outside"] < trained["train_positives"]
+    assert (
+        0
+        < gate["stories_in_context"]
+        < hybrid.model.meta["train_items"] + hybrid.model.meta["validation_items"]
+    )
 
 
 def test_the_shipped_hybrid_reads_the_address_too() -> None:

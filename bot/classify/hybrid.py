@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from bot.classify.features import merge_evidence, title_tokens, tokens
@@ -22,6 +23,8 @@ from bot.classify.rules import RuleClassifier, apply_overrides
 from bot.domain import Classification, StoryText, story_url
 
 __all__ = ["HybridClassifier"]
+
+log = logging.getLogger(__name__)
 
 MAX_EVIDENCE = 6
 LEADING_RULE_TERMS = 3
@@ -40,6 +43,17 @@ class HybridClassifier:
         self._gates = {
             t.name: frozenset(t.contexts) for t in rules.taxonomy.topics if t.model_requires_context
         }
+        trained = model.meta.get("topics", {}) if model else {}
+        for name in self._model_topics:
+            info = trained.get(name)
+            if isinstance(info, dict) and ("model_requires_context" in info) != (name in self._gates):
+                log.warning(
+                    "topic %r: model_requires_context is %s in the taxonomy but the model was trained "
+                    "%s it; run `frontierwatch train` so the two agree",
+                    name,
+                    "on" if name in self._gates else "off",
+                    "without" if name in self._gates else "with",
+                )
 
     @property
     def topics(self) -> tuple[str, ...]:
@@ -102,7 +116,15 @@ class HybridClassifier:
                         passing.append(topic)
                     continue
                 gate = gates.get(topic)
-                score = scores[topic] = row[k] if gate is None or gate & analysis.contexts else 0.0
+                if gate is not None and not gate & analysis.contexts:
+                    # Outside the model's stories the rules decide: only their ungated terms
+                    # ("lethal autonomous weapons") can score there.
+                    scores[topic] = rule_scores.get(topic, 0.0)
+                    evidence[topic] = rule_evidence.get(topic, ())
+                    if topic in rules_only.topics:
+                        passing.append(topic)
+                    continue
+                score = scores[topic] = row[k]
                 if score >= threshold:  # attached: say why, from the model and the rules
                     # The operator's rule terms lead (curated reasons), then the learned features
                     # that raised the score most, then any further rule terms.

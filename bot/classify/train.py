@@ -108,6 +108,8 @@ def _out_of_fold_margins(x: Any, y: np.ndarray, c: float, folds: np.ndarray) -> 
     oof = np.zeros(len(y))
     for k in range(FOLDS):
         held = folds == k
+        if not held.any():  # a topic trained on part of the stories may leave a fold empty
+            continue
         oof[held] = _fit(x[~held], y[~held], c).decision_function(x[held])
     return oof
 
@@ -260,24 +262,30 @@ def train_model(rules: RuleClassifier, data: TrainingData) -> LinearTopicModel:
     report: dict[str, Any] = {}
     for topic in rules.topics:
         y = np.asarray([topic in i.topics for i in pool], dtype=np.int64)
-        if y.sum() < MIN_POSITIVES:
-            report[topic] = {"model": False, "train_positives": int(y.sum()), "reason": "too few examples"}
+        xt, yt, ft = x, y, folds
+        gate: dict[str, int] | None = None
+        if topic in gated:
+            # Only stories where one of the topic's contexts is present: elsewhere it scores 0.
+            keep = np.asarray([bool(a.contexts & gated[topic]) for a in analyses], dtype=bool)
+            gate = {"stories_in_context": int(keep.sum()), "positives_outside": int(y[~keep].sum())}
+            xt, yt, ft = x[keep], y[keep], folds[keep]
+        where = " with one of its contexts" if gate else ""
+        if yt.sum() < MIN_POSITIVES:
+            report[topic] = {
+                "model": False,
+                "train_positives": int(y.sum()),
+                "reason": f"too few examples{where}",
+            }
             continue
-        if len(set(folds[y == 1].tolist())) < 2:
+        if len(set(ft[yt == 1].tolist())) < 2:
             # Every example from one outlet-month (an operator's first batch of labels): no fold
             # could be scored by a model that learned the topic, and nothing says it generalises.
             report[topic] = {
                 "model": False,
                 "train_positives": int(y.sum()),
-                "reason": "examples from a single outlet-month",
+                "reason": f"examples{where} from a single outlet-month",
             }
             continue
-        xt, yt, ft = x, y, folds
-        if topic in gated:
-            # Only stories where one of the topic's contexts is present: elsewhere it scores 0.
-            keep = np.asarray([bool(a.contexts & gated[topic]) for a in analyses])
-            report_gate = {"stories_in_context": int(keep.sum()), "positives_outside": int(y[~keep].sum())}
-            xt, yt, ft = x[keep], y[keep], folds[keep]
         margins = {c: _out_of_fold_margins(xt, yt, c, ft) for c in C_GRID}
         c = min(C_GRID, key=lambda c: (_log_loss(_sigmoid(margins[c]), yt), c))
         a, b = _platt(margins[c], yt)
@@ -291,8 +299,8 @@ def train_model(rules: RuleClassifier, data: TrainingData) -> LinearTopicModel:
             "train_positives": int(y.sum()),
             "cross_validated_at_threshold": metrics,
         }
-        if topic in gated:
-            report[topic]["model_requires_context"] = report_gate
+        if gate is not None:
+            report[topic]["model_requires_context"] = gate
     weights = np.stack(columns, axis=1) if columns else np.zeros((x.shape[1], 0), dtype=np.float32)
     explainable = {
         t.name: _explainable(vocabulary, df, df_in[t.name], report[t.name]["train_positives"], len(pool))
