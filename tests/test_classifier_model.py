@@ -9,6 +9,7 @@ import random
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -321,26 +322,44 @@ def test_evidence_gives_each_reason_once() -> None:
     assert merge_evidence(["model distillation", "model"]) == ["model distillation", "model"]
 
 
+def _rules_with_robotics(tmp_path: Path, *, gated: bool = False) -> RuleClassifier:
+    """The shipped taxonomy plus an operator's new topic, `robotics`."""
+    path = tmp_path / "topics.toml"
+    path.write_text(
+        TOPICS_FILE.read_text()
+        + '\n[topics.robotics]\ndescription = "Robots"\ncontexts = ["ai"]\n'
+        + ("model_requires_context = true\n" if gated else "")
+        + '[topics.robotics.signals.core]\nweight = 3.0\nterms = ["humanoid robot*"]\n'
+    )
+    return RuleClassifier(load_taxonomy(path))
+
+
+def _robot_stories(
+    n: int, title: Callable[[int], str], outlet: Callable[[int], str], published: Callable[[int], str]
+) -> list[LabeledItem]:
+    return [
+        LabeledItem(
+            title=title(k),
+            summary="",
+            topics=frozenset({"robotics"}),
+            outlet=outlet(k),
+            published=published(k),
+        )
+        for k in range(n)
+    ]
+
+
 def test_a_topic_labelled_from_one_outlet_month_stays_on_its_rules(tmp_path: Path) -> None:
     """An operator's first labels of a new topic often come from one feed in one month: training
     must not fail on folds without a positive, and the topic keeps running on its rules."""
-    path = tmp_path / "topics.toml"
-    path.write_text(
-        TOPICS_FILE.read_text() + '\n[topics.robotics]\ndescription = "Robots"\ncontexts = ["ai"]\n'
-        '[topics.robotics.signals.core]\nweight = 3.0\nterms = ["humanoid robot*"]\n'
-    )
-    rules = RuleClassifier(load_taxonomy(path))
+    rules = _rules_with_robotics(tmp_path)
     news = load_labeled(CORPUS / "validation.jsonl")[:300]
-    robots = [
-        LabeledItem(
-            title=f"Humanoid robot maker {n} shows a new AI model",
-            summary="",
-            topics=frozenset({"robotics"}),
-            outlet="Robot Weekly",
-            published="2026-11-02",
-        )
-        for n in range(25)
-    ]
+    robots = _robot_stories(
+        25,
+        lambda n: f"Humanoid robot maker {n} shows a new AI model",
+        lambda n: "Robot Weekly",
+        lambda n: "2026-11-02",
+    )
     model = train_model(rules, TrainingData([*news, *robots], [], []))
     assert model.meta["topics"]["robotics"] == {
         "model": False,
@@ -353,24 +372,14 @@ def test_a_topic_labelled_from_one_outlet_month_stays_on_its_rules(tmp_path: Pat
 def test_a_topic_gated_by_its_contexts_counts_only_the_examples_inside_them(tmp_path: Path) -> None:
     """`model_requires_context`: the examples without one of the topic's contexts are not trained
     on, so a topic whose examples mostly lack them stays on its rules instead of failing."""
-    path = tmp_path / "topics.toml"
-    path.write_text(
-        TOPICS_FILE.read_text() + '\n[topics.robotics]\ndescription = "Robots"\ncontexts = ["ai"]\n'
-        "model_requires_context = true\n"
-        '[topics.robotics.signals.core]\nweight = 3.0\nterms = ["humanoid robot*"]\n'
-    )
-    rules = RuleClassifier(load_taxonomy(path))
+    rules = _rules_with_robotics(tmp_path, gated=True)
     news = load_labeled(CORPUS / "validation.jsonl")[:300]
-    robots = [
-        LabeledItem(
-            title=f"Humanoid robot maker {n} shows a new {'AI model' if n < 5 else 'gripper'}",
-            summary="",
-            topics=frozenset({"robotics"}),
-            outlet=f"Robot Weekly {n % 5}",
-            published=f"2026-{n % 12 + 1:02d}-02",
-        )
-        for n in range(25)
-    ]
+    robots = _robot_stories(
+        25,
+        lambda n: f"Humanoid robot maker {n} shows a new {'AI model' if n < 5 else 'gripper'}",
+        lambda n: f"Robot Weekly {n % 5}",
+        lambda n: f"2026-{n % 12 + 1:02d}-02",
+    )
     model = train_model(rules, TrainingData([*news, *robots], [], []))
     assert model.meta["topics"]["robotics"] == {
         "model": False,
@@ -383,13 +392,7 @@ def test_a_topic_gated_by_its_contexts_counts_only_the_examples_inside_them(tmp_
 def test_a_gated_topic_trains_when_its_stories_fill_only_some_folds(tmp_path: Path) -> None:
     """The folds are cut over every story; the stories with one of the topic's contexts may all
     fall in two or three of them, and the folds left empty must not stop the training."""
-    path = tmp_path / "topics.toml"
-    path.write_text(
-        TOPICS_FILE.read_text() + '\n[topics.robotics]\ndescription = "Robots"\ncontexts = ["ai"]\n'
-        "model_requires_context = true\n"
-        '[topics.robotics.signals.core]\nweight = 3.0\nterms = ["humanoid robot*"]\n'
-    )
-    rules = RuleClassifier(load_taxonomy(path))
+    rules = _rules_with_robotics(tmp_path, gated=True)
 
     def story(title: str, outlet: str, published: str, topics: frozenset[str]) -> LabeledItem:
         return LabeledItem(title=title, summary="", topics=topics, outlet=outlet, published=published)
