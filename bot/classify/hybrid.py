@@ -3,6 +3,9 @@
 * A topic the model knows is scored by the model's calibrated probability (the rule scores are among
   its inputs) and attached at the threshold chosen out of fold on train + validation.
 * A topic added to ``config/topics.toml`` without training data runs on its rules alone.
+* A topic with ``model_requires_context`` (natsec) is scored by the model only in a story where one
+  of its contexts is present (an AI or AI-chip word), as it was trained; in any other story its
+  rules decide, where only ungated terms can score.
 * ``always`` / ``never`` terms of a topic override both, and so does the story's address: one that
   a topic's ``always_addresses`` names attaches it (a Hugging Face model repository is a release),
   one whose ``address_requires`` words are missing removes it (a paper that never says its model

@@ -93,7 +93,7 @@ class TopicSpec:
     # terms is in its title or summary (otherwise it is removed, as by a `never` term)
     address_requires: tuple[tuple[str, tuple[str, ...]], ...] = ()
     # the learned model scores the topic only in a story where one of `contexts` is present (it is
-    # trained on those stories alone); any other story scores 0 for it
+    # trained on those stories alone); in any other story the rules decide
     model_requires_context: bool = False
 
 

@@ -265,7 +265,7 @@ def train_model(rules: RuleClassifier, data: TrainingData) -> LinearTopicModel:
         xt, yt, ft = x, y, folds
         gate: dict[str, int] | None = None
         if topic in gated:
-            # Only stories where one of the topic's contexts is present: elsewhere it scores 0.
+            # Only stories where one of the topic's contexts is present: elsewhere the rules decide.
             keep = np.asarray([bool(a.contexts & gated[topic]) for a in analyses], dtype=bool)
             gate = {"stories_in_context": int(keep.sum()), "positives_outside": int(y[~keep].sum())}
             xt, yt, ft = x[keep], y[keep], folds[keep]
