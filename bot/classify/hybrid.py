@@ -43,9 +43,7 @@ class HybridClassifier:
             {name: k for k, name in enumerate(model.topic_names) if name in known} if model else {}
         )
         # Topics the model scores only where one of their contexts is present (as it was trained).
-        self._gates = {
-            t.name: frozenset(t.contexts) for t in rules.taxonomy.topics if t.model_requires_context
-        }
+        self._gates = rules.taxonomy.model_gates
         trained = model.meta.get("topics", {}) if model else {}
         for name in self._model_topics:
             info = trained.get(name)
@@ -101,8 +99,10 @@ class HybridClassifier:
         )
         probs = model.probabilities(model.margins(rows)).tolist()  # Python floats: cheap to index
         thresholds = {t.name: t.threshold for t in model.topics}
-        plan = [(topic, self._model_topics.get(topic), thresholds.get(topic, 1.0)) for topic in self._topics]
-        gates = self._gates
+        plan = [
+            (topic, self._model_topics.get(topic), thresholds.get(topic, 1.0), self._gates.get(topic))
+            for topic in self._topics
+        ]
         out: list[Classification] = []
         for i, analysis in enumerate(analyses):
             rules_only = analysis.rules_only
@@ -111,17 +111,11 @@ class HybridClassifier:
             scores: dict[str, float] = {}
             evidence: dict[str, tuple[str, ...]] = {}
             passing: list[str] = []
-            for topic, k, threshold in plan:
-                if k is None:  # no training data: the rules decide
-                    scores[topic] = rule_scores.get(topic, 0.0)
-                    evidence[topic] = rule_evidence.get(topic, ())
-                    if topic in rules_only.topics:
-                        passing.append(topic)
-                    continue
-                gate = gates.get(topic)
-                if gate is not None and not gate & analysis.contexts:
-                    # Outside the model's stories the rules decide: only their ungated terms
-                    # ("lethal autonomous weapons") can score there.
+            for topic, k, threshold, gate in plan:
+                # No training data, or a story outside those the model was trained on (a gated
+                # topic without its contexts, where only ungated terms such as "lethal autonomous
+                # weapons" can score): the rules decide.
+                if k is None or (gate is not None and not gate & analysis.contexts):
                     scores[topic] = rule_scores.get(topic, 0.0)
                     evidence[topic] = rule_evidence.get(topic, ())
                     if topic in rules_only.topics:

@@ -111,6 +111,12 @@ class Taxonomy:
     def topic_names(self) -> tuple[str, ...]:
         return tuple(t.name for t in self.topics)
 
+    @property
+    def model_gates(self) -> dict[str, frozenset[str]]:
+        """Topics with `model_requires_context`, each with the contexts one of which a story must
+        carry for the learned model to score it: what training and classification both read."""
+        return {t.name: frozenset(t.contexts) for t in self.topics if t.model_requires_context}
+
 
 def pattern_tokens(term: str) -> tuple[tuple[str, bool], ...]:
     """Split a validated term into (word, is_prefix) pairs, the unit the matcher works on."""

@@ -256,7 +256,7 @@ def train_model(rules: RuleClassifier, data: TrainingData) -> LinearTopicModel:
         dtype=np.float64,
     )
     folds = grouped_folds(pool)
-    gated = {t.name: frozenset(t.contexts) for t in rules.taxonomy.topics if t.model_requires_context}
+    gated = rules.taxonomy.model_gates
     columns: list[np.ndarray] = []
     topics: list[TopicWeights] = []
     report: dict[str, Any] = {}
