@@ -82,6 +82,7 @@ class App:
         index = ClusterIndex(
             window=timedelta(hours=settings.cluster_window_hours),
             threshold=settings.cluster_similarity,
+            linkage_floor=settings.cluster_linkage,
             max_stories=settings.cluster_index_max_stories,
         )
         metrics = Metrics(classifier.topics)

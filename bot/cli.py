@@ -585,7 +585,9 @@ def cluster_eval_command(file: Path, details: bool) -> None:
 
     settings = _settings()
     index = ClusterIndex(
-        window=timedelta(hours=settings.cluster_window_hours), threshold=settings.cluster_similarity
+        window=timedelta(hours=settings.cluster_window_hours),
+        threshold=settings.cluster_similarity,
+        linkage_floor=settings.cluster_linkage,
     )
     try:
         report = evaluate_clustering(load_coverage(file), index)

@@ -103,6 +103,13 @@ class Settings(BaseSettings):
         description="how sure the matcher must be that a story reports a cluster's event to join it "
         "(unset: the threshold fitted with the matcher, chosen for precision)",
     )
+    cluster_linkage: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="how close a story must be to a cluster's latest stories on average to join it "
+        "(0 = no floor; unset: the floor fitted with the matcher, which keeps a saga's developments apart)",
+    )
     retention_days: int = Field(
         400, ge=0, description="stories and deliveries older than this are deleted (0 = keep everything)"
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 
 from bot.pipeline.cluster import RARITY_FILE, WEIGHTS_FILE, ClusterIndex, MatcherWeights, WordRarity
 from bot.pipeline.cluster_eval import (
+    ClusterReport,
     CoverageItem,
     CoverageSetError,
     evaluate_clustering,
@@ -142,6 +145,26 @@ async def test_cluster_eval_command_contract(tmp_path: Path) -> None:
     assert err.startswith(f"error: {path}:1: 'outlet' must be a non-empty string")
 
 
+async def test_cluster_eval_reads_the_linkage_floor_from_the_environment(tmp_path: Path) -> None:
+    # FW_CLUSTER_LINKAGE=0 with the old threshold is the matcher before the floor (see the saga
+    # test below): on the Dagestan day it merges the Kremlin's reaction into the riot's cluster.
+    path = tmp_path / "dagestan.jsonl"
+    lines = (COVERAGE / "dev.jsonl").read_text(encoding="utf-8").splitlines()
+    path.write_text("".join(line + "\n" for line in lines if '"2023-10-30-' in line))
+    env = base_env(tmp_path)
+    code, out, err = await run_cli("cluster-eval", str(path), env=env)
+    assert code == 0, err
+    fitted = json.loads(out)
+    code, out, err = await run_cli(
+        "cluster-eval", str(path), env={**env, "FW_CLUSTER_LINKAGE": "0", "FW_CLUSTER_SIMILARITY": "0.72"}
+    )
+    assert code == 0, err
+    without = json.loads(out)
+    assert fitted["pairwise_precision"] > 0.98 > 0.93 > without["pairwise_precision"], (fitted, without)
+    code, out, err = await run_cli("cluster-eval", str(path), env={**env, "FW_CLUSTER_LINKAGE": "1.5"})
+    assert code != 0 and "FW_CLUSTER_LINKAGE" in err and out == ""
+
+
 def test_the_coverage_corpus_is_as_documented() -> None:
     assert hashlib.sha256((COVERAGE / "test.jsonl").read_bytes()).hexdigest() == TEST_SPLIT_SHA256
     dev, test = load_coverage(COVERAGE / "dev.jsonl"), load_coverage(COVERAGE / "test.jsonl")
@@ -186,18 +209,59 @@ def test_shipped_matcher_is_what_the_fit_produces(tmp_path: Path) -> None:
     assert main(["--out", str(weights), "--rarity-out", str(rarity)]) == 0
     assert rarity.read_bytes() == RARITY_FILE.read_bytes()
     fitted, shipped = json.loads(weights.read_text()), json.loads(WEIGHTS_FILE.read_text())
-    for key in ("features", "threshold"):
+    for key in ("features", "threshold", "linkage_floor"):
         assert fitted[key] == shipped[key], key
     meta, shipped_meta = fitted.pop("meta"), shipped.pop("meta")
     held_out, shipped_held_out = meta.pop("held_out_day_means"), shipped_meta.pop("held_out_day_means")
+    floors, shipped_floors = (
+        meta.pop("held_out_by_linkage_floor"),
+        shipped_meta.pop("held_out_by_linkage_floor"),
+    )
     assert meta == shipped_meta
     # Sums over sets may add in another order in another process: equal to rounding, not to the bit.
     for threshold, figures in shipped_held_out.items():
         assert held_out[threshold] == pytest.approx(figures, abs=2e-3), threshold
+    assert floors.keys() == shipped_floors.keys()
+    for floor, figures in shipped_floors.items():
+        assert floors[floor] == pytest.approx(figures, abs=2e-3), floor
     assert fitted["weights"] == pytest.approx(shipped["weights"], abs=1e-3)
     assert fitted["intercept"] == pytest.approx(shipped["intercept"], abs=1e-3)
     loaded = MatcherWeights.load(weights)
     assert 0 < loaded.threshold < 1 and WordRarity.load(rarity).documents > 5000
+
+
+def _wrong_pairs(report: ClusterReport) -> int:
+    pairs = 0
+    for cluster in report.wrong_merges:
+        sizes = Counter(i.event for i in cluster).values()
+        pairs += (sum(sizes) ** 2 - sum(n * n for n in sizes)) // 2
+    return pairs
+
+
+def test_a_sagas_next_development_stays_out_of_its_cluster() -> None:
+    # 30 October 2023 (dev): a mob storms Makhachkala airport over a flight from Israel; hours later
+    # Putin and the Kremlin blame Ukraine and the West, and Telegram blocks a channel. Every story
+    # repeats Dagestan, airport, Israel and Russia. Without the linkage floor (the matcher before it:
+    # threshold 0.72, no floor) the Kremlin's reaction joined the riot's cluster; with it, a story
+    # must be close to most of a cluster's latest stories, not just to one or two.
+    day = [i for i in load_coverage(COVERAGE / "dev.jsonl") if i.event.startswith("2023-10-30-")]
+    shipped = evaluate_clustering(day)
+    weights = MatcherWeights.load()
+    assert weights.linkage_floor > 0
+    without = evaluate_clustering(
+        day, ClusterIndex(weights=replace(weights, linkage_floor=0.0, threshold=0.72))
+    )
+
+    def mixed(report: ClusterReport) -> bool:
+        return any(
+            {"2023-10-30-dagestan-airport-mob", "2023-10-30-kremlin-blames-west-dagestan"}
+            <= {i.event for i in cluster}
+            for cluster in report.wrong_merges
+        )
+
+    assert mixed(without) and not mixed(shipped)
+    assert _wrong_pairs(shipped) * 3 < _wrong_pairs(without), (_wrong_pairs(shipped), _wrong_pairs(without))
+    assert shipped.bcubed_f1 >= without.bcubed_f1
 
 
 def test_the_index_stays_bounded_by_its_window() -> None:

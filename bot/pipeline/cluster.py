@@ -400,12 +400,21 @@ class MatcherWeights:
     """A logistic model over :data:`FEATURES`: how likely a story reports a cluster's event.
 
     Fitted on the dev split of ``config/coverage`` by ``python -m bot.pipeline.cluster_fit``
-    (a test refits and compares); ``threshold`` is what ``FW_CLUSTER_SIMILARITY`` overrides."""
+    (a test refits and compares); ``threshold`` is what ``FW_CLUSTER_SIMILARITY`` overrides,
+    ``linkage_floor`` what ``FW_CLUSTER_LINKAGE`` does."""
 
     weights: tuple[float, ...]
     intercept: float
     threshold: float = 0.5  # the default probability to join; chosen on held-out dev days
     meta: dict[str, object] = field(default_factory=dict, compare=False)
+    # The least *linkage* (the story's rarity-weighted cosine averaged over the cluster's latest
+    # members) with which a story may join, whatever its probability; chosen on held-out dev days
+    # with the threshold. A logistic model adds its evidence up, so a story that matches one or two
+    # members of a saga's cluster strongly (the names every development repeats) can outscore a
+    # weak match with all the rest; the next development of a saga ("Putin blames Ukraine and the
+    # West" after a mob stormed Dagestan's airport) is close to a few of the cluster's stories,
+    # another outlet's report of the same event to most of them.
+    linkage_floor: float = 0.0
 
     def probability(self, features: Iterable[float]) -> float:
         z = self.intercept + sum(w * f for w, f in zip(self.weights, features, strict=True))
@@ -423,6 +432,7 @@ class MatcherWeights:
             float(data["intercept"]),
             float(data["threshold"]),
             dict(data.get("meta") or {}),
+            float(data.get("linkage_floor", 0.0)),
         )
 
 
@@ -543,11 +553,13 @@ class ClusterIndex:
     """Recent stories, searchable by their words and by tracked model names.
 
     A new story joins the cluster the matcher finds most likely to report the same event, when
-    that likelihood reaches ``threshold``; a wrong merge hides a story from a channel while a split
-    only repeats it, so the default threshold is chosen for precision."""
+    that likelihood reaches ``threshold`` and the story's mean similarity to the cluster's latest
+    stories reaches ``linkage_floor``; a wrong merge hides a story from a channel while a split
+    only repeats it, so both defaults are chosen for precision."""
 
     window: timedelta = timedelta(hours=72)
     threshold: float | None = None  # None: the threshold fitted with the weights
+    linkage_floor: float | None = None  # None: the floor fitted with the weights
     weights: MatcherWeights | None = None  # None: the shipped, fitted weights
     rarity: WordRarity | None = None  # None: the shipped background counts
     # At most this many stories (0: no cap); the oldest leave first. A story costs a few KB here,
@@ -675,14 +687,23 @@ class ClusterIndex:
     ) -> list[float]:
         """The matcher's inputs (:data:`FEATURES`) for a story against one cluster; ``mine`` is
         the story's ``_weights`` when the caller already has them."""
+        return self.compare(story, cluster_id, mine)[0]
+
+    def compare(
+        self, story: IndexedStory, cluster_id: int, mine: dict[str, float] | None = None
+    ) -> tuple[list[float], float]:
+        """The matcher's inputs for a story against one cluster, and the story's linkage to it:
+        its cosine averaged over the cluster's latest members (see ``MatcherWeights.linkage_floor``)."""
         cluster = self._clusters[cluster_id]
         if mine is None:
             mine = self._weights(story)
         idf = self.idf
         best_pair = best_title = covered = 0.0
+        pair_sum = 0.0
         rare = 0
         nearest = math.inf
-        for member in cluster.members[-MEMBERS_COMPARED:]:
+        recent = cluster.members[-MEMBERS_COMPARED:]
+        for member in recent:
             nearest = min(nearest, abs((story.at - member.at).total_seconds()))
             # Two stories of one outlet compare by their headlines only: a feed may put the same
             # boilerplate ("Read more at …", a standing dek) under every item.
@@ -696,7 +717,9 @@ class ClusterIndex:
             dot = 0.0
             for t in shared:
                 dot += mine[t] * (CONTEXT_WEIGHT * idf(t) if t in theirs_context else idf(t))
-            best_pair = max(best_pair, dot / (story.norm * member.norm))
+            pair = dot / (story.norm * member.norm)
+            pair_sum += pair
+            best_pair = max(best_pair, pair)
             titles = story.tokens & member.tokens
             if titles:
                 title_dot = sum(idf(t) ** 2 for t in titles)
@@ -714,7 +737,8 @@ class ClusterIndex:
         shared_ids = sum(1 for i in story.identifiers if i in cluster.identifiers)
         new_names = sum(1 for t in story.tokens if t not in words and idf(t) >= RARE_IDF)
         days = nearest / 86400 if nearest != math.inf else self.window.total_seconds() / 86400
-        return [
+        linkage = pair_sum / len(recent) if recent else 0.0
+        features = [
             best_pair,
             best_title,
             min(centroid, 1.0),
@@ -725,6 +749,7 @@ class ClusterIndex:
             covered,
             min(new_names, 3) / 3,
         ]
+        return features, linkage
 
     def candidate_clusters(self, story: IndexedStory) -> dict[int, str]:
         """Clusters worth scoring for this story: cluster id -> the rule that found it."""
@@ -747,6 +772,7 @@ class ClusterIndex:
         """The best cluster for a new story, or None when it starts a cluster of its own."""
         weights = self.weights or default_weights()
         threshold = weights.threshold if self.threshold is None else self.threshold
+        linkage_floor = weights.linkage_floor if self.linkage_floor is None else self.linkage_floor
         best: Match | None = None
         mine: dict[str, float] | None = None
         for cluster_id, rule in self.candidate_clusters(story).items():
@@ -764,15 +790,17 @@ class ClusterIndex:
                     # rare word. Events have actors.
                     continue
                 else:
-                    score = weights.probability(self.features(story, cluster_id, mine))
+                    features, linkage = self.compare(story, cluster_id, mine)
+                    score = weights.probability(features)
+                    bar, floor = threshold, linkage_floor
                     if len(cluster.outlets) == 1 and story.outlet in cluster.outlets:
                         # Only this outlet's own stories: a feed's next story on the same subject
                         # shares its words and rarely brings new names; it joins only when clearly
-                        # the same news, halfway from the threshold to certainty.
-                        bar = (threshold + 1) / 2
-                    else:
-                        bar = threshold
-                    if score < bar:
+                        # the same news, halfway from the threshold (and the floor) to certainty.
+                        bar, floor = (bar + 1) / 2, (floor + 1) / 2 if floor else 0.0
+                    if score < bar or linkage < floor:
+                        # Below the floor: close to a few of the cluster's stories and far from
+                        # the rest, the next development of a saga, not another report of it.
                         continue
             if best is None or score > best.score:
                 member = self._clusters[cluster_id].members[-1]

@@ -28,6 +28,7 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +42,13 @@ from bot.pipeline.cluster import (
 )
 from bot.pipeline.cluster_eval import CoverageItem, arriving, evaluate_clustering, load_coverage
 
-__all__ = ["TARGET_PRECISION", "fit", "training_examples"]
+__all__ = ["LINKAGE_FLOORS", "TARGET_PRECISION", "fit", "training_examples"]
 
 TARGET_PRECISION = 0.95
 THRESHOLDS = tuple(round(0.30 + 0.05 * k, 2) for k in range(13))  # 0.30 … 0.90
 FINE_STEP = 0.01  # then the step below the first coarse threshold that is precise enough, finely
+# Linkage floors tried (MatcherWeights.linkage_floor); 0.0 is the matcher without one.
+LINKAGE_FLOORS = (0.0, *(round(0.16 + 0.02 * k, 2) for k in range(9)))  # 0.16 … 0.32
 REGULARISATION = 1.0
 
 
@@ -106,7 +109,10 @@ def _day(item: CoverageItem) -> str:
 def fit(
     items: Sequence[CoverageItem], rarity: WordRarity | None = None
 ) -> tuple[MatcherWeights, float, dict[str, Any]]:
-    """Weights from all of ``items``, and the threshold chosen by leaving one day out at a time."""
+    """Weights from all of ``items``, and the threshold and linkage floor chosen by leaving one day
+    out at a time: for each floor of :data:`LINKAGE_FLOORS` the lowest threshold whose held-out
+    pairwise precision averages at least :data:`TARGET_PRECISION`; of those pairs, the one with the
+    best held-out B-cubed F1 (ties: the higher floor)."""
     days: dict[str, list[CoverageItem]] = defaultdict(list)
     for item in items:
         days[_day(item)].append(item)
@@ -116,13 +122,15 @@ def fit(
         rows = [r for other, (x, _y) in examples.items() if other != day for r in x]
         labels = [v for other, (_x, y) in examples.items() if other != day for v in y]
         day_weights[day] = _logistic(rows, labels)
-    table: dict[str, dict[str, float]] = {}
 
-    def held_out(thresholds: Sequence[float]) -> None:
+    def held_out(floor: float, thresholds: Sequence[float], table: dict[str, dict[str, float]]) -> None:
         for threshold in thresholds:
             figures = [
                 evaluate_clustering(
-                    days[day], ClusterIndex(threshold=threshold, weights=weights, rarity=rarity)
+                    days[day],
+                    ClusterIndex(
+                        threshold=threshold, weights=replace(weights, linkage_floor=floor), rarity=rarity
+                    ),
                 ).figures()
                 for day, weights in day_weights.items()
             ]
@@ -137,26 +145,43 @@ def fit(
                 )
             }
 
-    def precise(thresholds: Sequence[float]) -> list[float]:
-        return [t for t in thresholds if table[str(t)]["pairwise_precision"] >= TARGET_PRECISION]
+    def lowest_precise(floor: float) -> tuple[float, dict[str, dict[str, float]]]:
+        table: dict[str, dict[str, float]] = {}
 
-    held_out(THRESHOLDS)
-    good = precise(THRESHOLDS)
-    threshold = min(good) if good else max(THRESHOLDS)
-    if good and threshold > THRESHOLDS[0]:
-        # The coarse step (0.05) can overshoot by most of a step, and recall falls fast there.
-        below = THRESHOLDS[THRESHOLDS.index(threshold) - 1]
-        fine = [round(below + FINE_STEP * k, 2) for k in range(1, round((threshold - below) / FINE_STEP))]
-        held_out(fine)
-        threshold = min(precise(fine), default=threshold)
+        def precise(thresholds: Sequence[float]) -> list[float]:
+            return [t for t in thresholds if table[str(t)]["pairwise_precision"] >= TARGET_PRECISION]
+
+        held_out(floor, THRESHOLDS, table)
+        good = precise(THRESHOLDS)
+        threshold = min(good) if good else max(THRESHOLDS)
+        if good and threshold > THRESHOLDS[0]:
+            # The coarse step (0.05) can overshoot by most of a step, and recall falls fast there.
+            below = THRESHOLDS[THRESHOLDS.index(threshold) - 1]
+            fine = [round(below + FINE_STEP * k, 2) for k in range(1, round((threshold - below) / FINE_STEP))]
+            held_out(floor, fine, table)
+            threshold = min(precise(fine), default=threshold)
+        return threshold, table
+
+    by_floor = {floor: lowest_precise(floor) for floor in LINKAGE_FLOORS}
+
+    def merit(floor: float) -> tuple[bool, float, float]:
+        threshold, table = by_floor[floor]
+        figures = table[str(threshold)]
+        return (figures["pairwise_precision"] >= TARGET_PRECISION, figures["bcubed_f1"], floor)
+
+    floor = max(LINKAGE_FLOORS, key=merit)
+    threshold, table = by_floor[floor]
     rows = [r for x, _y in examples.values() for r in x]
     labels = [v for _x, y in examples.values() for v in y]
-    weights = _logistic(rows, labels)
+    weights = replace(_logistic(rows, labels), linkage_floor=floor)
     meta = {
         "examples": len(rows),
         "positives": sum(labels),
         "days": len(days),
         "held_out_day_means": table,
+        "held_out_by_linkage_floor": {
+            str(f): {"threshold": t, **tab[str(t)]} for f, (t, tab) in by_floor.items()
+        },
     }
     return weights, threshold, meta
 
@@ -178,6 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "weights": list(weights.weights),
         "intercept": weights.intercept,
         "threshold": threshold,
+        "linkage_floor": weights.linkage_floor,
         "meta": {
             "fitted_on": {"file": dev.name, "sha256": hashlib.sha256(dev.read_bytes()).hexdigest()},
             "rarity_documents": rarity.documents,
@@ -186,7 +212,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     args.out.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     print(f"wrote {args.rarity_out}: {rarity.documents} stories, {len(rarity.df)} words")
-    print(f"wrote {args.out}: threshold {threshold}, {meta['examples']} examples")
+    print(
+        f"wrote {args.out}: threshold {threshold}, linkage floor {weights.linkage_floor}, "
+        f"{meta['examples']} examples"
+    )
     print(json.dumps(meta["held_out_day_means"][str(threshold)]))
     return 0
 

@@ -267,7 +267,13 @@ class Ingestor:
         planned: dict[str, _Plan] = {}
         # Stories of this batch can cluster with each other (a Google News feed carries
         # several outlets, and several feeds run the same story at once).
-        batch_index = ClusterIndex(window=self.index.window, threshold=self.index.threshold)
+        batch_index = ClusterIndex(
+            window=self.index.window,
+            threshold=self.index.threshold,
+            linkage_floor=self.index.linkage_floor,
+            weights=self.index.weights,
+            rarity=self.index.rarity,
+        )
         by_provisional: dict[int, _Plan] = {}
         # Every story new to the store is classified in one batch (the learned model scores a
         # batch with one sparse product).
