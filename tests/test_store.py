@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text, update
 
 from bot.domain import Classification, Entry, SourceSpec
 from bot.pipeline.cluster import ClusterIndex
+from bot.pipeline.cluster_eval import load_coverage
 from bot.pipeline.ingest import Ingestor
 from bot.sources.delta import pack_hashes, unpack_hashes
 from bot.store import models as m
@@ -219,6 +221,87 @@ async def test_ingest_dedups_entries_urls_and_clusters_outlets(store: Store) -> 
     assert chips[0].topics == {"natsec": 0.9} and chips[0].evidence == {"natsec": ["export"]}
     counts = await store.counts()
     assert counts["stories"] == 3 and counts["clusters"] == 2
+
+
+async def test_a_write_batch_clusters_with_the_index_settings(store: Store) -> None:
+    # Stories of one write batch meet in a batch index of their own: it must use the matcher the
+    # operator set (FW_CLUSTER_SIMILARITY / FW_CLUSTER_LINKAGE end up in the main index).
+    await _ingestor(store)
+    [source, *_] = await store.claim_due_sources(timedelta(minutes=5), NOW + timedelta(hours=1))
+
+    def pair(tag: str) -> list[Entry]:
+        return [
+            entry(
+                f"{tag}1",
+                "US tightens chip export rules for China AI labs",
+                f"https://r.example/{tag}",
+                "Reuters",
+            ),
+            entry(
+                f"{tag}2",
+                "US tightens chip export rules for Chinese AI labs",
+                f"https://g.example/{tag}",
+                "Guardian",
+            ),
+        ]
+
+    fitted = Ingestor(store, KeywordClassifier(), ClusterIndex())
+    result = await fitted.ingest(source, pair("a"), NOW, default_outlet="News")
+    assert [s.joined_cluster for s in result.new_stories] == [False, True]
+    strict = Ingestor(store, KeywordClassifier(), ClusterIndex(linkage_floor=1.0))
+    result = await strict.ingest(source, pair("b"), NOW, default_outlet="News")
+    assert [s.joined_cluster for s in result.new_stories] == [False, False]
+
+
+async def test_a_batch_story_does_not_carry_a_sagas_development_into_its_cluster(store: Store) -> None:
+    # Real coverage of 30 October 2023 (config/coverage/dev.jsonl), moved to this test's clock.
+    # Six outlets' reports of the mob at Dagestan's airport are indexed; then one write batch holds
+    # Politico's report of the same riot and Al Jazeera's "Russia blames Ukraine and the West",
+    # a development. Politico's joins the riot's cluster; Al Jazeera's is close to Politico's
+    # report but not to the cluster as a whole, so it must not follow it in through the batch.
+    day = {
+        (i.outlet, i.title): i
+        for i in load_coverage(Path(__file__).resolve().parent.parent / "config" / "coverage" / "dev.jsonl")
+        if i.event.startswith("2023-10-30-")
+    }
+    last = max(i.published for i in day.values())
+
+    def real(outlet: str, title_start: str) -> Entry:
+        [item] = [i for (o, t), i in day.items() if o == outlet and t.startswith(title_start)]
+        return Entry(
+            guid=item.url,
+            url=item.url,
+            title=item.title,
+            summary=item.summary,
+            published=NOW - (last - item.published) - timedelta(hours=1),
+            outlet=item.outlet,
+        )
+
+    ingestor, _ = await _ingestor(store)
+    [source, *_] = await store.claim_due_sources(timedelta(minutes=5), NOW + timedelta(hours=1))
+    riot = [
+        real("The Washington Post", "Protesters storm Russian airport"),
+        real("themoscowtimes.com", "Dozens Arrested After Anti-Israeli Mob"),
+        real("The New York Times", "Dozens Arrested in Dagestan"),
+        real("Al Jazeera", "Arrests after crowd storms Russia airport"),
+        real("NBC News", "Video shows pro-Palestinian crowds"),
+        real("Al Jazeera", "Russia’s Dagestan airport closed"),
+    ]
+    for story in riot:  # one by one, as six polls would store them
+        await ingestor.ingest(source, [story], NOW, default_outlet="News")
+    rows = await store.list_stories(since=NOW - timedelta(days=3), relevant_only=False)
+    assert len({r.cluster_id for r in rows}) == 1
+    [riot_cluster] = {r.cluster_id for r in rows}
+    batch = [
+        real("politico.eu", "Russia arrests 60"),
+        real("Al Jazeera", "Russia blames Ukraine and the West"),
+    ]
+    result = await ingestor.ingest(source, batch, NOW, default_outlet="News")
+    assert [s.joined_cluster for s in result.new_stories] == [True, False]
+    rows = await store.list_stories(since=NOW - timedelta(days=3), relevant_only=False)
+    clusters = {r.title: r.cluster_id for r in rows}
+    assert clusters[batch[0].title] == riot_cluster
+    assert clusters[batch[1].title] != riot_cluster
 
 
 async def test_first_poll_backlog_is_not_announced(store: Store) -> None:

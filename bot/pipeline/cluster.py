@@ -693,13 +693,17 @@ class ClusterIndex:
         self, story: IndexedStory, cluster_id: int, mine: dict[str, float] | None = None
     ) -> tuple[list[float], float]:
         """The matcher's inputs for a story against one cluster, and the story's linkage to it:
-        its cosine averaged over the cluster's latest members (see ``MatcherWeights.linkage_floor``)."""
+        its cosine averaged over the cluster's latest members from other outlets (its best cosine
+        when there are none; see ``MatcherWeights.linkage_floor``)."""
         cluster = self._clusters[cluster_id]
         if mine is None:
             mine = self._weights(story)
         idf = self.idf
         best_pair = best_title = covered = 0.0
+        # The linkage averages over other outlets' stories only: this outlet's own are compared by
+        # headline alone (below), which says less than a whole story and would drag the mean down.
         pair_sum = 0.0
+        others = 0
         rare = 0
         nearest = math.inf
         recent = cluster.members[-MEMBERS_COMPARED:]
@@ -708,6 +712,7 @@ class ClusterIndex:
             # Two stories of one outlet compare by their headlines only: a feed may put the same
             # boilerplate ("Read more at …", a standing dek) under every item.
             own = member.outlet == story.outlet
+            others += not own
             shared = story.tokens & member.tokens if own else story.terms & member.terms
             if not shared:
                 continue
@@ -718,7 +723,8 @@ class ClusterIndex:
             for t in shared:
                 dot += mine[t] * (CONTEXT_WEIGHT * idf(t) if t in theirs_context else idf(t))
             pair = dot / (story.norm * member.norm)
-            pair_sum += pair
+            if not own:
+                pair_sum += pair
             best_pair = max(best_pair, pair)
             titles = story.tokens & member.tokens
             if titles:
@@ -737,7 +743,7 @@ class ClusterIndex:
         shared_ids = sum(1 for i in story.identifiers if i in cluster.identifiers)
         new_names = sum(1 for t in story.tokens if t not in words and idf(t) >= RARE_IDF)
         days = nearest / 86400 if nearest != math.inf else self.window.total_seconds() / 86400
-        linkage = pair_sum / len(recent) if recent else 0.0
+        linkage = pair_sum / others if others else best_pair
         features = [
             best_pair,
             best_title,
@@ -792,12 +798,7 @@ class ClusterIndex:
                 else:
                     features, linkage = self.compare(story, cluster_id, mine)
                     score = weights.probability(features)
-                    bar, floor = threshold, linkage_floor
-                    if len(cluster.outlets) == 1 and story.outlet in cluster.outlets:
-                        # Only this outlet's own stories: a feed's next story on the same subject
-                        # shares its words and rarely brings new names; it joins only when clearly
-                        # the same news, halfway from the threshold (and the floor) to certainty.
-                        bar, floor = (bar + 1) / 2, (floor + 1) / 2 if floor else 0.0
+                    bar, floor = self._bars(story, cluster, threshold, linkage_floor)
                     if score < bar or linkage < floor:
                         # Below the floor: close to a few of the cluster's stories and far from
                         # the rest, the next development of a saga, not another report of it.
@@ -806,6 +807,29 @@ class ClusterIndex:
                 member = self._clusters[cluster_id].members[-1]
                 best = Match(cluster_id, member.story_id, score, rule)
         return best
+
+    @staticmethod
+    def _bars(story: IndexedStory, cluster: _Cluster, threshold: float, floor: float) -> tuple[float, float]:
+        """The probability and the linkage a story needs to join this cluster."""
+        if len(cluster.outlets) == 1 and story.outlet in cluster.outlets:
+            # Only this outlet's own stories: a feed's next story on the same subject shares its
+            # words and rarely brings new names; it joins only when clearly the same news, halfway
+            # from the threshold (and from the floor, when there is one) to certainty.
+            return (threshold + 1) / 2, (floor + 1) / 2 if floor else 0.0
+        return threshold, floor
+
+    def reaches_floor(self, story: IndexedStory, cluster_id: int) -> bool:
+        """Whether the story's linkage to one of this index's clusters reaches the floor (true for
+        a cluster the index no longer holds). Ingest asks it when a story of a write batch would
+        join an indexed cluster through another story of the batch: that story's cluster in the
+        batch holds only the batch's few stories, and the floor is about the whole cluster."""
+        cluster = self._clusters.get(cluster_id)
+        if cluster is None:
+            return True
+        weights = self.weights or default_weights()
+        floor = weights.linkage_floor if self.linkage_floor is None else self.linkage_floor
+        _bar, floor = self._bars(story, cluster, 0.0, floor)
+        return floor <= 0 or self.compare(story, cluster_id)[1] >= floor
 
     def _same_case(self, story: IndexedStory, cluster: _Cluster) -> bool:
         """The story and the cluster report one court case, in one window: one names it by the

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.classify import classify_many
 from bot.domain import Classification, Entry
 from bot.metrics import Metrics
-from bot.pipeline.cluster import ClusterIndex, IndexedStory, index_entry
+from bot.pipeline.cluster import ClusterIndex, IndexedStory, Match, index_entry
 from bot.store.repo import ClaimedSource, IndexRow, Store, sha1
 from bot.store.stories import NewStoryRow, Sighting, TopicScore, mark_official, write_sightings, write_stories
 
@@ -349,10 +349,10 @@ class Ingestor:
             indexed.cluster_id = match.cluster_id
         else:
             local = batch_index.find(indexed)
-            if local is not None:
+            matched = by_provisional[local.story_id] if local is not None else None
+            if local is not None and matched is not None and self._may_join_through(indexed, local, matched):
                 # The matched batch story founded a new cluster (join it) or joined one itself
                 # (join the same target); either way it is found by its provisional story id.
-                matched = by_provisional[local.story_id]
                 plan.target = matched if matched.target is None else matched.target
                 indexed.cluster_id = local.cluster_id
             else:
@@ -360,6 +360,15 @@ class Ingestor:
         by_provisional[indexed.story_id] = plan
         batch_index.add(indexed)
         return plan
+
+    def _may_join_through(self, story: IndexedStory, local: Match, matched: _Plan) -> bool:
+        """Whether a story may join what a story of its own write batch joined. When that was an
+        indexed cluster, the story must reach the linkage floor against the whole cluster too: in
+        the batch's index the cluster holds only the batch's one or two stories, and a saga's next
+        development is close to those and far from the rest."""
+        if local.rule != "headline" or not isinstance(matched.target, int):
+            return True
+        return self.index.reaches_floor(story, matched.target)
 
     async def _insert_stories(self, session: AsyncSession, plans: list[_Plan], now: datetime) -> None:
         position = {id(p): i for i, p in enumerate(plans)}
