@@ -199,7 +199,8 @@ def test_the_test_split_keeps_its_measured_quality() -> None:
     report = evaluate_clustering(load_coverage(COVERAGE / "test.jsonl"))
     assert report.bcubed_f1 >= 0.83, report.figures()
     assert report.bcubed_precision >= 0.90, report.figures()
-    assert report.pairwise_precision >= 0.80, report.figures()
+    # Raised from 0.80 when the linkage floor took pairwise precision from 0.852 to 0.890.
+    assert report.pairwise_precision >= 0.85, report.figures()
 
 
 def test_shipped_matcher_is_what_the_fit_produces(tmp_path: Path) -> None:
