@@ -776,9 +776,7 @@ class ClusterIndex:
 
     def find(self, story: IndexedStory) -> Match | None:
         """The best cluster for a new story, or None when it starts a cluster of its own."""
-        weights = self.weights or default_weights()
-        threshold = weights.threshold if self.threshold is None else self.threshold
-        linkage_floor = weights.linkage_floor if self.linkage_floor is None else self.linkage_floor
+        weights, threshold, linkage_floor = self._matcher()
         best: Match | None = None
         mine: dict[str, float] | None = None
         for cluster_id, rule in self.candidate_clusters(story).items():
@@ -808,6 +806,13 @@ class ClusterIndex:
                 best = Match(cluster_id, member.story_id, score, rule)
         return best
 
+    def _matcher(self) -> tuple[MatcherWeights, float, float]:
+        """The weights, and the threshold and linkage floor in force (settings over fitted values)."""
+        weights = self.weights or default_weights()
+        threshold = weights.threshold if self.threshold is None else self.threshold
+        floor = weights.linkage_floor if self.linkage_floor is None else self.linkage_floor
+        return weights, threshold, floor
+
     @staticmethod
     def _bars(story: IndexedStory, cluster: _Cluster, threshold: float, floor: float) -> tuple[float, float]:
         """The probability and the linkage a story needs to join this cluster."""
@@ -826,9 +831,8 @@ class ClusterIndex:
         cluster = self._clusters.get(cluster_id)
         if cluster is None:
             return True
-        weights = self.weights or default_weights()
-        floor = weights.linkage_floor if self.linkage_floor is None else self.linkage_floor
-        _bar, floor = self._bars(story, cluster, 0.0, floor)
+        _weights, threshold, floor = self._matcher()
+        _bar, floor = self._bars(story, cluster, threshold, floor)
         return floor <= 0 or self.compare(story, cluster_id)[1] >= floor
 
     def _same_case(self, story: IndexedStory, cluster: _Cluster) -> bool:
