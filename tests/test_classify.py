@@ -712,12 +712,13 @@ def test_classify_lines_explain(classifier: Classifier) -> None:
 class _Fixed:
     """A stand-in classifier that returns whatever it was told to, for testing the metrics."""
 
-    def __init__(self, answers: dict[str, tuple[str, ...]]) -> None:
+    def __init__(self, answers: dict[str, tuple[str, ...]], topics: tuple[str, ...] = ("a", "b")) -> None:
         self._answers = answers
+        self._topics = topics
 
     @property
     def topics(self) -> tuple[str, ...]:
-        return ("a", "b")
+        return self._topics
 
     def classify(self, title: str, summary: str = "", url: str | None = None) -> Classification:
         got = self._answers.get(title, ())
@@ -747,6 +748,26 @@ def test_evaluate_metrics_and_report() -> None:
     text = format_report(report)
     assert "precision" in text and "macro-F1 0.500" in text
     assert "line 4: three" in text and "expected [-]  got [b]" in text
+
+
+def test_macro_averages_skip_a_topic_with_no_items_and_no_predictions() -> None:
+    # "c" has no items and is never predicted: it says nothing about the classifier, and counting
+    # it as F1 1.000 would lift the macro-F1 of a file without such stories.
+    items = parse_labeled(['{"title": "one", "topics": ["a"]}', '{"title": "two", "topics": []}'])
+    fixed = _Fixed({"one": ("a",), "two": ()}, topics=("a", "b", "c"))
+    report = evaluate(fixed, items)
+    assert [m.topic for m in report.scored_topics] == ["a"]
+    assert report.macro_f1 == pytest.approx(1.0)
+    # "b" without items but with a false alarm stays in, at F1 0.
+    report = evaluate(_Fixed({"one": ("a",), "two": ("b",)}, topics=("a", "b", "c")), items)
+    assert [m.topic for m in report.scored_topics] == ["a", "b"]
+    assert report.macro_f1 == pytest.approx(0.5)
+    assert report.macro_precision == pytest.approx(0.5)
+    text = format_report(report)
+    assert "not counted: c" in text and "macro-F1 0.500" in text
+    # A file of negatives that nothing flags is all right.
+    negatives = parse_labeled(['{"title": "two", "topics": []}'])
+    assert evaluate(_Fixed({"two": ()}, topics=("a", "b")), negatives).macro_f1 == pytest.approx(1.0)
 
 
 def test_load_labeled_errors(tmp_path: Path) -> None:
