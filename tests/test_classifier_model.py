@@ -103,7 +103,8 @@ def test_test_split_is_frozen_and_no_outlet_month_is_in_two_splits() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["recent-2024-26", "recent-2025-26", "papers-2025-26", "news-2025", "flagged-2023"]
+    "name",
+    ["recent-2024-26", "recent-2025-26", "papers-2025-26", "news-2025", "flagged-2023", "labs-2024-26"],
 )
 def test_recent_held_out_set_is_real_labelled_and_never_in_a_split(name: str) -> None:
     """The `recent-*.jsonl` sets measure the model on text it was never trained on (labs' feeds,
