@@ -73,6 +73,11 @@ class TopicMetrics:
         p, r = self.precision, self.recall
         return 2 * p * r / (p + r) if p + r else 0.0
 
+    @property
+    def in_play(self) -> bool:
+        """The topic had items or predictions: its figures say something about the classifier."""
+        return bool(self.tp or self.fp or self.fn)
+
 
 @dataclass(frozen=True, slots=True)
 class Misclassified:
@@ -102,11 +107,11 @@ class EvalReport:
         neither says nothing about the classifier, and counting it as a perfect 1.000 would lift
         the macro-F1 of a file without, say, a distillation story (news-2025: 0.811 against 0.748
         over its three topics). A topic with no items but false alarms stays in, at F1 0."""
-        return [m for m in self.per_topic.values() if m.tp or m.fp or m.fn]
+        return [m for m in self.per_topic.values() if m.in_play]
 
     @property
     def unscored_topics(self) -> list[str]:
-        return [m.topic for m in self.per_topic.values() if not (m.tp or m.fp or m.fn)]
+        return [m.topic for m in self.per_topic.values() if not m.in_play]
 
     def _macro(self, value: Callable[[TopicMetrics], float]) -> float:
         if not self.per_topic:

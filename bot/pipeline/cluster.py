@@ -706,8 +706,7 @@ class ClusterIndex:
         others = 0
         rare = 0
         nearest = math.inf
-        recent = cluster.members[-MEMBERS_COMPARED:]
-        for member in recent:
+        for member in cluster.members[-MEMBERS_COMPARED:]:
             nearest = min(nearest, abs((story.at - member.at).total_seconds()))
             # Two stories of one outlet compare by their headlines only: a feed may put the same
             # boilerplate ("Read more at …", a standing dek) under every item.
