@@ -375,7 +375,7 @@ async def test_stories_page_filters_and_shows_topics_outlets_and_deliveries(
     assert "export controls" in official and "DeepSeek" not in official
     searched = await (await client.get("/stories?q=export+controls")).text()
     assert "Commerce tightens export controls" in searched and "DeepSeek" not in searched
-    old = datetime.now(UTC) - timedelta(days=9)
+    old = seeded.release_day
     dated = await (await client.get(f"/stories?from={old:%Y-%m-%d}&to={old:%Y-%m-%d}")).text()
     assert "Open-weights model released" in dated and "DeepSeek" not in dated
     bad = await (await client.get('/stories?q="unclosed&from=yesterday')).text()

@@ -8,7 +8,7 @@ Used by tests/test_console.py (aiohttp test client) and tests/test_console_brows
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -74,11 +74,13 @@ class Seeded:
     lead_story: int
     closest_story: int  # first in Review's "near a threshold" queue
     judged_story: int  # first in Review's "chat feedback" queue (a "not relevant" click)
+    release_day: date  # the UTC day the open-weights release story was published (nine days back)
 
 
 async def seed(store: Store) -> Seeded:
     """Sources in each state, a dozen stories over two weeks, three channels, some deliveries."""
     now = datetime.now(UTC)
+    release_noon = datetime.combine((now - timedelta(days=9)).date(), time(12), tzinfo=UTC)
     polled = {"last_polled_at": now - timedelta(minutes=12), "last_status": 200}
     healthy = await source(
         store,
@@ -147,7 +149,9 @@ async def seed(store: Store) -> Seeded:
         "Open-weights model released with 70B parameters",
         topics={"release": 0.77},
         outlet="Hugging Face",
-        first_seen=now - timedelta(days=9),
+        # Noon of its day: a time derived from "now" can fall on the day before just after midnight.
+        published=release_noon,
+        first_seen=release_noon + timedelta(minutes=30),
     )
     for n in range(30):  # enough for a second page
         await newsdb.add_story(
@@ -215,7 +219,19 @@ async def seed(store: Store) -> Seeded:
         )
     review = await seed_review(store, discord, now)
     await seed_trends(store, now)
-    return Seeded(healthy, backing_off, broken, paused, fresh, discord, slack, gone, lead.story_id, *review)
+    return Seeded(
+        healthy,
+        backing_off,
+        broken,
+        paused,
+        fresh,
+        discord,
+        slack,
+        gone,
+        lead.story_id,
+        *review,
+        release_noon.date(),
+    )
 
 
 async def seed_review(store: Store, discord: int, now: datetime) -> tuple[int, int]:
