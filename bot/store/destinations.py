@@ -224,4 +224,4 @@ async def watched_channel_sources(session: AsyncSession) -> list[tuple[m.Channel
             m.ChannelSource.paused_at.is_(None),
         )
     )
-    return [(link, source) for link, source in rows.tuples()]
+    return [(link, source) for link, source in rows]
