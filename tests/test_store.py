@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import threading
+import time
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,8 +15,8 @@ from sqlalchemy import func, select, text, update
 
 from bot.domain import Classification, Entry, SourceSpec
 from bot.pipeline.cluster import ClusterIndex
-from bot.pipeline.cluster_eval import load_coverage
-from bot.pipeline.ingest import Ingestor
+from bot.pipeline.cluster_eval import cluster_items, load_coverage
+from bot.pipeline.ingest import Ingestor, _finish_in_thread
 from bot.sources.delta import pack_hashes, unpack_hashes
 from bot.store import models as m
 from bot.store.db import SchemaTooNewError, create_engine, current_revision, head_revision, migrate
@@ -224,8 +227,8 @@ async def test_ingest_dedups_entries_urls_and_clusters_outlets(store: Store) -> 
 
 
 async def test_a_write_batch_clusters_with_the_index_settings(store: Store) -> None:
-    # Stories of one write batch meet in a batch index of their own: it must use the matcher the
-    # operator set (FW_CLUSTER_SIMILARITY / FW_CLUSTER_LINKAGE end up in the main index).
+    # Stories of one write batch meet each other in the main index, with the matcher the operator
+    # set (FW_CLUSTER_SIMILARITY / FW_CLUSTER_LINKAGE end up in it).
     await _ingestor(store)
     [source, *_] = await store.claim_due_sources(timedelta(minutes=5), NOW + timedelta(hours=1))
 
@@ -302,6 +305,115 @@ async def test_a_batch_story_does_not_carry_a_sagas_development_into_its_cluster
     clusters = {r.title: r.cluster_id for r in rows}
     assert clusters[batch[0].title] == riot_cluster
     assert clusters[batch[1].title] != riot_cluster
+
+
+def _partition(pairs: Iterable[tuple[str, int]]) -> list[list[str]]:
+    """Stories grouped by cluster, as sorted lists of URLs (cluster ids differ between runs)."""
+    groups: dict[int, list[str]] = {}
+    for url, cluster in pairs:
+        groups.setdefault(cluster, []).append(url)
+    return sorted(sorted(urls) for urls in groups.values())
+
+
+async def test_write_batches_cluster_as_cluster_eval_measures(store: Store) -> None:
+    # Two real days of coverage (config/coverage/held-out-2026.jsonl, 8 and 9 January 2026: 255
+    # headlines, one saga's developments among them), moved to this test's clock, each stored as
+    # one write batch listed newest first as feeds list them. Ingest must place them as
+    # `cluster-eval` does (one at a time in published order, each seeing the ones before it): a
+    # batch index of their own let some stories into the wrong cluster and kept others apart.
+    items = load_coverage(
+        Path(__file__).resolve().parent.parent / "config" / "coverage" / "held-out-2026.jsonl"
+    )
+    shift = NOW - timedelta(hours=1) - max(i.published for i in items)
+    items = [replace(i, published=i.published + shift) for i in items]
+    expected = _partition(zip((i.url for i in items), cluster_items(items), strict=True))
+    assert len(expected) < len(items) - 50  # many stories share a cluster: the check has teeth
+
+    ingestor, _ = await _ingestor(store)
+    [source, *_] = await store.claim_due_sources(timedelta(minutes=5), NOW + timedelta(hours=1))
+    first_day = min(i.published for i in items).date()
+    stored: list[tuple[str, int]] = []
+    for day in (
+        [i for i in items if i.published.date() == first_day],
+        [i for i in items if i.published.date() != first_day],
+    ):
+        # Ties keep the file's order, which ingest's stable sort by time keeps too, as cluster-eval
+        # breaks ties.
+        newest_first = sorted(day, key=lambda i: (-i.published.timestamp(), items.index(i)))
+        entries = [
+            Entry(
+                guid=i.url,
+                url=i.url,
+                title=i.title,
+                summary=i.summary,
+                published=i.published,
+                outlet=i.outlet,
+            )
+            for i in newest_first
+        ]
+        result = await ingestor.ingest(source, entries, NOW, default_outlet="News")
+        assert len(result.new_stories) == len(day)
+        stored.extend((s.url, s.cluster_id) for s in result.new_stories)
+    assert _partition(stored) == expected
+    async with store.sessions() as session:
+        rows = (await session.execute(select(m.Story.url, m.Story.cluster_id))).all()
+    assert _partition((url, cluster) for url, cluster in rows) == expected
+    # The index holds every story under its stored id and cluster, none under a provisional one.
+    assert sorted((s.url, s.cluster_id) for s in result.new_stories) == sorted(
+        (url, ingestor.index._by_id[story_id].cluster_id)
+        for url, story_id in ((s.url, s.story_id) for s in result.new_stories)
+    )
+    assert all(story_id > 0 for story_id in ingestor.index._by_id)
+
+
+async def test_a_batch_that_is_not_stored_leaves_nothing_in_the_index(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ingestor, _ = await _ingestor(store)
+    [source, *_] = await store.claim_due_sources(timedelta(minutes=5), NOW + timedelta(hours=1))
+    first = await ingestor.ingest(
+        source,
+        [entry("a", "US tightens chip export rules for China AI labs", "https://r.example/a", "Reuters")],
+        NOW,
+        default_outlet="News",
+    )
+    indexed = dict(ingestor.index._by_id)
+    batch = [
+        entry("b", "US tightens chip export rules for Chinese AI labs", "https://g.example/b", "Guardian"),
+        entry("c", "Nvidia unveils a new gaming GPU", "https://g.example/c", "Guardian"),
+    ]
+
+    async def broken(*_args: object) -> None:
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr("bot.pipeline.ingest.write_stories", broken)
+    with pytest.raises(RuntimeError, match="database went away"):
+        await ingestor.ingest(source, batch, NOW, default_outlet="News")
+    assert ingestor.index._by_id == indexed  # the planned stories left again
+    assert set(ingestor.index._clusters) == {first.new_stories[0].cluster_id}
+    monkeypatch.undo()
+    result = await ingestor.ingest(source, batch, NOW, default_outlet="News")
+    assert [s.cluster_id == first.new_stories[0].cluster_id for s in result.new_stories] == [True, False]
+    assert sorted(ingestor.index._by_id) == sorted([*indexed, *(s.story_id for s in result.new_stories)])
+
+
+async def test_a_cancelled_writer_waits_for_its_planning_thread() -> None:
+    # A thread cannot be stopped: were the lock released while it still places stories in the
+    # index, the next batch (or a refresh) would change the index under it.
+    finished = threading.Event()
+
+    def plan(seconds: float, _unused: object) -> str:
+        time.sleep(seconds)
+        finished.set()
+        return "planned"
+
+    waiting = asyncio.create_task(_finish_in_thread(plan, 0.3, None))
+    await asyncio.sleep(0.05)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert finished.is_set()
+    assert await _finish_in_thread(plan, 0.0, None) == "planned"
 
 
 async def test_first_poll_backlog_is_not_announced(store: Store) -> None:

@@ -333,6 +333,7 @@ class IndexedStory:
     title_mass: float = 0.0
     rare: frozenset[str] = frozenset()
     named: bool = False  # it names anyone or anything at all (``names_of``)
+    seq: int = 0  # set by the index: the order stories were added in (breaks ties between candidates)
 
     def __post_init__(self) -> None:
         self.terms = self.tokens | self.context
@@ -573,6 +574,7 @@ class ClusterIndex:
     _models: dict[int, IndexedStory] = field(default_factory=dict)
     _clusters: dict[int, _Cluster] = field(default_factory=dict)
     last_story_id: int = 0
+    _added: int = 0  # stories added so far (``IndexedStory.seq``)
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -589,6 +591,8 @@ class ClusterIndex:
         if self._horizon is not None and story.at < self._horizon:
             return  # an old post (a backlog, a resurfaced item): nothing new can cluster with it
         self._by_id[story.story_id] = story
+        self._added += 1
+        story.seq = self._added
         heapq.heappush(self._by_time, (story.at, story.story_id))
         for token in story.tokens:
             self._postings.setdefault(token, set()).add(story.story_id)
@@ -597,6 +601,48 @@ class ClusterIndex:
             self._models[story.story_id] = story
         if self.max_stories and len(self._by_id) > self.max_stories:
             self._evict_oldest(len(self._by_id) - self.max_stories)
+
+    def rename(self, new_ids: dict[int, int]) -> None:
+        """Give provisional stories their stored ids. Ingest indexes a write batch's stories while
+        it plans them (under ids of its own), so each is matched against the ones before it, as
+        ``cluster-eval`` measures; once stored they take the store's ids. A cluster a provisional
+        story founded takes its founder's new id, as in the store (a new cluster takes the id of
+        the story that founded it). A story the index already holds under its new id (a refresh
+        read it from the store first) is dropped in its provisional form."""
+        for old, new in new_ids.items():
+            story = self._by_id.get(old)
+            if story is None:
+                continue
+            if new in self._by_id:
+                self._remove(old)
+                continue
+            del self._by_id[old]
+            for token in story.tokens:
+                posting = self._postings[token]
+                posting.discard(old)
+                posting.add(new)
+            if self._models.pop(old, None) is not None:
+                self._models[new] = story
+            story.story_id = new
+            self._by_id[new] = story
+            heapq.heappush(self._by_time, (story.at, new))  # the old entry finds nothing when it leaves
+            self.last_story_id = max(self.last_story_id, new)
+        for old, new in new_ids.items():
+            cluster = self._clusters.get(old)
+            if cluster is None:
+                continue
+            if new not in self._clusters:
+                self._clusters[new] = self._clusters.pop(old)
+                for member in cluster.members:
+                    member.cluster_id = new
+            else:  # the founder was read from the store first, in its stored cluster: join it
+                for member in list(cluster.members):
+                    self.move(member.story_id, new)
+
+    def withdraw(self, story_ids: Iterable[int]) -> None:
+        """Take stories out again (a write batch that was not stored)."""
+        for story_id in story_ids:
+            self._remove(story_id)
 
     def move(self, story_id: int, cluster_id: int) -> None:
         story = self._by_id.get(story_id)
@@ -822,18 +868,6 @@ class ClusterIndex:
             return (threshold + 1) / 2, (floor + 1) / 2 if floor else 0.0
         return threshold, floor
 
-    def reaches_floor(self, story: IndexedStory, cluster_id: int) -> bool:
-        """Whether the story's linkage to one of this index's clusters reaches the floor (true for
-        a cluster the index no longer holds). Ingest asks it when a story of a write batch would
-        join an indexed cluster through another story of the batch: that story's cluster in the
-        batch holds only the batch's few stories, and the floor is about the whole cluster."""
-        cluster = self._clusters.get(cluster_id)
-        if cluster is None:
-            return True
-        _weights, threshold, floor = self._matcher()
-        _bar, floor = self._bars(story, cluster, threshold, floor)
-        return floor <= 0 or self.compare(story, cluster_id)[1] >= floor
-
     def _same_case(self, story: IndexedStory, cluster: _Cluster) -> bool:
         """The story and the cluster report one court case, in one window: one names it by the
         caption the other uses ("Getty Images v Stability AI"), or names both its parties, when
@@ -867,10 +901,15 @@ class ClusterIndex:
                 if posting and len(posting) <= too_common:
                     points.update(posting)  # counted in C
         needed = min(CANDIDATE_POINTS, len(story.tokens) + len(story.context))
-        best = [(n, sid) for sid, n in points.items() if n >= needed]
-        if len(best) > CANDIDATES_SCORED:
-            best = heapq.nlargest(CANDIDATES_SCORED, best)
-        found = [(self._by_id[sid], "headline") for _n, sid in best]
+        by_id = self._by_id
+        # The most words shared first; among equals the latest added, not the highest id: ingest
+        # indexes a write batch in published order under ids of its own, and cluster-eval's ids
+        # follow published order, so both rank alike.
+        best = heapq.nlargest(
+            CANDIDATES_SCORED,
+            ((n, by_id[sid].seq, sid) for sid, n in points.items() if n >= needed),
+        )
+        found = [(by_id[sid], "headline") for _n, _seq, sid in best]
         # Release rule, both ways: a news headline naming a tracked model, or a tracker story
         # whose model an earlier headline already named. Tracker stories are few, so scans are cheap.
         for tracked in self._models.values():

@@ -7,7 +7,8 @@ written.
 
 Writes go through one writer task that takes every feed waiting at that moment and stores them
 in a single transaction: on a busy poll that turns thousands of small transactions into a few
-dozen, and it keeps SQLite to one writer.
+dozen, and it keeps SQLite to one writer. A batch's stories are placed in clusters one at a time in
+published order, each seeing the ones before it, as ``frontierwatch cluster-eval`` measures.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.classify import classify_many
 from bot.domain import Classification, Entry
 from bot.metrics import Metrics
-from bot.pipeline.cluster import ClusterIndex, IndexedStory, Match, index_entry
+from bot.pipeline.cluster import ClusterIndex, IndexedStory, index_entry
 from bot.store.repo import ClaimedSource, IndexRow, Store, sha1
 from bot.store.stories import NewStoryRow, Sighting, TopicScore, mark_official, write_sightings, write_stories
 
@@ -33,6 +35,9 @@ if TYPE_CHECKING:
     from bot.classify import Classifier
 
 log = logging.getLogger(__name__)
+_A = TypeVar("_A")
+_B = TypeVar("_B")
+_R = TypeVar("_R")
 
 # Older entries are stored but never announced: a feed that surfaces an old post is not news.
 ANNOUNCE_MAX_AGE = timedelta(days=3)
@@ -115,6 +120,11 @@ class Ingestor:
         self._writer: asyncio.Task[None] | None = None
         self._wide_refresh_at: datetime | None = None
         self._index_lock = asyncio.Lock()
+        # The ids of the stories of the batch being written, in the index until it is stored
+        # (then renamed) or not (then withdrawn); negative and never reused, so an id can never
+        # name two stories.
+        self._provisional: list[int] = []
+        self._next_provisional = 0
 
     async def refresh_index(self, now: datetime) -> None:
         """Load stories stored since the last refresh (by any replica) into the cluster index.
@@ -220,43 +230,58 @@ class Ingestor:
         now = max(job.now for job in batch)
         await self.refresh_index(now)
         plans: list[_Plan] = []
-        async with self.store.sessions.begin() as session:
-            fresh = await self._fresh_entries(session, batch)
-            if not fresh:
-                return
-            stored = await self.store.stories_by_url(session, list({sha1(e.url) for _, _, e in fresh}))
-            # Classifying and clustering a big batch is CPU work: it runs in a thread so the event
-            # loop keeps serving chat and fetches (the index is only touched under _index_lock).
-            async with self._index_lock:
-                plans, sightings, touched, planned = await asyncio.to_thread(self._plan_batch, fresh, stored)
-            if plans:
-                await self._insert_stories(session, plans, now)
-            ids = {url_hash: story_id for url_hash, (story_id, _c) in stored.items()}
-            ids.update({p.url_hash: p.story_id for p in plans})
-            if sightings:
-                await write_sightings(
-                    session,
-                    [Sighting(s.job.source.id, s.guid_hash, s.outlet, ids[s.url_hash]) for s in sightings],
-                    now,
-                )
-                for s in sightings:
-                    s.job.sightings += 1
-                    if s.url_hash in planned:  # another outlet of a story founded in this batch
-                        touched.add(_cluster_of(planned[s.url_hash]))
-                await mark_official(
-                    session, sorted({ids[s.url_hash] for s in sightings if s.job.source.official})
-                )
-            touched.update(_cluster_of(p) for p in plans if p.target is not None)
-            if touched:
-                await self.store.refresh_cluster_counts(session, touched)
-        # Only after the commit: a rolled-back batch must leave no trace in the index (nor in the
-        # counters, or a batch retried job by job would be counted twice).
+        try:
+            async with self.store.sessions.begin() as session:
+                fresh = await self._fresh_entries(session, batch)
+                if not fresh:
+                    return
+                stored = await self.store.stories_by_url(session, list({sha1(e.url) for _, _, e in fresh}))
+                # Classifying and clustering a big batch is CPU work: it runs in a thread so the
+                # event loop keeps serving chat and fetches (the index is only touched under
+                # _index_lock).
+                async with self._index_lock:
+                    plans, sightings, touched, planned = await _finish_in_thread(
+                        self._plan_batch, fresh, stored
+                    )
+                if plans:
+                    await self._insert_stories(session, plans, now)
+                ids = {url_hash: story_id for url_hash, (story_id, _c) in stored.items()}
+                ids.update({p.url_hash: p.story_id for p in plans})
+                if sightings:
+                    await write_sightings(
+                        session,
+                        [
+                            Sighting(s.job.source.id, s.guid_hash, s.outlet, ids[s.url_hash])
+                            for s in sightings
+                        ],
+                        now,
+                    )
+                    for s in sightings:
+                        s.job.sightings += 1
+                        if s.url_hash in planned:  # another outlet of a story founded in this batch
+                            touched.add(_cluster_of(planned[s.url_hash]))
+                    await mark_official(
+                        session, sorted({ids[s.url_hash] for s in sightings if s.job.source.official})
+                    )
+                touched.update(_cluster_of(p) for p in plans if p.target is not None)
+                if touched:
+                    await self.store.refresh_cluster_counts(session, touched)
+        except BaseException:
+            # Not stored (a rolled-back batch, another replica's URL, a cancelled writer): it must
+            # leave no trace in the index (nor in the counters, or a batch retried job by job
+            # would be counted twice).
+            self._withdraw_provisional()
+            raise
         self.metrics.stories_written(p.classification.topics for p in plans)
         async with self._index_lock:
+            self.index.rename({p.indexed.story_id: p.story_id for p in plans})
+            self._provisional.clear()
             for plan in plans:
-                plan.indexed.story_id, plan.indexed.cluster_id = plan.story_id, _cluster_of(plan)
-                self.index.add(plan.indexed)
                 plan.job.new_stories.append(_new_story(plan, now))
+
+    def _withdraw_provisional(self) -> None:
+        self.index.withdraw(self._provisional)
+        self._provisional.clear()
 
     def _plan_batch(
         self, fresh: list[tuple[_Job, str, Entry]], stored: dict[str, tuple[int, int]]
@@ -265,16 +290,6 @@ class Ingestor:
         sightings: list[_Sighting] = []
         touched: set[int] = set()
         planned: dict[str, _Plan] = {}
-        # Stories of this batch can cluster with each other (a Google News feed carries
-        # several outlets, and several feeds run the same story at once).
-        batch_index = ClusterIndex(
-            window=self.index.window,
-            threshold=self.index.threshold,
-            linkage_floor=self.index.linkage_floor,
-            weights=self.index.weights,
-            rarity=self.index.rarity,
-        )
-        by_provisional: dict[int, _Plan] = {}
         # Every story new to the store is classified in one batch (the learned model scores a
         # batch with one sparse product).
         new_urls: dict[str, Entry] = {}
@@ -300,12 +315,33 @@ class Ingestor:
                 if planned[url_hash].job is not job:  # same URL in two feeds of this batch
                     sightings.append(_Sighting(job, guid_hash, outlet, url_hash))
                 continue
-            plan = self._plan(
-                job, guid_hash, entry, url_hash, outlet, batch_index, by_provisional, classified[url_hash]
-            )
+            plan = self._plan(job, guid_hash, entry, url_hash, outlet, classified[url_hash])
             planned[url_hash] = plan
             plans.append(plan)
+        self._cluster(plans)
         return plans, sightings, touched, planned
+
+    def _cluster(self, plans: list[_Plan]) -> None:
+        """Place the batch's stories one at a time in published order, each indexed (under a
+        provisional id) before the next is matched: a Google News feed carries several outlets, and
+        several feeds run a story at once, so stories of one batch report one event. That is the
+        order and the index ``cluster-eval`` measures; the ids become the store's after the commit
+        (``ClusterIndex.rename``), or the stories leave the index if the batch is not stored."""
+        self._withdraw_provisional()  # none should be left; if one were, no story may join it
+        founders: dict[int, _Plan] = {}  # provisional cluster id -> the batch story that founded it
+        for plan in sorted(plans, key=lambda p: p.indexed.at):  # stable: feed order breaks ties
+            indexed = plan.indexed
+            self._next_provisional -= 1
+            indexed.story_id = self._next_provisional
+            match = self.index.find(indexed)
+            if match is None:
+                indexed.cluster_id = indexed.story_id
+                founders[indexed.story_id] = plan
+            else:
+                indexed.cluster_id = match.cluster_id
+                plan.target = founders.get(match.cluster_id, match.cluster_id)
+            self._provisional.append(indexed.story_id)
+            self.index.add(indexed)
 
     async def _fresh_entries(self, session: AsyncSession, batch: list[_Job]) -> list[tuple[_Job, str, Entry]]:
         """Entries not yet seen in their own source, first occurrence of each guid."""
@@ -327,13 +363,11 @@ class Ingestor:
         entry: Entry,
         url_hash: str,
         outlet: str,
-        batch_index: ClusterIndex,
-        by_provisional: dict[int, _Plan],
         classification: Classification,
     ) -> _Plan:
         model = dict(entry.extra).get("model")
         indexed = index_entry(
-            story_id=-(len(by_provisional) + 1),
+            story_id=0,  # set when it is placed (_cluster)
             cluster_id=0,
             outlet=outlet,
             title=entry.title,
@@ -342,33 +376,7 @@ class Ingestor:
             seen=job.now,
             model=str(model) if model else None,
         )
-        plan = _Plan(job, guid_hash, entry, url_hash, outlet, classification, indexed, None)
-        match = self.index.find(indexed)
-        if match is not None:
-            plan.target = match.cluster_id
-            indexed.cluster_id = match.cluster_id
-        else:
-            local = batch_index.find(indexed)
-            matched = by_provisional[local.story_id] if local is not None else None
-            if local is not None and matched is not None and self._may_join_through(indexed, local, matched):
-                # The matched batch story founded a new cluster (join it) or joined one itself
-                # (join the same target); either way it is found by its provisional story id.
-                plan.target = matched if matched.target is None else matched.target
-                indexed.cluster_id = local.cluster_id
-            else:
-                indexed.cluster_id = indexed.story_id
-        by_provisional[indexed.story_id] = plan
-        batch_index.add(indexed)
-        return plan
-
-    def _may_join_through(self, story: IndexedStory, local: Match, matched: _Plan) -> bool:
-        """Whether a story may join what a story of its own write batch joined. When that was an
-        indexed cluster, the story must reach the linkage floor against the whole cluster too: in
-        the batch's index the cluster holds only the batch's one or two stories, and a saga's next
-        development is close to those and far from the rest."""
-        if local.rule != "headline" or not isinstance(matched.target, int):
-            return True
-        return self.index.reaches_floor(story, matched.target)
+        return _Plan(job, guid_hash, entry, url_hash, outlet, classification, indexed, None)
 
     async def _insert_stories(self, session: AsyncSession, plans: list[_Plan], now: datetime) -> None:
         position = {id(p): i for i, p in enumerate(plans)}
@@ -404,6 +412,17 @@ class Ingestor:
         await write_stories(session, rows, now)
         for plan, row in zip(plans, rows, strict=True):
             plan.story_id = row.story_id
+
+
+async def _finish_in_thread(work: Callable[[_A, _B], _R], first: _A, second: _B) -> _R:
+    """``work`` run in a thread; if the caller is cancelled meanwhile, the thread (which cannot be
+    stopped) is still waited for, so nothing else touches the index while it runs."""
+    running = asyncio.ensure_future(asyncio.to_thread(work, first, second))
+    try:
+        return await asyncio.shield(running)
+    except asyncio.CancelledError:
+        await asyncio.wait({running})
+        raise
 
 
 def _cluster_of(plan: _Plan) -> int:
