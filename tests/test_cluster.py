@@ -267,3 +267,65 @@ def test_the_demo_shows_one_entry_per_story() -> None:
         together = sorted(sorted(g) for g in groups.values() if len(g) > 1)
         assert together == sorted(sorted(g) for g in expected.values()), together
         assert len({cluster_of[o] for o in explainers}) == 3
+
+
+def _place(index: ClusterIndex, provisional: IndexedStory) -> IndexedStory:
+    """As ingest places a story of a write batch: matched, then indexed under its provisional id."""
+    match = index.find(provisional)
+    provisional.cluster_id = provisional.story_id if match is None else match.cluster_id
+    index.add(provisional, provisional=True)
+    return provisional
+
+
+def test_stored_batch_stories_take_the_stores_ids_even_when_a_refresh_read_them_first() -> None:
+    index = ClusterIndex()
+    index.add(story(1, "Nvidia unveils a new gaming GPU", "Verge"))
+    founder = _place(index, story(-1, "US tightens chip export rules for China AI labs", "Reuters"))
+    joiner = _place(index, story(-2, "US tightens chip export rules for Chinese AI labs", "Guardian"))
+    assert joiner.cluster_id == founder.story_id == -1
+    # Stored as ids 7 (founding cluster 7) and 8; a refresh read the founder from the store first.
+    index.add(story(7, "US tightens chip export rules for China AI labs", "Reuters"))
+    index.rename({-1: 7, -2: 8})
+    assert sorted(index._by_id) == [1, 7, 8] and index.last_story_id == 8
+    assert {sid: s.cluster_id for sid, s in index._by_id.items()} == {1: 1, 7: 7, 8: 7}
+    assert sorted(index._clusters) == [1, 7] and len(index._clusters[7].members) == 2
+    assert all(sid > 0 for posting in index._postings.values() for sid in posting)
+    # The next story finds the renamed cluster.
+    match = index.find(story(9, "US tightens AI chip export rules for China", "AP"))
+    assert match is not None and match.cluster_id == 7
+
+
+def test_a_withdrawn_batch_leaves_the_index_as_it_was() -> None:
+    index = ClusterIndex(max_stories=2)
+    index.add(
+        story(1, "US tightens chip export rules for China AI labs", "Reuters", at=NOW - timedelta(hours=3))
+    )
+    index.add(story(2, "Nvidia unveils a new gaming GPU", "Verge", at=NOW - timedelta(hours=2)))
+    before = {sid: s.cluster_id for sid, s in index._by_id.items()}
+    _place(index, story(-1, "US tightens chip export rules for Chinese AI labs", "Guardian"))
+    _place(index, story(-2, "OpenAI accuses DeepSeek of distilling its models", "FT"))
+    assert len(index) == 4  # provisional stories evict nothing...
+    index.withdraw([-1, -2])
+    assert {sid: s.cluster_id for sid, s in index._by_id.items()} == before
+    assert sorted(index._clusters) == [1, 2]
+    _place(index, story(-3, "US tightens chip export rules for Chinese AI labs", "Guardian"))
+    index.rename({-3: 3})
+    assert sorted(index._by_id) == [2, 3]  # ...until they are stored: then the cap holds
+
+
+def test_old_posts_of_one_batch_still_cluster_with_each_other() -> None:
+    # A first poll's backlog: older than the window, but two outlets' reports of one event in the
+    # same batch are one story, as cluster-eval (which prunes by each story's own time) has it.
+    index = ClusterIndex()
+    index.prune(NOW)
+    old = NOW - timedelta(hours=100)
+    first = _place(index, story(-1, "US tightens chip export rules for China AI labs", "Reuters", at=old))
+    second = _place(
+        index,
+        story(
+            -2, "US tightens chip export rules for Chinese AI labs", "Guardian", at=old + timedelta(hours=1)
+        ),
+    )
+    assert second.cluster_id == first.story_id
+    index.add(story(3, "US tightens chip export rules for China", "AP", at=old))
+    assert 3 not in index  # a stored old post still stays out

@@ -366,6 +366,27 @@ async def test_write_batches_cluster_as_cluster_eval_measures(store: Store) -> N
     assert all(story_id > 0 for story_id in ingestor.index._by_id)
 
 
+async def test_a_batch_is_stored_and_announced_founders_first(store: Store) -> None:
+    # Feeds list the newest first; the earliest report of an event founds its cluster, and routing
+    # alerts on a cluster's founder and sends the rest as follow-ups, so it must come first.
+    ingestor, _ = await _ingestor(store)
+    [source, *_] = await store.claim_due_sources(timedelta(minutes=5), NOW + timedelta(hours=1))
+    batch = [
+        entry("g", "US tightens chip export rules for Chinese AI labs", "https://g.example/g", "Guardian", 1),
+        entry("n", "Nvidia unveils a new gaming GPU", "https://v.example/n", "Verge", 1.5),
+        entry("r", "US tightens chip export rules for China AI labs", "https://r.example/r", "Reuters", 2),
+    ]
+    result = await ingestor.ingest(source, batch, NOW, default_outlet="News")
+    assert [(s.outlet, s.joined_cluster) for s in result.new_stories] == [
+        ("Reuters", False),
+        ("Verge", False),
+        ("Guardian", True),
+    ]
+    reuters, verge, guardian = result.new_stories
+    assert reuters.story_id < verge.story_id < guardian.story_id
+    assert guardian.cluster_id == reuters.cluster_id == reuters.story_id
+
+
 async def test_a_batch_that_is_not_stored_leaves_nothing_in_the_index(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -410,6 +431,8 @@ async def test_a_cancelled_writer_waits_for_its_planning_thread() -> None:
     waiting = asyncio.create_task(_finish_in_thread(plan, 0.3, None))
     await asyncio.sleep(0.05)
     waiting.cancel()
+    await asyncio.sleep(0.05)
+    waiting.cancel()  # twice: shutting down while being shut down
     with pytest.raises(asyncio.CancelledError):
         await waiting
     assert finished.is_set()

@@ -582,13 +582,17 @@ class ClusterIndex:
     def __contains__(self, story_id: object) -> bool:
         return story_id in self._by_id
 
-    def add(self, story: IndexedStory) -> None:
+    def add(self, story: IndexedStory, *, provisional: bool = False) -> None:
+        """Index a story. ``provisional``: one of the write batch being planned (see
+        :meth:`rename`): it goes in even if older than the window, so the batch's other old posts
+        (a first poll's backlog) can still join it, as ``cluster-eval`` lets them, and it evicts
+        nothing until it is stored."""
         self.last_story_id = max(self.last_story_id, story.story_id)
         if story.story_id in self._by_id:
             return
         if story.seen is not None and story.at > story.seen:
             story.at = story.seen  # a date in the future is not trusted
-        if self._horizon is not None and story.at < self._horizon:
+        if not provisional and self._horizon is not None and story.at < self._horizon:
             return  # an old post (a backlog, a resurfaced item): nothing new can cluster with it
         self._by_id[story.story_id] = story
         self._added += 1
@@ -599,6 +603,10 @@ class ClusterIndex:
         self._clusters.setdefault(story.cluster_id, _Cluster()).change(story, +1, self._weights(story))
         if story.model:
             self._models[story.story_id] = story
+        if not provisional:
+            self._enforce_cap()
+
+    def _enforce_cap(self) -> None:
         if self.max_stories and len(self._by_id) > self.max_stories:
             self._evict_oldest(len(self._by_id) - self.max_stories)
 
@@ -638,9 +646,11 @@ class ClusterIndex:
             else:  # the founder was read from the store first, in its stored cluster: join it
                 for member in list(cluster.members):
                     self.move(member.story_id, new)
+        self._enforce_cap()  # provisional stories evicted nothing; stored, they count
 
     def withdraw(self, story_ids: Iterable[int]) -> None:
-        """Take stories out again (a write batch that was not stored)."""
+        """Take provisional stories out again (a write batch that was not stored); as they evicted
+        nothing, the index is as it was before them."""
         for story_id in story_ids:
             self._remove(story_id)
 

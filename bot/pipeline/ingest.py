@@ -237,8 +237,8 @@ class Ingestor:
                     return
                 stored = await self.store.stories_by_url(session, list({sha1(e.url) for _, _, e in fresh}))
                 # Classifying and clustering a big batch is CPU work: it runs in a thread so the
-                # event loop keeps serving chat and fetches (the index is only touched under
-                # _index_lock).
+                # event loop keeps serving chat and fetches; index refreshes wait for _index_lock
+                # meanwhile, as the thread changes the index.
                 async with self._index_lock:
                     plans, sightings, touched, planned = await _finish_in_thread(
                         self._plan_batch, fresh, stored
@@ -269,15 +269,17 @@ class Ingestor:
         except BaseException:
             # Not stored (a rolled-back batch, another replica's URL, a cancelled writer): it must
             # leave no trace in the index (nor in the counters, or a batch retried job by job
-            # would be counted twice).
+            # would be counted twice). The planning thread has finished (_finish_in_thread).
             self._withdraw_provisional()
             raise
+        # Stored. No await from the commit to here, so a cancelled writer cannot leave the batch
+        # under provisional ids; and no lock needed: the planning thread, the only code that
+        # touches the index off the event loop, has finished.
+        self.index.rename({p.indexed.story_id: p.story_id for p in plans})
+        self._provisional.clear()
         self.metrics.stories_written(p.classification.topics for p in plans)
-        async with self._index_lock:
-            self.index.rename({p.indexed.story_id: p.story_id for p in plans})
-            self._provisional.clear()
-            for plan in plans:
-                plan.job.new_stories.append(_new_story(plan, now))
+        for plan in plans:
+            plan.job.new_stories.append(_new_story(plan, now))
 
     def _withdraw_provisional(self) -> None:
         self.index.withdraw(self._provisional)
@@ -318,10 +320,11 @@ class Ingestor:
             plan = self._plan(job, guid_hash, entry, url_hash, outlet, classified[url_hash])
             planned[url_hash] = plan
             plans.append(plan)
-        self._cluster(plans)
-        return plans, sightings, touched, planned
+        # Stored and announced in the order they were placed: a cluster's founder comes before the
+        # stories that joined it (routing alerts on the founder, follow-ups on the rest).
+        return self._cluster(plans), sightings, touched, planned
 
-    def _cluster(self, plans: list[_Plan]) -> None:
+    def _cluster(self, plans: list[_Plan]) -> list[_Plan]:
         """Place the batch's stories one at a time in published order, each indexed (under a
         provisional id) before the next is matched: a Google News feed carries several outlets, and
         several feeds run a story at once, so stories of one batch report one event. That is the
@@ -329,7 +332,8 @@ class Ingestor:
         (``ClusterIndex.rename``), or the stories leave the index if the batch is not stored."""
         self._withdraw_provisional()  # none should be left; if one were, no story may join it
         founders: dict[int, _Plan] = {}  # provisional cluster id -> the batch story that founded it
-        for plan in sorted(plans, key=lambda p: p.indexed.at):  # stable: feed order breaks ties
+        placed = sorted(plans, key=lambda p: p.indexed.at)  # stable: feed order breaks ties
+        for plan in placed:
             indexed = plan.indexed
             self._next_provisional -= 1
             indexed.story_id = self._next_provisional
@@ -341,7 +345,8 @@ class Ingestor:
                 indexed.cluster_id = match.cluster_id
                 plan.target = founders.get(match.cluster_id, match.cluster_id)
             self._provisional.append(indexed.story_id)
-            self.index.add(indexed)
+            self.index.add(indexed, provisional=True)
+        return placed
 
     async def _fresh_entries(self, session: AsyncSession, batch: list[_Job]) -> list[tuple[_Job, str, Entry]]:
         """Entries not yet seen in their own source, first occurrence of each guid."""
@@ -415,14 +420,19 @@ class Ingestor:
 
 
 async def _finish_in_thread(work: Callable[[_A, _B], _R], first: _A, second: _B) -> _R:
-    """``work`` run in a thread; if the caller is cancelled meanwhile, the thread (which cannot be
-    stopped) is still waited for, so nothing else touches the index while it runs."""
+    """``work`` run in a thread; if the caller is cancelled meanwhile (once or more), the thread
+    (which cannot be stopped) is still waited for before the cancellation goes on, so nothing
+    else touches the index while it runs."""
     running = asyncio.ensure_future(asyncio.to_thread(work, first, second))
-    try:
-        return await asyncio.shield(running)
-    except asyncio.CancelledError:
-        await asyncio.wait({running})
-        raise
+    cancelled = False
+    while not running.done():
+        try:
+            await asyncio.wait({running})
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+    return running.result()
 
 
 def _cluster_of(plan: _Plan) -> int:
