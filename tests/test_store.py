@@ -423,12 +423,12 @@ async def test_a_cancelled_writer_waits_for_its_planning_thread() -> None:
     # index, the next batch (or a refresh) would change the index under it.
     finished = threading.Event()
 
-    def plan(seconds: float, _unused: object) -> str:
+    def plan(seconds: float) -> str:
         time.sleep(seconds)
         finished.set()
         return "planned"
 
-    waiting = asyncio.create_task(_finish_in_thread(plan, 0.3, None))
+    waiting = asyncio.create_task(_finish_in_thread(lambda: plan(0.3)))
     await asyncio.sleep(0.05)
     waiting.cancel()
     await asyncio.sleep(0.05)
@@ -436,7 +436,7 @@ async def test_a_cancelled_writer_waits_for_its_planning_thread() -> None:
     with pytest.raises(asyncio.CancelledError):
         await waiting
     assert finished.is_set()
-    assert await _finish_in_thread(plan, 0.0, None) == "planned"
+    assert await _finish_in_thread(lambda: plan(0.0)) == "planned"
 
 
 async def test_first_poll_backlog_is_not_announced(store: Store) -> None:

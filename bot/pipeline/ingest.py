@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,8 +36,6 @@ if TYPE_CHECKING:
     from bot.classify import Classifier
 
 log = logging.getLogger(__name__)
-_A = TypeVar("_A")
-_B = TypeVar("_B")
 _R = TypeVar("_R")
 
 # Older entries are stored but never announced: a feed that surfaces an old post is not news.
@@ -241,7 +240,7 @@ class Ingestor:
                 # meanwhile, as the thread changes the index.
                 async with self._index_lock:
                     plans, sightings, touched, planned = await _finish_in_thread(
-                        self._plan_batch, fresh, stored
+                        functools.partial(self._plan_batch, fresh, stored)
                     )
                 if plans:
                     await self._insert_stories(session, plans, now)
@@ -419,11 +418,11 @@ class Ingestor:
             plan.story_id = row.story_id
 
 
-async def _finish_in_thread(work: Callable[[_A, _B], _R], first: _A, second: _B) -> _R:
+async def _finish_in_thread(work: Callable[[], _R]) -> _R:
     """``work`` run in a thread; if the caller is cancelled meanwhile (once or more), the thread
     (which cannot be stopped) is still waited for before the cancellation goes on, so nothing
     else touches the index while it runs."""
-    running = asyncio.ensure_future(asyncio.to_thread(work, first, second))
+    running = asyncio.ensure_future(asyncio.to_thread(work))
     cancelled = False
     while not running.done():
         try:
