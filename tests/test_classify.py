@@ -416,6 +416,25 @@ def test_the_learned_natsec_score_needs_an_ai_or_chip_word(caplog: pytest.LogCap
     )
 
 
+def test_rival_state_labs_and_the_states_own_names_count_for_natsec() -> None:
+    """The guide counts a distillation accusation against a rival-state lab as natsec, and Alibaba's
+    Qwen lab is one; the US defence department is also the Department of War, AI security
+    institutes are the state's; a lab leader's statement names no product but is AI news."""
+    hybrid = load_classifier(TOPICS)
+    accusation = "Anthropic accuses Alibaba of largest distillation attack to date"
+    statement = "Statement from Dario Amodei on our discussions with the Department of War"
+    institute = "UK AISI / CAISI Preliminary Assessment of Kimi K3's Cyber Capabilities"
+    earnings = "Alibaba shares jump after strong quarterly earnings"
+    assert "alibaba" in hybrid.rules.analyze(accusation).rules_only.evidence["natsec"]
+    said = hybrid.rules.analyze(statement)
+    assert "ai" in said.contexts and "department of war" in said.rules_only.evidence["natsec"]
+    results = classify_many(hybrid, [(accusation, ""), (statement, ""), (institute, ""), (earnings, "")])
+    assert {"distillation", "ip", "natsec"} <= set(results[0].topics)
+    assert "natsec" in results[1].topics and "natsec" in results[2].topics
+    # A rival-state lab's name supports natsec; alone it is business news.
+    assert results[3].topics == () and results[3].scores["natsec"] < 0.1
+
+
 def test_the_shipped_hybrid_reads_the_address_too() -> None:
     hybrid = load_classifier(TOPICS)  # the learned model and the rules
     url = "https://huggingface.co/apple/starflow"
