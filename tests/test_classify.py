@@ -435,6 +435,20 @@ def test_rival_state_labs_and_the_states_own_names_count_for_natsec() -> None:
     assert results[3].topics == () and results[3].scores["natsec"] < 0.1
 
 
+def test_licensing_deals_and_likeness_disputes_are_ip_but_a_voice_scam_is_not() -> None:
+    """The guide's ip includes training-data licensing deals and voice and likeness cloning
+    disputes; a scam with a cloned voice is fraud, so "voice clone" alone is no ip word."""
+    hybrid = load_classifier(TOPICS)
+    deal = "Apple in Talks to Pay Publishers for News Content to Power Siri AI"
+    likeness = "Hasbro's TV Contracts Ask Child Voice Actors to Sign Rights Away for AI Use"
+    scam = "How to avoid phone scams that use AI-voice cloning"
+    evidence = {title: hybrid.rules.analyze(title).rules_only.evidence["ip"] for title in (deal, likeness)}
+    assert "pay publishers" in evidence[deal] and "rights away" in evidence[likeness]
+    results = classify_many(hybrid, [(deal, ""), (likeness, ""), (scam, "")])
+    assert "ip" in results[0].topics and "ip" in results[1].topics
+    assert "ip" not in results[2].topics and hybrid.rules.analyze(scam).rules_only.scores["ip"] == 0.0
+
+
 def test_the_shipped_hybrid_reads_the_address_too() -> None:
     hybrid = load_classifier(TOPICS)  # the learned model and the rules
     url = "https://huggingface.co/apple/starflow"
