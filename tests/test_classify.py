@@ -449,6 +449,24 @@ def test_licensing_deals_and_likeness_disputes_are_ip_but_a_voice_scam_is_not() 
     assert "ip" not in results[2].topics and hybrid.rules.analyze(scam).rules_only.scores["ip"] == 0.0
 
 
+def test_weapons_and_military_drones_count_for_natsec_only_beside_ai() -> None:
+    """The guide's natsec includes military and defence AI; "weapons" and "drones" were no natsec
+    words, so Google dropping its pledge on AI weapons was missed. Gated by the AI context like the
+    rest of the topic: a drone delivering pizza is not natsec."""
+    hybrid = load_classifier(TOPICS)
+    pledge = (
+        "Google drops pledge on AI use for weapons",
+        "The tech giant has updated the principles governing its development of artificial intelligence.",
+    )
+    drones = ("US company's AI lets Ukraine's cheap kamikaze drones track targets on their own", "")
+    pizza = ("Drones deliver pizza in Dublin suburbs", "")
+    assert "weapons" in hybrid.rules.analyze(*pledge).rules_only.evidence["natsec"]
+    results = classify_many(hybrid, [pledge, drones, pizza])
+    assert "natsec" in results[0].topics and "natsec" in results[1].topics
+    assert "drones" in results[1].evidence["natsec"]
+    assert results[2].scores["natsec"] == 0.0 and results[2].topics == ()
+
+
 def test_the_shipped_hybrid_reads_the_address_too() -> None:
     hybrid = load_classifier(TOPICS)  # the learned model and the rules
     url = "https://huggingface.co/apple/starflow"
