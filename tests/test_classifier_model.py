@@ -103,15 +103,23 @@ def test_test_split_is_frozen_and_no_outlet_month_is_in_two_splits() -> None:
 
 
 @pytest.mark.parametrize(
-    "name",
-    ["recent-2024-26", "recent-2025-26", "papers-2025-26", "news-2025", "flagged-2023", "labs-2024-26"],
+    ("name", "minimum"),
+    [
+        ("recent-2024-26", 300),
+        ("recent-2025-26", 300),
+        ("papers-2025-26", 300),
+        ("news-2025", 300),
+        ("flagged-2023", 300),
+        ("labs-2024-26", 300),
+        ("news-2024", 180),  # labelled only after every choice it reports: small, never tuned on
+    ],
 )
-def test_recent_held_out_set_is_real_labelled_and_never_in_a_split(name: str) -> None:
-    """The `recent-*.jsonl` sets measure the model on text it was never trained on (labs' feeds,
-    Hub models, 2025–26 news): they must stay out of every split, or their figures would mean
+def test_recent_held_out_set_is_real_labelled_and_never_in_a_split(name: str, minimum: int) -> None:
+    """The held-out sets measure the model on text it was never trained on (labs' feeds, Hub
+    models, 2024–26 news): they must stay out of every split, or their figures would mean
     nothing."""
     recent = [json.loads(line) for line in (CORPUS / f"{name}.jsonl").read_text().splitlines()]
-    assert len(recent) >= 300
+    assert len(recent) >= minimum
     for r in recent:
         assert str(r["url"]).startswith("http") and r["outlet"] and r["provenance"] and r["licence"]
         assert set(r["topics"]) <= set(TOPICS) and (r["hard_negative"] is False or not r["topics"])
