@@ -64,8 +64,8 @@ C_GRID = (1.0, 4.0, 16.0, 64.0)
 # liblinear stops when its gradient has shrunk by this factor. At its default (1e-4) the weights
 # stop short of the optimum by up to 0.015, and where exactly depends on the CPU's BLAS kernels:
 # the same data trained on two machines differed by 0.01 on ip's weights. At 1e-6 they are within
-# 2e-4 of the optimum (measured against 1e-8), so `train` gives the same model everywhere, at the
-# same training time.
+# 2e-4 of the optimum (measured against 1e-8), so machines agree to about that, far below anything
+# that moves a decision, at the same training time.
 SOLVER_TOLERANCE = 1e-6
 FOLDS = 5
 RULE_SCALE = 2.0
