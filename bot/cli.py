@@ -647,7 +647,8 @@ def train(data: Path, extra: tuple[Path, ...], feedback: bool, out_path: Path | 
             v = info["cross_validated_at_threshold"]
             threshold = next(t.threshold for t in model.topics if t.name == topic)
             out_line = (
-                f"{topic}: learned (C={info['C']:g}, {info['train_positives']} labelled examples); "
+                f"{topic}: learned (C={info['C']:g}, naive Bayes weight {info.get('naive_bayes_weight', 0):g}, "
+                f"{info['train_positives']} labelled examples); "
                 f"cross-validated by outlet-month at threshold {threshold:.2f}: precision "
                 f"{v['precision']:.3f}, recall {v['recall']:.3f}, F1 {v['f1']:.3f}"
             )

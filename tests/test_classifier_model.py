@@ -23,13 +23,23 @@ from bot.classify.evaluate import (
     load_labeled,
     score_results,
 )
-from bot.classify.features import merge_evidence, text_features
+from bot.classify.features import (
+    MAX_PAIR_WORDS,
+    known_pair_words,
+    merge_evidence,
+    pair_words,
+    readable,
+    text_features,
+    title_tokens,
+)
 from bot.classify.hybrid import HybridClassifier
 from bot.classify.model import LinearTopicModel, ModelError
 from bot.classify.rules import RuleClassifier
 from bot.classify.taxonomy import load_taxonomy
 from bot.classify.train import (
+    NB_GRID,
     TrainingData,
+    _nb_ratios,
     cross_validate,
     group_of,
     grouped_folds,
@@ -47,9 +57,9 @@ TOPICS = ("distillation", "ip", "natsec", "release")
 # corrected by the guide; the items may not change.
 FROZEN_TEST_MEMBERSHIP = "ce7ab5aed61936c7bbb8282bc8dc050e5f94c63770b0f9bda6cce6e8dd3a3780"
 
-# The CI gate on the frozen test split. Precision and the hard-negative rate are the targets;
-# macro-F1 is held near what the model reaches today (0.882) until the 0.90 is reached.
-MIN_TEST_MACRO_F1 = 0.88
+# The CI gate on the frozen test split: the targets (the model reaches 0.907 since the twelfth
+# pass; it was held at 0.88 until then).
+MIN_TEST_MACRO_F1 = 0.90
 MIN_TEST_PRECISION = 0.90
 MAX_TEST_HARD_NEGATIVE_RATE = 0.05
 
@@ -232,6 +242,44 @@ def test_fast_feature_path_equals_the_training_features() -> None:
                 model.vocabulary[f] for f in text_features(item.title, item.summary) if f in model.vocabulary
             )
             assert sorted(model.feature_ids(item.title, item.summary)) == expected, item.title
+
+
+def test_title_word_pairs_are_features_and_the_fast_path_keeps_their_cap() -> None:
+    features = text_features("China blocks Meta's Manus deal", "")
+    assert {"s:blocks china", "s:china manus", "s:deal meta"} <= features
+    paired = {w for f in features if f.startswith("s:") for w in f[2:].split(" ")}
+    assert paired == {"blocks", "china", "deal", "manus", "meta"}  # not "s" (of "Meta's"), no function word
+    assert readable("s:blocks china") == "blocks + china"  # two words of the title, not a phrase
+    # A long title pairs only its first MAX_PAIR_WORDS distinct content words...
+    long_title = " ".join(f"word{chr(97 + i)}" for i in range(MAX_PAIR_WORDS + 4))
+    words = pair_words(title_tokens(long_title))
+    assert len(words) == MAX_PAIR_WORDS and "wordp" not in words
+    pairs = [f for f in text_features(long_title, "") if f.startswith("s:")]
+    assert len(pairs) == MAX_PAIR_WORDS * (MAX_PAIR_WORDS - 1) // 2
+    # ...and the hot path's shortcut gives the same words, for long titles and short ones.
+    known = frozenset({"worda", "wordl", "wordp", "china", "blocks"})
+    for title in (long_title, "China blocks Meta's Manus deal", f"{long_title} China blocks the deal"):
+        tokens_ = title_tokens(title)
+        assert known_pair_words(tokens_, known) == [w for w in pair_words(tokens_) if w in known], title
+
+
+def test_naive_bayes_ratios_count_how_often_a_feature_marks_the_topic() -> None:
+    import numpy as np
+    import scipy.sparse as sp
+
+    # Three text columns and one extra column (a rule score) that naive Bayes never weighs.
+    x = sp.csr_matrix(np.array([[1, 0, 1, 0.5], [1, 0, 0, 0.5], [0, 1, 0, 0.0], [0, 1, 1, 0.0]]))
+    y = np.array([1, 1, 0, 0])
+    ratios = _nb_ratios(x, y, n_text=3)
+    assert ratios.shape == (3,)
+    # Laplace-smoothed counts: inside (3, 1, 2) of 6, outside (1, 3, 2) of 6.
+    assert np.allclose(ratios, np.log([3 / 1, 1 / 3, 2 / 2]))
+
+
+def test_the_shipped_model_records_its_pull_toward_naive_bayes_per_topic() -> None:
+    model = LinearTopicModel.load(PACKAGED_MODEL)
+    for topic in TOPICS:
+        assert model.meta["topics"][topic]["naive_bayes_weight"] in NB_GRID, topic
 
 
 def gate_failures(report: EvalReport) -> list[str]:

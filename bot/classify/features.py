@@ -13,6 +13,10 @@ Features are readable on purpose, because explanations show them to users:
 * ``c:stil`` — four-character pieces of each title word, the word padded with a space on each side
   (model and lab names, inflections the word features miss); measured +0.015 macro-F1 on
   validation. Never shown as evidence.
+* ``s:blocks china`` — two content words of the title, anywhere in it, in alphabetical order, so
+  "China blocks …" and "… blocked by China" share nothing but "chatbot" + "china" does: a linear
+  model over single words cannot say "both", and a topic is often two things at once (a state and
+  an AI product). Only the first :data:`MAX_PAIR_WORDS` distinct content words pair up.
 
 Each feature is present or not (binary); a story's text features are scaled to unit length so a long
 summary does not outvote a headline. The rule classifier's per-topic scores are added by the model as
@@ -22,12 +26,15 @@ extra features (``rule:<topic>``), so reviewed operator knowledge and learned we
 from __future__ import annotations
 
 import re
+from collections.abc import Set as AbstractSet
 
 __all__ = [
     "CHAR_N",
     "PREFIX_LEN",
     "features_of_tokens",
+    "known_pair_words",
     "merge_evidence",
+    "pair_words",
     "readable",
     "text_features",
     "title_tokens",
@@ -39,6 +46,7 @@ _TOKEN = re.compile(r"[a-z0-9]+")
 PREFIX_LEN = 5
 CHAR_N = 4
 MAX_SUMMARY_TOKENS = 40  # the summary's opening carries its gist; the rest costs time, not accuracy
+MAX_PAIR_WORDS = 12  # a long title (a Hacker News thread's) would otherwise make hundreds of pairs
 
 
 def tokens(text: str) -> list[str]:
@@ -79,6 +87,10 @@ def features_of_tokens(title_tokens: list[str], summary_tokens: list[str]) -> se
             previous = tok
     for tok in title_tokens:
         add("t:" + tok)
+    words = pair_words(title_tokens)
+    for i, first in enumerate(words):
+        for second in words[i + 1 :]:
+            add("s:" + first + " " + second)
     for tok in title_tokens:
         padded = " " + tok + " "
         for i in range(len(padded) - CHAR_N + 1):
@@ -97,6 +109,29 @@ _FUNCTION_WORDS = frozenset(
 )
 
 
+def pair_words(title_tokens: list[str]) -> list[str]:
+    """The title words that pair up for ``s:`` features, sorted: the first :data:`MAX_PAIR_WORDS`
+    distinct words that are neither function words nor numbers (nor single letters)."""
+    words: list[str] = []
+    for tok in title_tokens:
+        if len(tok) > 1 and tok not in _FUNCTION_WORDS and not tok[0].isdigit() and tok not in words:
+            words.append(tok)
+            if len(words) == MAX_PAIR_WORDS:
+                break
+    words.sort()
+    return words
+
+
+def known_pair_words(title_tokens: list[str], known: AbstractSet[str]) -> list[str]:
+    """``[w for w in pair_words(title_tokens) if w in known]``, fast: ``known`` (the words of a
+    model's pair features) holds content words only, so when the title has no more than
+    :data:`MAX_PAIR_WORDS` distinct candidates the cap cannot bite and a set intersection says it."""
+    distinct = set(title_tokens)
+    if len(distinct) <= MAX_PAIR_WORDS or len(distinct - _FUNCTION_WORDS) <= MAX_PAIR_WORDS:
+        return sorted(distinct.intersection(known))
+    return [w for w in pair_words(title_tokens) if w in known]
+
+
 def readable(feature: str) -> str:
     """How a feature is shown in an explanation: the words themselves ("" = not worth showing)."""
     kind, _, text = feature.partition(":")
@@ -108,6 +143,8 @@ def readable(feature: str) -> str:
         return text + " (title)"
     if kind == "v":
         return text.replace(" #", " N")
+    if kind == "s":
+        return text.replace(" ", " + ")  # two words of the title, not adjacent ones
     if kind == "c":
         return ""  # a piece of a word explains nothing to a reader
     return text

@@ -13,7 +13,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import chain, pairwise, repeat
+from itertools import chain, combinations, pairwise, repeat
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from bot.classify.features import (
     MAX_SUMMARY_TOKENS,
     PREFIX_LEN,
     add_evidence,
+    known_pair_words,
     readable,
     tokens,
 )
@@ -37,9 +38,15 @@ MODEL_FORMAT = "frontierwatch-topic-model/1"
 _TOKEN_CACHE_LIMIT = 200_000
 CONTEXT_SCALE = 1.0  # context features are dense and few: a larger value means less shrinkage
 
-# word and prefix ids by token, title-word ids, bigram ids, version ids, title character-piece ids
+# word and prefix ids by token, title-word ids, bigram ids, version ids, title character-piece ids,
+# title word-pair ids
 _Lookup = tuple[
-    dict[str, tuple[int, ...]], dict[str, int], dict[tuple[str, str], int], dict[str, int], dict[str, int]
+    dict[str, tuple[int, ...]],
+    dict[str, int],
+    dict[tuple[str, str], int],
+    dict[str, int],
+    dict[str, int],
+    dict[tuple[str, str], int],
 ]
 
 
@@ -78,10 +85,12 @@ class LinearTopicModel:
     # explains nothing. None (a model file from before): every readable feature may be shown.
     explainable: dict[str, frozenset[int]] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
-    _names: list[str] = field(default_factory=list)
+    _readable: list[str] = field(default_factory=list)
     _lookup: _Lookup | None = None
     _token_cache: dict[str, tuple[int, ...]] = field(default_factory=dict)
     _title_cache: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    _pair_words: frozenset[str] = frozenset()  # the words of the ``s:`` features
+    _shown: np.ndarray | None = None  # see _shown_mask
 
     @property
     def topic_names(self) -> tuple[str, ...]:
@@ -95,7 +104,7 @@ class LinearTopicModel:
 
     def token_feature_ids(self, title_tokens: list[str], summary_tokens: list[str]) -> list[int]:
         lookup = self._lookup or self._compile()
-        _word, _title_word, bigram, version, _chars = lookup
+        _word, _title_word, bigram, version, _chars, pairs = lookup
         cache, title_cache = self._token_cache, self._title_cache
         summary_tokens = summary_tokens[:MAX_SUMMARY_TOKENS]
         distinct = set(title_tokens)
@@ -115,6 +124,10 @@ class LinearTopicModel:
                 title_cache[tok] = self._title_ids(tok)
             ids.update(chain.from_iterable(map(title_cache.__getitem__, title_tokens)))
         ids.update(map(bigram.get, pairwise(title_tokens), repeat(-1)))
+        if pairs:
+            words = known_pair_words(title_tokens, self._pair_words)
+            if len(words) > 1:
+                ids.update(map(pairs.get, combinations(words, 2), repeat(-1)))
         ids.discard(-1)
         if not version.keys().isdisjoint(distinct):  # rare: a known name followed by a number
             for seq in (title_tokens, summary_tokens):
@@ -136,7 +149,7 @@ class LinearTopicModel:
         return found
 
     def _title_ids(self, tok: str) -> tuple[int, ...]:
-        _word, title_word, _bigram, _version, chars = self._lookup or self._compile()
+        _word, title_word, _bigram, _version, chars, _pairs = self._lookup or self._compile()
         padded = " " + tok + " "
         pieces = [chars.get(padded[i : i + CHAR_N]) for i in range(len(padded) - CHAR_N + 1)]
         return tuple(i for i in (title_word.get(tok), *pieces) if i is not None)
@@ -147,6 +160,7 @@ class LinearTopicModel:
         bigram: dict[tuple[str, str], int] = {}
         version: dict[str, int] = {}
         chars: dict[str, int] = {}
+        pairs: dict[tuple[str, str], int] = {}
         for feature, i in self.vocabulary.items():
             kind, _, text = feature.partition(":")
             if kind == "w":
@@ -162,7 +176,11 @@ class LinearTopicModel:
                 version[text.removesuffix(" #")] = i
             elif kind == "c":
                 chars[text] = i
-        self._lookup = (word, title_word, bigram, version, chars)
+            elif kind == "s":
+                first, _, second = text.partition(" ")
+                pairs[(first, second)] = i
+        self._pair_words = frozenset(w for pair in pairs for w in pair)
+        self._lookup = (word, title_word, bigram, version, chars, pairs)
         return self._lookup
 
     @property
@@ -233,31 +251,51 @@ class LinearTopicModel:
     def explain(self, rows: sp.csr_matrix, row: int, topic: int, limit: int = 4) -> list[str]:
         """The features that raised this story's score for this topic the most, readable."""
         start, end = rows.indptr[row], rows.indptr[row + 1]
-        idx = rows.indices[start:end]
-        contributions = self.weights[idx, topic] * rows.data[start:end]
-        n_text = len(self.vocabulary)
-        shown = self.explainable.get(self.topics[topic].name) if self.explainable is not None else None
+        found = rows.indices[start:end]
+        weighted = self.weights[found, topic] * rows.data[start:end]
+        # Only text features worth showing that raised the score, then in Python lists: the loop
+        # reads a few of them, and numpy scalars are slow to compare.
+        keep = (weighted > 0) & self._shown_mask(topic)[found]
+        found, weighted = found[keep], weighted[keep]
+        order = np.argsort(-weighted, kind="stable").tolist()
+        idx = found.tolist()
+        texts = self._texts()
         out: list[str] = []
         keys: list[tuple[str, bool]] = []
-        for j in np.argsort(-contributions):
-            if contributions[j] <= 0 or len(out) >= limit:
+        for j in order:
+            add_evidence(out, keys, texts[idx[j]])
+            if len(out) >= limit:
                 break
-            if idx[j] >= n_text:
-                continue  # the rule's own terms are listed separately
-            if shown is not None and int(idx[j]) not in shown:
-                continue
-            text = readable(self._name(int(idx[j])))
-            if text:
-                add_evidence(out, keys, text)
         return out
 
-    def _name(self, idx: int) -> str:
-        if not self._names:
-            names = [""] * len(self.vocabulary)
+    def _shown_mask(self, topic: int) -> np.ndarray:
+        """Per column, whether it may be shown as a reason for ``topic``: a text feature (the rule's
+        own terms are listed separately) that marks the topic (``explainable``)."""
+        if self._shown is None:
+            readable_text = np.zeros(self.weights.shape[0], dtype=bool)
+            readable_text[: len(self.vocabulary)] = [bool(text) for text in self._texts()]
+            shown = np.zeros((self.weights.shape[0], len(self.topics)), dtype=bool)
+            for k, t in enumerate(self.topics):
+                marks = self.explainable.get(t.name) if self.explainable is not None else None
+                if marks is None:
+                    shown[:, k] = readable_text
+                elif marks:
+                    shown[np.fromiter(marks, dtype=np.int64, count=len(marks)), k] = True
+                    shown[:, k] &= readable_text
+            self._shown = shown
+        return self._shown[:, topic]
+
+    def _texts(self) -> list[str]:
+        """Per text feature, how an explanation shows it, by vocabulary id: "" for a feature never
+        shown (kept small: only the features that mark some topic are worked out)."""
+        if not self._readable:
+            texts = [""] * len(self.vocabulary)
+            marks = frozenset().union(*self.explainable.values()) if self.explainable is not None else None
             for feature, i in self.vocabulary.items():
-                names[i] = feature
-            self._names = names
-        return self._names[idx]
+                if marks is None or i in marks:
+                    texts[i] = readable(feature)
+            self._readable = texts
+        return self._readable
 
     # ------------------------------------------------------------------ persistence
     def to_json(self) -> dict[str, Any]:
