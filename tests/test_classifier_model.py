@@ -523,6 +523,31 @@ def test_always_and_never_terms_override_the_model(tmp_path: Path) -> None:
     assert "release" not in vetoed.topics and vetoed.evidence["release"] == ("never: release notes",)
 
 
+def test_always_together_attaches_a_topic_only_when_every_list_matches(tmp_path: Path) -> None:
+    text = TOPICS_FILE.read_text().replace(
+        "[topics.release.signals",
+        '[topics.release.always_together]\nlab = ["zai org", "zhipu"]\nverb = ["open sources", "ships"]\n'
+        "[topics.release.signals",
+        1,
+    )
+    path = tmp_path / "topics.toml"
+    path.write_text(text)
+    c = load_classifier(path)
+    both = c.classify("Zhipu quietly ships a thing", "")
+    assert "release" in both.topics and both.evidence["release"][0] == "always: zhipu + ships"
+    for one in ("Zhipu quietly posts a thing", "Startup quietly ships a thing"):
+        evidence = c.classify(one, "").evidence["release"]
+        assert not evidence or not evidence[0].startswith("always:"), one
+    # The shipped taxonomy: a distillation accusation is ip, and natsec against a rival state's lab.
+    shipped = load_classifier(TOPICS_FILE)
+    story = shipped.classify("OpenAI says DeepSeek distilled its models to train a rival chatbot", "")
+    assert {"distillation", "ip", "natsec"} <= set(story.topics)
+    assert story.evidence["natsec"][0] == "always: distilled its models + deepseek"
+    domestic = shipped.classify("Anthropic accuses OpenAI of distillation attack", "")
+    assert "ip" in domestic.topics
+    assert not any(e.startswith("always:") for e in domestic.evidence["natsec"])
+
+
 # ------------------------------------------------------------------------------------ the CLI
 def run_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(

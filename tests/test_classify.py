@@ -615,6 +615,24 @@ def test_bad_value_names_line_and_key() -> None:
             "topics.release.model_requires_context",
             "expected true or false",
         ),
+        (
+            "[topics.release.signals.announce]",
+            '[topics.release.always_together]\nlab = ["openai"]\n[topics.release.signals.announce]',
+            "topics.release.always_together",
+            "needs at least two named lists of terms",
+        ),
+        (
+            "[topics.release.signals.announce]",
+            '[topics.release.always_together]\nlab = ["openai"]\nverb = []\n[topics.release.signals.announce]',
+            "topics.release.always_together.verb",
+            "must not be empty",
+        ),
+        (
+            "[topics.release.signals.announce]",
+            'always_together = ["openai"]\n[topics.release.signals.announce]',
+            "topics.release.always_together",
+            "expected a table",
+        ),
     ],
 )
 def test_validation_errors(replace: str, by: str, key: str, fragment: str) -> None:

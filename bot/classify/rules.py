@@ -44,6 +44,7 @@ _NEGATIVE = 2
 _ALWAYS = 3
 _NEVER = 4
 _REQUIRED = 5  # a term of a topic's `address_requires` (signal = the index of its kind of address)
+_TOGETHER = 6  # a term of one of a topic's `always_together` groups (signal = the group's index)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +180,8 @@ class RuleClassifier:
             all_terms.extend(topic.never)
             for _kind, required in topic.address_requires:
                 all_terms.extend(required)
+            for _group, together in topic.always_together:
+                all_terms.extend(together)
         self._matcher = _Matcher(all_terms)
 
         slots: dict[int, list[_Slot]] = {}
@@ -199,6 +202,9 @@ class RuleClassifier:
             for k, (_kind, required) in enumerate(topic.address_requires):
                 for term in required:
                     slots.setdefault(self._matcher.term_id(term), []).append((_REQUIRED, t, k))
+            for k, (_group, together) in enumerate(topic.always_together):
+                for term in together:
+                    slots.setdefault(self._matcher.term_id(term), []).append((_TOGETHER, t, k))
             signal_index = {sig.name: i for i, sig in enumerate(topic.signals)}
             plans.append(
                 _TopicPlan(
@@ -229,6 +235,12 @@ class RuleClassifier:
             for k, (kind, _required) in enumerate(topic.address_requires):
                 address_requires.setdefault(kind, []).append((t, k))
         self._address_requires = {kind: tuple(pairs) for kind, pairs in address_requires.items()}
+        # (topic index, number of groups) of the topics with `always_together`
+        self._together = tuple(
+            (t, len(topic.always_together))
+            for t, topic in enumerate(taxonomy.topics)
+            if topic.always_together
+        )
 
     @property
     def topics(self) -> tuple[str, ...]:
@@ -267,6 +279,7 @@ class RuleClassifier:
         always: dict[str, str] = {}
         never: dict[str, str] = {}
         required: set[tuple[int, int]] = set()  # (topic, kind) whose `address_requires` term matched
+        together: dict[tuple[int, int], str] = {}  # (topic, group) of `always_together` -> the text
         title_weight = self.taxonomy.title_weight
 
         plans = self._plans
@@ -296,8 +309,16 @@ class RuleClassifier:
                         never.setdefault(plans[owner].spec.name, text)
                     elif kind == _REQUIRED:
                         required.add((owner, signal))
+                    elif kind == _TOGETHER:
+                        together.setdefault((owner, signal), text)
                     elif factor > negatives[owner]:
                         negatives[owner] = factor
+        for t, groups in self._together:
+            texts = [hit for k in range(groups) if (hit := together.get((t, k)))]
+            if len(texts) == groups:
+                # "accuses deepseek + deepseek" says "accuses deepseek": a text inside another goes.
+                shown = [a for a in texts if not any(a != b and f" {a} " in f" {b} " for b in texts)]
+                always.setdefault(plans[t].spec.name, " + ".join(dict.fromkeys(shown)))
         if url and (self._address_topics or self._address_requires):
             found = address_kind(url)
             if found is not None:

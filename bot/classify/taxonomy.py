@@ -86,6 +86,8 @@ class TopicSpec:
     negative_weight: float = 0.0
     negative_terms: tuple[str, ...] = ()
     always: tuple[str, ...] = ()  # any of these terms attaches the topic, whatever the scores say
+    # named groups of terms: a term of every group attaches the topic, as an `always` term does
+    always_together: tuple[tuple[str, tuple[str, ...]], ...] = ()
     never: tuple[str, ...] = ()  # any of these terms removes the topic (wins over `always`)
     # kinds of address (bot.classify.addresses.ADDRESS_KINDS) that attach the topic, as `always` does
     always_addresses: tuple[str, ...] = ()
@@ -264,6 +266,7 @@ _TOPIC_KEYS = (
     "signals",
     "negative",
     "always",
+    "always_together",
     "always_addresses",
     "address_requires",
     "model_requires_context",
@@ -417,6 +420,16 @@ def _parse_topic(
 
     always = v.terms(table.get("always", []), [*path, "always"], allow_empty=True)
     never = v.terms(table.get("never", []), [*path, "never"], allow_empty=True)
+    always_together: list[tuple[str, tuple[str, ...]]] = []
+    if "always_together" in table:
+        together_path = [*path, "always_together"]
+        groups = v.table(table["always_together"], together_path)
+        for group, terms in groups.items():
+            always_together.append((group, v.terms(terms, [*together_path, group])))
+        if len(always_together) < 2:
+            raise v.fail(
+                together_path, "needs at least two named lists of terms (one term of each must match)"
+            )
     always_addresses = v.names(table.get("always_addresses", []), [*path, "always_addresses"])
     if len(set(always_addresses)) != len(always_addresses):
         raise v.fail([*path, "always_addresses"], "a kind of address is listed twice")
@@ -446,6 +459,7 @@ def _parse_topic(
     return TopicSpec(
         model_requires_context=model_requires_context,
         always=always,
+        always_together=tuple(always_together),
         never=never,
         always_addresses=always_addresses,
         address_requires=tuple(address_requires),
